@@ -1,0 +1,78 @@
+"""The composition root: the only place that reads settings and wires components."""
+
+import contextlib
+from dataclasses import dataclass, field
+
+from adapters.eventstore import open_shared_store
+from adapters.follower import EventFollower
+from adapters.settings import Settings
+from commands.base import Clock, SharedStore, utc_now
+from commands.content import ContentApplication
+from commands.engagement import EngagementApplication
+from commands.moderation import ModerationApplication
+from commands.moderation_policy import ModerationPolicy
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store: SharedStore
+    content: ContentApplication
+    engagement: EngagementApplication
+    moderation: ModerationApplication
+    policy: ModerationPolicy
+    followers: list[EventFollower] = field(default_factory=list)
+    _started: bool = False
+
+    def start_background(self) -> None:
+        """Start the event followers (policies) in background threads."""
+        if not self._started:
+            for follower in self.followers:
+                follower.start()
+            self._started = True
+
+    def run_policies_until_idle(self) -> int:
+        """Process all pending events synchronously (tests, CLI demo)."""
+        return sum(f.run_until_idle() for f in self.followers)
+
+    @property
+    def head_position(self) -> int:
+        return self.store.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        for follower in self.followers:
+            follower.stop()
+        for app in (self.content, self.engagement, self.moderation, self.policy):
+            app.close()
+        with contextlib.suppress(Exception):
+            self.store.factory.close()
+
+
+def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Container:
+    settings = settings or Settings()
+    store = open_shared_store(
+        settings.database_url,
+        cache_size=settings.aggregate_cache_size,
+        pool_size=settings.postgres_pool_size,
+    )
+    content = ContentApplication(store, clock=clock)
+    policy = ModerationPolicy(store, clock=clock)
+    container = Container(
+        settings=settings,
+        store=store,
+        content=content,
+        engagement=EngagementApplication(store, clock=clock),
+        moderation=ModerationApplication(store, clock=clock),
+        policy=policy,
+    )
+    container.followers.append(
+        EventFollower(
+            store,
+            policy.mapper,
+            policy,
+            tracking_name=ModerationPolicy.tracking_name,
+            topics=ModerationPolicy.topics,
+            poll_seconds=settings.policy_poll_seconds,
+        )
+    )
+    return container

@@ -1,0 +1,78 @@
+"""Build the one shared event store from a database URL."""
+
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment, get_topic
+from sqlalchemy.engine import make_url
+
+from adapters.eventstore.postgres import PostgresEventStoreRecorder
+from adapters.eventstore.sqlite import SQLiteEventStoreRecorder
+from commands.base import STORE_NAME, EventStoreExtensions, SharedStore
+
+
+class ConfigurationError(ValueError):
+    """The database URL (or another setting) cannot be used."""
+
+
+def eventsourcing_env(database_url: str, *, cache_size: int = 0, pool_size: int = 10) -> dict[str, str]:
+    """Translate a database URL into eventsourcing's environment variables."""
+    env: dict[str, str] = {"CREATE_TABLE": "y"}
+    if cache_size:
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(cache_size)
+    if database_url in ("memory://", "sqlite://", "sqlite:///:memory:"):
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=":memory:",
+            PROCESS_RECORDER_TOPIC=get_topic(SQLiteEventStoreRecorder),
+        )
+        return env
+    try:
+        url = make_url(database_url)
+    except Exception as e:  # sqlalchemy raises ArgumentError with a useful message
+        raise ConfigurationError(f"cannot parse database URL {database_url!r}: {e}") from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if not url.database:
+            raise ConfigurationError("a sqlite URL needs a file path: sqlite:///var/reelpulse.db")
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=url.database,
+            SQLITE_LOCK_TIMEOUT="10",
+            PROCESS_RECORDER_TOPIC=get_topic(SQLiteEventStoreRecorder),
+        )
+    elif backend in ("postgresql", "postgres"):
+        if not url.database:
+            raise ConfigurationError("a postgresql URL needs a database name")
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=url.database,
+            POSTGRES_HOST=url.host or "localhost",
+            POSTGRES_PORT=str(url.port or 5432),
+            POSTGRES_USER=url.username or "postgres",
+            POSTGRES_PASSWORD=url.password or "",
+            POSTGRES_POOL_SIZE=str(pool_size),
+            POSTGRES_MAX_OVERFLOW=str(pool_size),
+            POSTGRES_CONNECT_TIMEOUT="5",
+            POSTGRES_PRE_PING="y",
+            PROCESS_RECORDER_TOPIC=get_topic(PostgresEventStoreRecorder),
+        )
+        schema = url.query.get("schema")
+        if schema:
+            env["POSTGRES_SCHEMA"] = str(schema)
+    else:
+        raise ConfigurationError(
+            f"unsupported database {backend!r}: use sqlite:///path, memory:// or postgresql://"
+        )
+    return env
+
+
+def open_shared_store(database_url: str, *, cache_size: int = 0, pool_size: int = 10) -> SharedStore:
+    """Connect to (and create, if needed) the event store tables."""
+    env = eventsourcing_env(database_url, cache_size=cache_size, pool_size=pool_size)
+    factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(Environment(STORE_NAME, env))
+    recorder = factory.process_recorder()
+    assert isinstance(recorder, EventStoreExtensions)
+    return SharedStore(env=env, factory=factory, recorder=recorder, extensions=recorder)

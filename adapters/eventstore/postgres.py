@@ -1,0 +1,71 @@
+"""PostgreSQL recorder: eventsourcing's process recorder + idempotency keys, same transaction."""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresProcessRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from commands.base import EventStoreExtensions, IdempotencyRecord, StoredIdempotency
+
+
+class PostgresEventStoreRecorder(PostgresProcessRecorder, EventStoreExtensions):
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(self.events_table_name.removesuffix("_events") + "_idempotency")
+        events = Identifier(self.events_table_name)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                "key text PRIMARY KEY, fingerprint text NOT NULL, result jsonb NOT NULL, "
+                "originator_id uuid NOT NULL, originator_version bigint NOT NULL)"
+            ).format(schema=schema, table=table)
+        )
+        self._insert_idempotency = SQL(
+            "INSERT INTO {schema}.{table} VALUES (%s, %s, %s, %s, %s)"
+        ).format(schema=schema, table=table)
+        self._select_idempotency = SQL(
+            "SELECT i.fingerprint, i.result, e.notification_id FROM {schema}.{table} i "
+            "JOIN {schema}.{events} e ON e.originator_id = i.originator_id "
+            "AND e.originator_version = i.originator_version WHERE i.key = %s"
+        ).format(schema=schema, table=table, events=events)
+        self._select_position = SQL(
+            "SELECT notification_id FROM {schema}.{events} "
+            "WHERE originator_id = %s AND originator_version = %s"
+        ).format(schema=schema, events=events)
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # Runs inside the events' transaction, before the events themselves are inserted.
+        super()._insert_events(curs, stored_events, **kwargs)
+        record: IdempotencyRecord | None = kwargs.get("idempotency")
+        if record is not None and stored_events:
+            last = stored_events[-1]
+            curs.execute(
+                self._insert_idempotency,
+                (record.key, record.fingerprint, json.dumps(record.result),
+                 last.originator_id, last.originator_version),
+            )
+
+    def find_idempotency(self, key: str) -> StoredIdempotency | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_idempotency, (key,))
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return StoredIdempotency(
+            fingerprint=row["fingerprint"], result=row["result"], position=row["notification_id"]
+        )
+
+    def position_of(self, originator_id: UUID, version: int) -> int | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_position, (originator_id, version))
+            row = curs.fetchone()
+        return None if row is None else int(row["notification_id"])

@@ -1,0 +1,95 @@
+"""EventFollower: feeds the store's events, in global order, to a process application.
+
+Used for event-driven policies (ModerationPolicy). Positions live in the store's tracking
+table, written in the same transaction as the policy's own events, so a restart resumes
+exactly where the last committed decision left off.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import Mapper, Tracking
+
+from commands.base import SharedStore
+
+log = logging.getLogger(__name__)
+
+
+class EventFollower:
+    def __init__(
+        self,
+        store: SharedStore,
+        mapper: Mapper[Any],
+        processor: Any,  # has process_event(domain_event, tracking)
+        *,
+        tracking_name: str,
+        topics: Sequence[str] = (),
+        poll_seconds: float = 0.5,
+        batch_size: int = 200,
+    ) -> None:
+        self.store = store
+        self.mapper = mapper
+        self.processor = processor
+        self.tracking_name = tracking_name
+        self.topics = list(topics)
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.last_error: str | None = None
+        self.processed = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def position(self) -> int:
+        return self.store.recorder.max_tracking_id(self.tracking_name) or 0
+
+    def run_until_idle(self) -> int:
+        """Process everything recorded so far; return how many events were processed."""
+        done = 0
+        while not self._stop.is_set():
+            notifications = self.store.recorder.select_notifications(
+                start=self.position + 1, limit=self.batch_size, topics=self.topics
+            )
+            if not notifications:
+                return done
+            for n in notifications:
+                event = self.mapper.to_domain_event(n)
+                self.processor.process_event(event, Tracking(self.tracking_name, n.id))
+                done += 1
+                self.processed += 1
+        return done
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=self.tracking_name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.store.notify_committed()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        generation = self.store.commit_generation
+        while not self._stop.is_set():
+            try:
+                self.run_until_idle()
+                self.last_error = None
+            except Exception as e:  # keep following; the event is retried, never skipped
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.exception("follower %s failed; retrying", self.tracking_name)
+                self._stop.wait(1.0)
+                continue
+            generation = self.store.wait_for_commit(generation, self.poll_seconds)
+
+    def wait_until(self, predicate: Any, timeout: float = 5.0) -> bool:
+        """Test helper: poll a condition while the follower runs (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            self._stop.wait(0.01)
+        return bool(predicate())

@@ -1,0 +1,42 @@
+"""All configuration, read once from REELPULSE_* environment variables (or a .env file)."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite:///var/reelpulse.db"
+
+
+class Settings(BaseSettings):
+    """ReelPulse settings. Every field maps to REELPULSE_<FIELD_NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="REELPULSE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_SQLITE_URL,
+        description="Event store: sqlite:///<path>, memory:// (in-process, lost on exit) or "
+        "postgresql://user:password@host:port/dbname[?schema=name]",
+    )
+    host: str = Field("127.0.0.1", description="Interface `reelpulse serve` binds to")
+    port: int = Field(8000, ge=1, le=65535, description="Port `reelpulse serve` listens on")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest accepted request body; larger ones get 413"
+    )
+    batch_max_items: int = Field(
+        1000, ge=1, le=100_000, description="Most engagement items per batch ingest request"
+    )
+    aggregate_cache_size: int = Field(
+        10_000, ge=0, description="Aggregates kept in memory by the command side (0 = off)"
+    )
+    postgres_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
+    policy_poll_seconds: float = Field(
+        0.5, gt=0, description="Fallback poll interval for event followers (commits in this "
+        "process wake them at once)"
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error")
+
+    def sqlite_path(self) -> Path | None:
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return None

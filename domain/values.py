@@ -1,0 +1,81 @@
+"""Value rules shared by several aggregates. Pure functions, no I/O."""
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from domain.errors import InvalidValue
+
+# Stable namespace for ids derived from other ids (engagement pairs, moderation cases).
+REELPULSE_NAMESPACE = uuid5(NAMESPACE_URL, "https://reelpulse.dev/ids")
+
+MAX_CAPTION_LENGTH = 2200
+MAX_HASHTAGS = 30
+MAX_HASHTAG_LENGTH = 100
+MAX_COMMENT_LENGTH = 2200
+MAX_TEXT_FIELD = 500
+_HASHTAG_CHARS = re.compile(r"[^\w]+", re.UNICODE)
+_HANDLE = re.compile(r"^[a-z0-9._]{2,24}$")
+
+
+def derived_id(kind: str, *parts: UUID | str) -> UUID:
+    """A deterministic id for an aggregate that is identified by other ids."""
+    return uuid5(REELPULSE_NAMESPACE, ":".join([kind, *map(str, parts)]))
+
+
+def normalise_hashtag(raw: str) -> str:
+    """'#Dance_Challenge ' -> 'dance_challenge' (NFKC, case-folded, word chars only)."""
+    tag = unicodedata.normalize("NFKC", raw).strip().lstrip("#").casefold()
+    tag = _HASHTAG_CHARS.sub("", tag)
+    if not tag:
+        raise InvalidValue(f"hashtag {raw!r} is empty after normalisation", code="invalid_hashtag")
+    if len(tag) > MAX_HASHTAG_LENGTH:
+        raise InvalidValue(
+            f"hashtag longer than {MAX_HASHTAG_LENGTH} characters", code="invalid_hashtag"
+        )
+    return tag
+
+
+def normalise_hashtags(raw: Iterable[str]) -> list[str]:
+    """Normalise, de-duplicate (keeping first-seen order) and bound a hashtag list."""
+    seen: dict[str, None] = {}
+    for item in raw:
+        seen.setdefault(normalise_hashtag(item), None)
+    if len(seen) > MAX_HASHTAGS:
+        raise InvalidValue(f"at most {MAX_HASHTAGS} hashtags", code="too_many_hashtags")
+    return list(seen)
+
+
+def check_caption(caption: str) -> str:
+    caption = unicodedata.normalize("NFC", caption).strip()
+    if len(caption) > MAX_CAPTION_LENGTH:
+        raise InvalidValue(
+            f"caption longer than {MAX_CAPTION_LENGTH} characters", code="caption_too_long"
+        )
+    return caption
+
+
+def check_handle(handle: str) -> str:
+    handle = handle.strip().lstrip("@").lower()
+    if not _HANDLE.match(handle):
+        raise InvalidValue(
+            "handle must be 2-24 characters of a-z, 0-9, '.' or '_'", code="invalid_handle"
+        )
+    return handle
+
+
+def check_text(name: str, value: str, *, max_length: int = MAX_TEXT_FIELD) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidValue(f"{name} must not be empty", code=f"empty_{name}")
+    if len(value) > max_length:
+        raise InvalidValue(f"{name} longer than {max_length} characters", code=f"{name}_too_long")
+    return value
+
+
+def check_event_time(occurred_at: datetime) -> datetime:
+    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
+        raise InvalidValue("event time must carry a timezone", code="naive_event_time")
+    return occurred_at
