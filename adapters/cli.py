@@ -1,0 +1,133 @@
+"""The `reelpulse` command line: serve the APIs, load demo data, manage the database."""
+
+import logging
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from adapters.bootstrap import Container, bootstrap
+from adapters.eventstore.factory import ConfigurationError
+from adapters.settings import Settings
+
+app = typer.Typer(
+    help="ReelPulse: event-sourced engagement and moderation analytics for short-video platforms.\n\n"
+    "Configuration comes from REELPULSE_* environment variables (see README); with none set, "
+    "everything runs in this process on SQLite under ./var/.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Event store and read-model database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+
+def _open(settings: Settings) -> Container:
+    try:
+        return bootstrap(settings)
+    except ConfigurationError as e:
+        console.print(f"[red]configuration error:[/red] {e}")
+        raise typer.Exit(2) from None
+    except Exception as e:  # e.g. database unreachable: say so plainly, no traceback
+        console.print(f"[red]cannot open the event store at {settings.database_url}:[/red] {e}")
+        raise typer.Exit(1) from None
+
+
+def _load_demo(container: Container, *, seed: int, days: float) -> None:
+    from adapters.workload import WorkloadConfig, drive_application, generate
+
+    started = time.perf_counter()
+    workload = generate(WorkloadConfig(seed=seed, days=days))
+    commands = workload.commands
+    with Progress(
+        TextColumn("[bold]loading demo workload"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("demo", total=len(commands), rate="")
+
+        def advance(n: int) -> None:
+            elapsed = time.perf_counter() - started
+            progress.update(task, advance=n, rate=f"{progress.tasks[0].completed / max(elapsed, 1e-9):,.0f} cmd/s")
+
+        stats = drive_application(container, commands, progress=advance)
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"demo loaded: {stats.summary()} in {elapsed:.1f}s; head position {container.head_position}"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    demo: Annotated[bool, typer.Option(help="Load demo data first if the store is empty")] = False,
+    demo_days: Annotated[float, typer.Option(help="Simulated days of demo data")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Demo workload seed")] = 42,
+) -> None:
+    """Serve the REST command API (OpenAPI docs at /docs) with uvicorn."""
+    import uvicorn
+
+    from adapters.http.app import create_app
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    container = _open(settings)
+    if demo and container.head_position == 0:
+        _load_demo(container, seed=seed, days=demo_days)
+    base = f"http://{host}:{port}"
+    console.print(f"[bold green]ReelPulse[/bold green] on {settings.database_url}")
+    console.print(f"  REST API:   {base}/v1  (OpenAPI docs: {base}/docs)")
+    console.print(f"  health:     {base}/healthz")
+    logging.basicConfig(level=settings.log_level.upper())
+    try:
+        uvicorn.run(create_app(container), host=host, port=port, log_level=settings.log_level)
+    finally:
+        container.close()
+
+
+@app.command("demo")
+def demo_cmd(
+    seed: Annotated[int, typer.Option(help="Workload seed (same seed, same workload)")] = 42,
+    days: Annotated[float, typer.Option(help="Simulated days")] = 1.0,
+) -> None:
+    """Generate a deterministic workload and load it through the application layer."""
+    container = _open(Settings())
+    try:
+        _load_demo(container, seed=seed, days=days)
+    finally:
+        container.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the event store schema (tables, indexes, idempotency keys)."""
+    settings = Settings()
+    container = _open(settings)
+    try:
+        console.print(
+            f"event store schema is up to date on {settings.database_url} "
+            f"(head position {container.head_position})"
+        )
+    finally:
+        container.close()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

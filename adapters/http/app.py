@@ -1,0 +1,55 @@
+"""The FastAPI application: command routes (REST). The GraphQL read side mounts beside it."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from adapters.bootstrap import Container
+from adapters.http import routes_content, routes_engagement, routes_moderation
+from adapters.http.errors import install_error_handlers
+from adapters.http.middleware import RequestContextMiddleware
+from adapters.http.schemas import ErrorResponse
+
+DESCRIPTION = """
+ReelPulse command API. Every command returns the aggregate id, its new version and
+`position`, the global position of the last recorded event: pass it to the read side as
+a consistency token. Send `Idempotency-Key` to make retries safe. Errors are JSON:
+`{"error": {"code", "message", "request_id", ...}}` with 422 (invalid input), 404
+(unknown aggregate), 409 (rule or version conflict), 413 (body or batch too large).
+"""
+
+
+def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if run_background:
+            container.start_background()
+        yield
+
+    error_responses: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (404, 409, 413, 422)
+    }
+    app = FastAPI(
+        title="ReelPulse",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=error_responses,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=container.settings.max_body_bytes)
+    for module in (routes_content, routes_engagement, routes_moderation):
+        app.include_router(module.router)
+
+    @app.get("/", tags=["meta"])
+    def index() -> dict[str, str]:
+        return {"name": "ReelPulse", "docs": "/docs", "openapi": "/openapi.json"}
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, object]:
+        return {"status": "ok", "head_position": container.head_position}
+
+    return app

@@ -1,0 +1,98 @@
+"""One table maps expected errors to HTTP statuses; everything else is masked and logged."""
+
+import contextvars
+import logging
+from typing import Any
+
+from eventsourcing.persistence import InterfaceError, OperationalError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import DomainError, InvalidValue, InvariantViolation, NotFound, VersionConflict
+
+log = logging.getLogger("reelpulse.http")
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# Most specific class first.
+STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
+    (VersionConflict, 409),
+    (NotFound, 404),
+    (InvalidValue, 422),
+    (InvariantViolation, 409),
+    (DomainError, 409),
+]
+
+
+class ApiError(Exception):
+    """An error raised by the HTTP layer itself (bad header, oversized batch, ...)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
+    body.update({k: v for k, v in extra.items() if v})
+    return {"error": body}
+
+
+def status_for(error: DomainError) -> int:
+    return next(status for cls, status in STATUS_BY_ERROR if isinstance(error, cls))
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    fields = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        fields.append({"field": loc, "message": err.get("msg", "invalid"), "type": err.get("type", "")})
+    return fields
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        details = {k: str(v) for k, v in exc.details.items()}
+        return JSONResponse(
+            error_body(exc.code, exc.message, details=details), status_code=status_for(exc)
+        )
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _field_errors(exc)
+        code = "invalid_json" if any(f["type"] == "json_invalid" for f in fields) else "invalid_input"
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        return JSONResponse(error_body(code, summary, fields=fields), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        return JSONResponse(
+            error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("event store unavailable: %s", exc)
+        return JSONResponse(
+            error_body("store_unavailable", "the event store is unavailable; retry shortly"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error (request %s)", request_id_var.get())
+        return JSONResponse(
+            error_body("internal_error", "an unexpected error occurred; it has been logged"),
+            status_code=500,
+        )

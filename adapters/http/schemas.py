@@ -1,0 +1,224 @@
+"""Request and response bodies of the command API (pydantic, unknown fields rejected)."""
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from domain.engagement import DEVICES, SHARE_CHANNELS, TRAFFIC_SOURCES
+from domain.moderation import PRIORITIES, REPORT_REASONS
+from domain.values import MAX_CAPTION_LENGTH, MAX_COMMENT_LENGTH, MAX_HASHTAGS
+
+TrafficSource = Literal[tuple(sorted(TRAFFIC_SOURCES))]  # type: ignore[valid-type]
+Device = Literal[tuple(sorted(DEVICES))]  # type: ignore[valid-type]
+Channel = Literal[tuple(sorted(SHARE_CHANNELS))]  # type: ignore[valid-type]
+ReportReason = Literal[tuple(sorted(REPORT_REASONS))]  # type: ignore[valid-type]
+Priority = Literal[PRIORITIES]  # type: ignore[valid-type]
+ShortText = Annotated[str, Field(min_length=1, max_length=500)]
+ClientEventId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    occurred_at: AwareDatetime | None = Field(
+        None, description="When it happened (ISO 8601 with timezone); defaults to now"
+    )
+
+
+class VersionedBody(Body):
+    expected_version: int | None = Field(
+        None, ge=1, description="Optimistic concurrency: 409 if the aggregate is at another version"
+    )
+
+
+# -- content -----------------------------------------------------------------------------
+class RegisterCreator(Body):
+    creator_id: UUID | None = Field(None, description="The creator's account id; generated if absent")
+    handle: Annotated[str, Field(min_length=2, max_length=25)]
+    display_name: Annotated[str, Field(min_length=1, max_length=80)]
+    region: Annotated[str, Field(min_length=2, max_length=2, description="ISO 3166 alpha-2")]
+
+
+class UpdateProfile(VersionedBody):
+    display_name: Annotated[str, Field(min_length=1, max_length=80)]
+    region: Annotated[str, Field(min_length=2, max_length=2)]
+
+
+class SuspensionChange(VersionedBody):
+    reason: ShortText
+
+
+class PublishVideo(Body):
+    video_id: UUID | None = None
+    creator_id: UUID
+    caption: Annotated[str, Field(max_length=MAX_CAPTION_LENGTH)] = ""
+    hashtags: Annotated[list[Annotated[str, Field(max_length=101)]], Field(max_length=MAX_HASHTAGS * 2)] = []
+    sound_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    duration_seconds: Annotated[float, Field(gt=0, le=600)]
+
+
+class EditCaption(VersionedBody):
+    caption: Annotated[str, Field(max_length=MAX_CAPTION_LENGTH)]
+    hashtags: Annotated[list[Annotated[str, Field(max_length=101)]], Field(max_length=MAX_HASHTAGS * 2)] = []
+    actor_id: UUID | None = Field(None, description="Acting creator; must own the video if given")
+
+
+class DeleteVideo(VersionedBody):
+    actor_id: UUID | None = None
+
+
+# -- engagement --------------------------------------------------------------------------
+class ViewerBody(VersionedBody):
+    viewer_id: UUID
+    client_event_id: ClientEventId | None = Field(
+        None, description="Client's event id; a redelivered id is recorded once"
+    )
+
+
+class RecordView(ViewerBody):
+    watch_seconds: Annotated[float, Field(ge=0)]
+    completed: bool = False
+    traffic_source: TrafficSource = "for_you"
+    device: Device = "other"
+
+
+class RecordShare(ViewerBody):
+    channel: Channel = "other"
+
+
+class RecordComment(ViewerBody):
+    text: Annotated[str, Field(min_length=1, max_length=MAX_COMMENT_LENGTH)]
+    comment_id: UUID | None = None
+
+
+class FollowBody(VersionedBody):
+    viewer_id: UUID
+
+
+# Batch items: one discriminated union, validated item by item.
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    viewer_id: UUID
+    occurred_at: AwareDatetime | None = None
+    client_event_id: ClientEventId | None = None
+
+
+class ViewItem(_Item):
+    type: Literal["view"]
+    video_id: UUID
+    watch_seconds: Annotated[float, Field(ge=0)]
+    completed: bool = False
+    traffic_source: TrafficSource = "for_you"
+    device: Device = "other"
+
+
+class LikeItem(_Item):
+    type: Literal["like", "unlike"]
+    video_id: UUID
+
+
+class ShareItem(_Item):
+    type: Literal["share"]
+    video_id: UUID
+    channel: Channel = "other"
+
+
+class CommentItem(_Item):
+    type: Literal["comment"]
+    video_id: UUID
+    text: Annotated[str, Field(min_length=1, max_length=MAX_COMMENT_LENGTH)]
+    comment_id: UUID | None = None
+
+
+class DeleteCommentItem(_Item):
+    type: Literal["delete_comment"]
+    video_id: UUID
+    comment_id: UUID
+
+
+class FollowItem(_Item):
+    type: Literal["follow", "unfollow"]
+    creator_id: UUID
+
+
+BatchItem = Annotated[
+    ViewItem | LikeItem | ShareItem | CommentItem | DeleteCommentItem | FollowItem,
+    Field(discriminator="type"),
+]
+
+
+# -- moderation --------------------------------------------------------------------------
+class ReportVideo(Body):
+    reporter_id: UUID
+    reason: ReportReason
+
+
+class AutoFlag(Body):
+    model: Annotated[str, Field(min_length=1, max_length=64)]
+    score: Annotated[float, Field(ge=0, le=1)]
+    reasons: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)] = []
+
+
+class Escalate(VersionedBody):
+    priority: Priority
+
+
+class Decide(VersionedBody):
+    moderator_id: UUID
+    outcome: Literal["keep", "restrict", "remove"]
+    policy: Annotated[str, Field(min_length=1, max_length=64)]
+    note: Annotated[str, Field(max_length=2000)] = ""
+
+
+class Appeal(VersionedBody):
+    appellant_id: UUID
+    statement: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ResolveAppeal(VersionedBody):
+    moderator_id: UUID
+    resolution: Literal["upheld", "overturned"]
+    note: Annotated[str, Field(max_length=2000)] = ""
+
+
+# -- responses ---------------------------------------------------------------------------
+class CommandResponse(BaseModel):
+    id: UUID
+    version: int = Field(description="The aggregate's version after the command")
+    position: int = Field(
+        description="Global position of the last recorded event: the consistency token"
+    )
+    replayed: bool = Field(description="True when an Idempotency-Key matched an earlier request")
+    details: dict[str, str] = {}
+
+
+class ItemResponse(BaseModel):
+    index: int
+    status: Literal["recorded", "duplicate", "rejected"]
+    id: UUID | None = None
+    version: int | None = None
+    error: str | None = None
+    message: str | None = None
+    details: dict[str, str] = {}
+
+
+class BatchResponse(BaseModel):
+    position: int
+    replayed: bool
+    recorded: int
+    duplicates: int
+    rejected: int
+    items: list[ItemResponse]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    request_id: str
+    fields: list[dict[str, str]] | None = None
+    details: dict[str, object] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
