@@ -41,7 +41,6 @@ def _load_demo(container: Container, *, seed: int, days: float) -> None:
 
     started = time.perf_counter()
     workload = generate(WorkloadConfig(seed=seed, days=days))
-    commands = workload.commands
     with Progress(
         TextColumn("[bold]loading demo workload"),
         BarColumn(),
@@ -51,17 +50,14 @@ def _load_demo(container: Container, *, seed: int, days: float) -> None:
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task("demo", total=len(commands), rate="")
+        task = progress.add_task("demo", total=workload.items, rate="")
 
         def advance(n: int) -> None:
             elapsed = time.perf_counter() - started
-            progress.update(task, advance=n, rate=f"{progress.tasks[0].completed / max(elapsed, 1e-9):,.0f} cmd/s")
+            progress.update(task, advance=n, rate=f"{progress.tasks[0].completed / max(elapsed, 1e-9):,.0f} items/s")
 
-        stats = drive_application(container, commands, progress=advance)
-    elapsed = time.perf_counter() - started
-    console.print(
-        f"demo loaded: {stats.summary()} in {elapsed:.1f}s; head position {container.head_position}"
-    )
+        stats = drive_application(container, workload.commands, progress=advance)
+    console.print(f"demo loaded (seed {seed}, {days:g} simulated days): {stats.summary()}")
 
 
 @app.command()

@@ -41,8 +41,15 @@ class Creator(Aggregate):
         occurred_at: datetime
 
     class Suspended(Aggregate.Event):
+        # v2 added `cause`; v1 automatic suspensions had the reason "N active strikes".
+        class_version = 2
         reason: str
+        cause: str  # "strikes" (automatic) or "manual"
         occurred_at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["cause"] = "strikes" if state["reason"].endswith("active strikes") else "manual"
 
     class Reinstated(Aggregate.Event):
         reason: str
@@ -56,6 +63,7 @@ class Creator(Aggregate):
         self.registered_at = occurred_at
         self.strike_cases: list[UUID] = []  # cases with an active strike, oldest first
         self.suspended = False
+        self.suspended_for_strikes = False  # a manual suspension is not lifted by appeals
 
     # -- factory -------------------------------------------------------------------------
     @classmethod
@@ -107,7 +115,9 @@ class Creator(Aggregate):
         check_event_time(occurred_at)
         self._strike_issued(case_id=case_id, reason=check_text("reason", reason), occurred_at=occurred_at)
         if self.active_strikes >= STRIKES_TO_SUSPEND and not self.suspended:
-            self._suspended(reason=f"{self.active_strikes} active strikes", occurred_at=occurred_at)
+            self._suspended(
+                reason=f"{self.active_strikes} active strikes", cause="strikes", occurred_at=occurred_at
+            )
         return True
 
     def withdraw_strike(self, *, case_id: UUID, occurred_at: datetime) -> bool:
@@ -116,14 +126,16 @@ class Creator(Aggregate):
             return False
         check_event_time(occurred_at)
         self._strike_withdrawn(case_id=case_id, occurred_at=occurred_at)
-        if self.suspended and self.active_strikes < STRIKES_TO_SUSPEND:
+        if self.suspended_for_strikes and self.active_strikes < STRIKES_TO_SUSPEND:
             self._reinstated(reason="strike withdrawn on appeal", occurred_at=occurred_at)
         return True
 
     def suspend(self, *, reason: str, occurred_at: datetime) -> None:
         if self.suspended:
             raise InvariantViolation("creator is already suspended", code="already_suspended")
-        self._suspended(reason=check_text("reason", reason), occurred_at=check_event_time(occurred_at))
+        self._suspended(
+            reason=check_text("reason", reason), cause="manual", occurred_at=check_event_time(occurred_at)
+        )
 
     def reinstate(self, *, reason: str, occurred_at: datetime) -> None:
         if not self.suspended:
@@ -145,16 +157,18 @@ class Creator(Aggregate):
         self.strike_cases.remove(case_id)
 
     @event(Suspended)
-    def _suspended(self, reason: str, occurred_at: datetime) -> None:
+    def _suspended(self, reason: str, cause: str, occurred_at: datetime) -> None:
         self.suspended = True
+        self.suspended_for_strikes = cause == "strikes"
 
     @event(Reinstated)
     def _reinstated(self, reason: str, occurred_at: datetime) -> None:
         self.suspended = False
+        self.suspended_for_strikes = False
 
 
 def _check_region(region: str) -> str:
     region = region.strip().upper()
-    if not (len(region) == 2 and region.isalpha()):
+    if not (len(region) == 2 and region.isascii() and region.isalpha()):
         raise InvalidValue("region must be an ISO 3166 alpha-2 code", code="invalid_region")
     return region

@@ -77,6 +77,7 @@ class Engagement(Aggregate):
         self.liked = False
         self.views = 0
         self.comments: list[UUID] = []  # live (not deleted) comment ids
+        self.deleted_comments: list[UUID] = []  # ids stay used after deletion
         self.client_event_ids: list[str] = []
 
     @classmethod
@@ -121,7 +122,7 @@ class Engagement(Aggregate):
             completed=bool(completed),
             traffic_source=_one_of("traffic_source", traffic_source, TRAFFIC_SOURCES),
             device=_one_of("device", device, DEVICES),
-            client_event_id=_check_client_id(client_event_id),
+            client_event_id=check_client_id(client_event_id),
             occurred_at=check_event_time(occurred_at),
         )
         return True
@@ -132,7 +133,7 @@ class Engagement(Aggregate):
         self._check_video(video)
         if self.liked:
             raise InvariantViolation("viewer already likes this video", code="already_liked")
-        self._liked(client_event_id=_check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
+        self._liked(client_event_id=check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
         return True
 
     def unlike(self, video: Video, *, occurred_at: datetime, client_event_id: str | None = None) -> bool:
@@ -141,7 +142,7 @@ class Engagement(Aggregate):
         self._check_video(video)
         if not self.liked:
             raise InvariantViolation("viewer does not like this video", code="not_liked")
-        self._unliked(client_event_id=_check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
+        self._unliked(client_event_id=check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
         return True
 
     def share(
@@ -152,7 +153,7 @@ class Engagement(Aggregate):
         self._check_video(video)
         self._shared(
             channel=_one_of("channel", channel, SHARE_CHANNELS),
-            client_event_id=_check_client_id(client_event_id),
+            client_event_id=check_client_id(client_event_id),
             occurred_at=check_event_time(occurred_at),
         )
         return True
@@ -169,12 +170,12 @@ class Engagement(Aggregate):
         if self.has_seen(client_event_id):
             return False
         self._check_video(video)
-        if comment_id in self.comments:
+        if comment_id in self.comments or comment_id in self.deleted_comments:
             raise InvariantViolation("comment id already used", code="duplicate_comment")
         self._commented(
             comment_id=comment_id,
             text=check_text("text", text, max_length=MAX_COMMENT_LENGTH),
-            client_event_id=_check_client_id(client_event_id),
+            client_event_id=check_client_id(client_event_id),
             occurred_at=check_event_time(occurred_at),
         )
         return True
@@ -232,6 +233,7 @@ class Engagement(Aggregate):
     @event(CommentDeleted)
     def _comment_deleted(self, comment_id: UUID, occurred_at: datetime) -> None:
         self.comments.remove(comment_id)
+        self.deleted_comments.append(comment_id)
 
 
 def _one_of(name: str, value: str, allowed: frozenset[str]) -> str:
@@ -242,7 +244,7 @@ def _one_of(name: str, value: str, allowed: frozenset[str]) -> str:
     return value
 
 
-def _check_client_id(client_event_id: str | None) -> str | None:
+def check_client_id(client_event_id: str | None) -> str | None:
     if client_event_id is not None and not 0 < len(client_event_id) <= 64:
         raise InvalidValue("client_event_id must be 1-64 characters", code="invalid_client_event_id")
     return client_event_id

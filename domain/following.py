@@ -1,11 +1,13 @@
 """Following: one viewer's follow relationship with one creator (one stream per pair)."""
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvariantViolation
+from domain.engagement import MAX_REMEMBERED_CLIENT_IDS, check_client_id
 from domain.values import check_event_time, derived_id
 
 
@@ -15,11 +17,24 @@ class Following(Aggregate):
         creator_id: UUID
         occurred_at: datetime
 
+    # v2 of both added `client_event_id` (redelivery dedup); v1 events had none.
     class Followed(Aggregate.Event):
+        class_version = 2
+        client_event_id: str | None
         occurred_at: datetime
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["client_event_id"] = None
+
     class Unfollowed(Aggregate.Event):
+        class_version = 2
+        client_event_id: str | None
         occurred_at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["client_event_id"] = None
 
     @staticmethod
     def create_id(viewer_id: UUID, creator_id: UUID) -> UUID:
@@ -30,6 +45,7 @@ class Following(Aggregate):
         self.viewer_id = viewer_id
         self.creator_id = creator_id
         self.following = False
+        self.client_event_ids: list[str] = []
 
     @classmethod
     def start(cls, *, viewer_id: UUID, creator_id: UUID, occurred_at: datetime) -> "Following":
@@ -37,20 +53,39 @@ class Following(Aggregate):
             raise InvariantViolation("a viewer cannot follow themselves", code="self_follow")
         return cls(viewer_id=viewer_id, creator_id=creator_id, occurred_at=check_event_time(occurred_at))
 
-    def follow(self, *, occurred_at: datetime) -> None:
+    def has_seen(self, client_event_id: str | None) -> bool:
+        """True when this client event was already recorded (a redelivery)."""
+        return client_event_id is not None and client_event_id in self.client_event_ids
+
+    def follow(self, *, occurred_at: datetime, client_event_id: str | None = None) -> bool:
+        """Follow the creator. Returns False for a redelivered client event (nothing recorded)."""
+        if self.has_seen(client_event_id):
+            return False
         if self.following:
             raise InvariantViolation("viewer already follows this creator", code="already_following")
-        self._followed(occurred_at=check_event_time(occurred_at))
+        self._followed(client_event_id=check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
+        return True
 
-    def unfollow(self, *, occurred_at: datetime) -> None:
+    def unfollow(self, *, occurred_at: datetime, client_event_id: str | None = None) -> bool:
+        """Unfollow the creator. Returns False for a redelivered client event."""
+        if self.has_seen(client_event_id):
+            return False
         if not self.following:
             raise InvariantViolation("viewer does not follow this creator", code="not_following")
-        self._unfollowed(occurred_at=check_event_time(occurred_at))
+        self._unfollowed(client_event_id=check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
+        return True
+
+    def _remember(self, client_event_id: str | None) -> None:
+        if client_event_id is not None:
+            self.client_event_ids.append(client_event_id)
+            del self.client_event_ids[:-MAX_REMEMBERED_CLIENT_IDS]
 
     @event(Followed)
-    def _followed(self, occurred_at: datetime) -> None:
+    def _followed(self, client_event_id: str | None, occurred_at: datetime) -> None:
         self.following = True
+        self._remember(client_event_id)
 
     @event(Unfollowed)
-    def _unfollowed(self, occurred_at: datetime) -> None:
+    def _unfollowed(self, client_event_id: str | None, occurred_at: datetime) -> None:
         self.following = False
+        self._remember(client_event_id)

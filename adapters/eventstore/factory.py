@@ -2,6 +2,7 @@
 
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment, get_topic
@@ -22,9 +23,11 @@ def eventsourcing_env(database_url: str, *, cache_size: int = 0, pool_size: int 
     if cache_size:
         env["AGGREGATE_CACHE_MAXSIZE"] = str(cache_size)
     if database_url in ("memory://", "sqlite://", "sqlite:///:memory:"):
+        # A named shared-cache database: every pooled connection (threads!) sees the same
+        # data, and each store gets its own name so two stores in a process stay apart.
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
-            SQLITE_DBNAME=":memory:",
+            SQLITE_DBNAME=f"file:reelpulse-{uuid4().hex}?mode=memory&cache=shared",
             PROCESS_RECORDER_TOPIC=get_topic(SQLiteEventStoreRecorder),
         )
         return env

@@ -90,14 +90,14 @@ def delete_comment(
 @router.post("/creators/{creator_id}/followers", response_model=CommandResponse)
 def follow(creator_id: UUID, body: FollowBody, c: ContainerDep, idem: IdempotencyDep, response: Response) -> CommandResponse:
     """A viewer follows a creator (not themselves: 409 self_follow)."""
-    signal = Signal("follow", body.viewer_id, creator_id=creator_id, occurred_at=body.occurred_at)
+    signal = Signal("follow", body.viewer_id, creator_id=creator_id, occurred_at=body.occurred_at, client_event_id=body.client_event_id)
     return _record(c, signal, body, idem, response)
 
 
 @router.post("/creators/{creator_id}/unfollows", response_model=CommandResponse)
 def unfollow(creator_id: UUID, body: FollowBody, c: ContainerDep, idem: IdempotencyDep, response: Response) -> CommandResponse:
     """A viewer stops following a creator."""
-    signal = Signal("unfollow", body.viewer_id, creator_id=creator_id, occurred_at=body.occurred_at)
+    signal = Signal("unfollow", body.viewer_id, creator_id=creator_id, occurred_at=body.occurred_at, client_event_id=body.client_event_id)
     return _record(c, signal, body, idem, response)
 
 
@@ -141,7 +141,7 @@ async def ingest_batch(request: Request, c: ContainerDep, idem: IdempotencyDep, 
             signals[index] = _to_signal(_item_adapter.validate_python(item))
         except ValidationError as e:
             first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
+            where = ".".join(str(p) for p in first["loc"]) or "type"
             invalid[index] = ItemResult(index, "rejected", error="invalid_input", message=f"{where}: {first['msg']}")
     order = sorted(signals)
     result: BatchResult = await run_in_threadpool(

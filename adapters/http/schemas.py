@@ -94,6 +94,7 @@ class RecordComment(ViewerBody):
 
 class FollowBody(VersionedBody):
     viewer_id: UUID
+    client_event_id: ClientEventId | None = None
 
 
 # Batch items: one discriminated union, validated item by item.

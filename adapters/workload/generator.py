@@ -1,0 +1,712 @@
+"""A seeded, deterministic generator of a realistic ReelPulse workload.
+
+The simulation runs on a virtual clock (seconds since `config.start`), never the wall
+clock, and draws every random choice from one `random.Random(seed)`: the same config gives
+the same command list, byte for byte. What it models, and why:
+
+- creators with power-law (Pareto) audiences, so a few creators hold most followers;
+- Zipf video popularity (rank from creator reach x luck), decaying with video age;
+- diurnal traffic: a sinusoid over the hour of day (peak at 20:00 UTC);
+- watch time as a mixture (early skips, partial watches, completions with replays),
+  `completed` being exactly `watch_seconds >= duration`;
+- like/share/comment/follow rates conditioned on how much of the video was watched;
+- injected bot bursts and report waves (with decisions and appeals), recorded in a
+  `GroundTruth` so detectors and moderation analytics can be scored against it;
+- a small fraction of redelivered signals (same client_event_id), as mobile clients retry.
+
+Invariants are kept (no double likes or follows, nothing on a video while it is removed),
+so a correct backend rejects almost nothing; drivers tolerate rejections anyway.
+"""
+
+import bisect
+import itertools
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from commands.engagement import Signal
+from domain.moderation import ModerationCase
+
+DAY = 86_400.0
+SLOT = 3600.0  # traffic is drawn per simulated hour (a video gets views from the next one)
+
+
+# -- configuration -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """Sizes are totals over the run, except views_per_day. Defaults: a small, busy app."""
+
+    seed: int = 7
+    days: int = 1
+    creators: int = 200
+    viewers: int = 5_000
+    videos_per_creator_mean: float = 4.0
+    views_per_day: int = 5_000
+    bot_bursts: int = 3
+    report_waves: int = 4
+    start: datetime = datetime(2026, 3, 2, tzinfo=UTC)
+    batch_size: int = 500  # at most this many signals per EngagementBatch
+    batch_window_seconds: float = 60.0  # and all of them within one such window
+    redelivery_rate: float = 0.003
+    zipf_exponent: float = 1.1
+    diurnal_amplitude: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.start.utcoffset() is None:
+            raise ValueError("start must be timezone-aware")
+        if self.days < 1 or self.creators < 1 or self.viewers < 1:
+            raise ValueError("days, creators and viewers must be at least 1")
+        if not 1 <= self.batch_size <= 100_000:
+            raise ValueError("batch_size must be between 1 and 100000")
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=self.days)
+
+    def scale(self, factor: float) -> "WorkloadConfig":
+        """The same shape of workload, `factor` times bigger (population and traffic)."""
+
+        def n(value: int) -> int:
+            return max(1, round(value * factor))
+
+        return replace(
+            self,
+            creators=n(self.creators),
+            viewers=n(self.viewers),
+            views_per_day=n(self.views_per_day),
+            bot_bursts=n(self.bot_bursts) if self.bot_bursts else 0,
+            report_waves=n(self.report_waves) if self.report_waves else 0,
+        )
+
+
+# -- generated commands (plain data; drivers apply them) ---------------------------------
+@dataclass(frozen=True)
+class RegisterCreator:
+    creator_id: UUID
+    handle: str
+    display_name: str
+    region: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class PublishVideo:
+    video_id: UUID
+    creator_id: UUID
+    caption: str
+    hashtags: tuple[str, ...]
+    sound_id: str | None
+    duration_seconds: float
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class EngagementBatch:
+    """Signals (views, likes, shares, comments, follows...) for one ingest call."""
+
+    signals: tuple[Signal, ...]
+    occurred_at: datetime  # of the first signal; the others are no earlier
+
+
+@dataclass(frozen=True)
+class ReportVideo:
+    video_id: UUID
+    reporter_id: UUID
+    reason: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class AutoFlagVideo:
+    video_id: UUID
+    model: str
+    score: float
+    reasons: tuple[str, ...]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class DecideCase:
+    case_id: UUID
+    video_id: UUID
+    moderator_id: UUID
+    outcome: str
+    policy: str
+    note: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class AppealCase:
+    case_id: UUID
+    video_id: UUID
+    appellant_id: UUID
+    statement: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class ResolveAppeal:
+    case_id: UUID
+    video_id: UUID
+    moderator_id: UUID
+    resolution: str
+    note: str
+    occurred_at: datetime
+
+
+Command = (
+    RegisterCreator
+    | PublishVideo
+    | EngagementBatch
+    | ReportVideo
+    | AutoFlagVideo
+    | DecideCase
+    | AppealCase
+    | ResolveAppeal
+)
+
+
+# -- ground truth ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BotBurst:
+    video_id: UUID
+    start: datetime
+    end: datetime
+    bot_ids: tuple[UUID, ...]
+    views: int
+
+
+@dataclass(frozen=True)
+class ReportWave:
+    video_id: UUID
+    case_id: UUID
+    creator_id: UUID
+    start: datetime
+    end: datetime
+    reports: int
+    reason: str
+    outcome: str
+    decided_at: datetime
+    appealed_at: datetime | None = None
+    resolution: str | None = None
+    resolved_at: datetime | None = None
+
+    @property
+    def final_video_status(self) -> str:
+        """The video's status at the end of the run, once the policy has applied it all."""
+        if self.resolution == "overturned" or self.outcome == "keep":
+            return "active"
+        return "removed" if self.outcome == "remove" else "restricted"
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    bot_bursts: tuple[BotBurst, ...]
+    report_waves: tuple[ReportWave, ...]
+
+    @property
+    def bot_viewer_ids(self) -> frozenset[UUID]:
+        return frozenset(b for burst in self.bot_bursts for b in burst.bot_ids)
+
+    @property
+    def bot_video_ids(self) -> frozenset[UUID]:
+        return frozenset(burst.video_id for burst in self.bot_bursts)
+
+
+@dataclass(frozen=True)
+class Workload:
+    config: WorkloadConfig
+    commands: tuple[Command, ...]
+    truth: GroundTruth
+
+    def signals(self) -> Iterator[Signal]:
+        for command in self.commands:
+            if isinstance(command, EngagementBatch):
+                yield from command.signals
+
+    @property
+    def items(self) -> int:
+        """Signals plus other commands: the total a driver's progress callback reaches."""
+        return sum(len(c.signals) if isinstance(c, EngagementBatch) else 1 for c in self.commands)
+
+    def counts(self) -> dict[str, int]:
+        """How many of each command type and signal kind, e.g. for a summary line."""
+        counts: dict[str, int] = {}
+        for command in self.commands:
+            name = type(command).__name__
+            counts[name] = counts.get(name, 0) + 1
+            if isinstance(command, EngagementBatch):
+                for signal in command.signals:
+                    counts[signal.kind] = counts.get(signal.kind, 0) + 1
+        return counts
+
+
+def generate(config: WorkloadConfig | None = None) -> Workload:
+    """Simulate `config.days` days and return the commands in non-decreasing event time."""
+    return _Simulation(config or WorkloadConfig()).run()
+
+
+# -- the simulation ----------------------------------------------------------------------
+@dataclass(slots=True)
+class _Creator:
+    id: UUID
+    reach: float  # Pareto: a few creators have most of the audience
+    registered: float
+
+
+@dataclass(slots=True)
+class _Video:
+    id: UUID
+    creator: int
+    published: float
+    duration: float
+    quality: float  # 0..1: how watchable; drives completion and engagement
+    weight: float = 0.0  # Zipf popularity weight
+    # Status changes (time, status) from moderation, in time order; empty for most videos.
+    changes: list[tuple[float, str]] = field(default_factory=list)
+
+    def status_at(self, t: float) -> str:
+        status = "active"
+        for when, new in self.changes:
+            if when > t:
+                break
+            status = new
+        return status
+
+
+class _Simulation:
+    def __init__(self, config: WorkloadConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.horizon = config.days * DAY - 1.0  # everything happens strictly before the end
+        self.items: list[tuple[float, int, type, dict[str, Any]]] = []
+        self.creators: list[_Creator] = []
+        self.videos: list[_Video] = []
+        self.viewers: list[UUID] = []
+        self.liked: set[tuple[UUID, int]] = set()  # never liked twice (an unlike is final)
+        self.followed: set[tuple[UUID, int]] = set()  # ever followed (an unfollow is final)
+        self.special: set[int] = set()  # videos of report waves and bot bursts
+        self.reported: set[tuple[UUID, int]] = set()  # a reporter reports a case once
+        self.client_ids = 0
+        self.bursts: list[BotBurst] = []
+        self.waves: list[ReportWave] = []
+
+    # helpers ---------------------------------------------------------------------------
+    def uuid(self) -> UUID:
+        return UUID(int=self.rng.getrandbits(128), version=4)
+
+    def at(self, seconds: float) -> datetime:
+        return self.config.start + timedelta(seconds=seconds)
+
+    def emit(self, t: float, cls: type, **kwargs: Any) -> None:
+        self.items.append((t, len(self.items), cls, kwargs))
+
+    def signal(self, t: float, video: int | None, *, redeliverable: bool = True, **kw: Any) -> None:
+        """Emit a signal at t unless it falls after the run or on a removed video."""
+        if t >= self.horizon:
+            return
+        if video is not None:
+            if not self.available(video, t):
+                return
+            kw["video_id"] = self.videos[video].id
+        self.client_ids += 1
+        kw["client_event_id"] = f"wl{self.config.seed}-{self.client_ids}"
+        self.emit(t, Signal, **kw)
+        if redeliverable and self.rng.random() < self.config.redelivery_rate:
+            again = t + self.rng.uniform(1.0, 120.0)  # a client retry after a lost ack
+            if again < self.horizon and (video is None or self.available(video, again)):
+                self.emit(again, Signal, **kw)
+
+    def available(self, video: int, t: float) -> bool:
+        return self.videos[video].status_at(t) != "removed"
+
+    def poisson(self, lam: float) -> int:
+        if lam > 30:
+            return max(0, round(self.rng.gauss(lam, math.sqrt(lam))))
+        k, p, limit = 0, 1.0, math.exp(-lam)
+        while True:
+            p *= self.rng.random()
+            if p <= limit:
+                return k
+            k += 1
+
+    # phases ----------------------------------------------------------------------------
+    def run(self) -> Workload:
+        self.population()
+        self.catalogue()
+        self.follower_base()
+        self.report_waves()
+        self.bot_bursts()
+        self.organic_traffic()
+        truth = GroundTruth(tuple(self.bursts), tuple(self.waves))
+        return Workload(self.config, tuple(self.batched()), truth)
+
+    def population(self) -> None:
+        rng = self.rng
+        for i in range(self.config.creators):
+            creator = _Creator(self.uuid(), rng.paretovariate(1.16), rng.uniform(0.0, 1800.0))
+            self.creators.append(creator)
+            handle, name = _handle(rng, i)
+            self.emit(
+                creator.registered,
+                RegisterCreator,
+                creator_id=creator.id,
+                handle=handle,
+                display_name=name,
+                region=_region(rng),
+            )
+        self.viewers = [self.uuid() for _ in range(self.config.viewers)]
+        # Heavy users: a few viewers watch far more than most.
+        self.viewer_cum = _cumulative(rng.paretovariate(1.5) for _ in self.viewers)
+
+    def catalogue(self) -> None:
+        rng, latest = self.rng, max(self.horizon - 600.0, 3600.0)
+        for index, creator in enumerate(self.creators):
+            count = max(1, self.poisson(self.config.videos_per_creator_mean))
+            for n in range(count):
+                # Everyone posts once early (a catalogue to watch); the rest spread out.
+                if n == 0:
+                    t = creator.registered + rng.uniform(60.0, 1800.0)
+                else:
+                    t = rng.uniform(creator.registered + 1800.0, latest)
+                video = _Video(self.uuid(), index, t, _duration(rng), rng.betavariate(2.0, 2.0))
+                self.videos.append(video)
+                caption, tags = _caption(rng)
+                self.emit(
+                    t,
+                    PublishVideo,
+                    video_id=video.id,
+                    creator_id=creator.id,
+                    caption=caption,
+                    hashtags=tuple(tags),
+                    sound_id=_sound(rng),
+                    duration_seconds=video.duration,
+                )
+        # Zipf: rank videos by their creator's reach times luck; weight = 1 / rank^s.
+        luck = {i: self.creators[v.creator].reach ** 0.5 * rng.lognormvariate(0.0, 0.8)
+                for i, v in enumerate(self.videos)}
+        for rank, i in enumerate(sorted(luck, key=lambda i: -luck[i]), start=1):
+            self.videos[i].weight = rank ** -self.config.zipf_exponent
+        self.by_publish = sorted(range(len(self.videos)), key=lambda i: self.videos[i].published)
+
+    def follower_base(self) -> None:
+        """Audiences that existed before the run, recorded in its first hours (Pareto sizes)."""
+        rng, cap = self.rng, max(1, len(self.viewers) // 2)
+        for index, creator in enumerate(self.creators):
+            size = min(cap, int(3 * creator.reach))
+            for viewer in rng.sample(range(len(self.viewers)), size):
+                t = rng.uniform(creator.registered + 60.0, 6 * 3600.0)
+                self.follow(self.viewers[viewer], index, t)
+
+    def follow(self, viewer: UUID, creator: int, t: float) -> None:
+        if (viewer, creator) in self.followed or t >= self.horizon:
+            return
+        self.followed.add((viewer, creator))
+        who = {"viewer_id": viewer, "creator_id": self.creators[creator].id}
+        self.signal(t, None, redeliverable=False, kind="follow", **who)
+        if self.rng.random() < 0.05:  # regret
+            later = t + self.rng.uniform(3600.0, 2 * DAY)
+            self.signal(later, None, redeliverable=False, kind="unfollow", **who)
+
+    def report_waves(self) -> None:
+        """Many reports within an hour on a popular video, then a decision, maybe an appeal."""
+        rng = self.rng
+        candidates = [i for i, v in enumerate(self.videos) if v.published < self.horizon - 8 * 3600]
+        moderators = [self.uuid() for _ in range(8)]
+        for n in range(self.config.report_waves):
+            pool = [i for i in candidates if i not in self.special]
+            if not pool:
+                break
+            index = rng.choices(pool, weights=[self.videos[i].weight for i in pool])[0]
+            self.special.add(index)
+            video = self.videos[index]
+            latest = min(video.published + 2 * DAY, self.horizon - 7 * 3600)
+            start = rng.uniform(video.published + 1800.0, max(video.published + 1800.0, latest))
+            reason = rng.choice(WAVE_REASONS)
+            reporters = rng.sample(self.viewers, min(len(self.viewers), rng.randint(15, 60)))
+            for reporter in reporters:
+                other = rng.random() < 0.25
+                self.emit(start + rng.uniform(0.0, 3600.0), ReportVideo, video_id=video.id,
+                          reporter_id=reporter, reason=rng.choice(REASONS) if other else reason)
+            self.emit(start + rng.uniform(0.0, 1800.0), AutoFlagVideo, video_id=video.id,
+                      model="vision-safety-v3", score=round(rng.uniform(0.55, 0.99), 3),
+                      reasons=(reason,))
+            # The first wave always ends in a standing removal, so every run exercises it.
+            outcome = "remove" if n == 0 else rng.choices(
+                ("remove", "restrict", "keep"), weights=(45, 30, 25))[0]
+            decided = start + 3600.0 + rng.uniform(600.0, 3 * 3600.0)
+            case_id = ModerationCase.create_id(video.id)
+            self.emit(decided, DecideCase, case_id=case_id, video_id=video.id,
+                      moderator_id=rng.choice(moderators), outcome=outcome,
+                      policy=f"community-guidelines/{reason}", note=f"{len(reporters)} reports")
+            if outcome != "keep":
+                video.changes.append((decided, "removed" if outcome == "remove" else "restricted"))
+            creator_id = self.creators[video.creator].id
+            window = (self.at(start), self.at(start + 3600.0))
+            wave = ReportWave(video.id, case_id, creator_id, *window, len(reporters), reason,
+                              outcome, self.at(decided))
+            if outcome != "keep" and n > 0 and rng.random() < 0.5:
+                wave = self.appeal(wave, video, decided, moderators)
+            self.waves.append(wave)
+
+    def appeal(
+        self, wave: ReportWave, video: _Video, decided: float, moderators: list[UUID]
+    ) -> ReportWave:
+        rng = self.rng
+        appealed = decided + rng.uniform(1800.0, 12 * 3600.0)
+        if appealed >= self.horizon:
+            return wave
+        self.emit(appealed, AppealCase, case_id=wave.case_id, video_id=video.id,
+                  appellant_id=wave.creator_id, statement=rng.choice(APPEALS))
+        resolved = appealed + rng.uniform(1800.0, 12 * 3600.0)
+        if resolved >= self.horizon:
+            return replace(wave, appealed_at=self.at(appealed))
+        resolution = "overturned" if rng.random() < 0.4 else "upheld"
+        self.emit(resolved, ResolveAppeal, case_id=wave.case_id, video_id=video.id,
+                  moderator_id=rng.choice(moderators), resolution=resolution,
+                  note="context supports the creator" if resolution == "overturned" else "")
+        if resolution == "overturned":
+            video.changes.append((resolved, "active"))
+        return replace(wave, appealed_at=self.at(appealed), resolution=resolution,
+                       resolved_at=self.at(resolved))
+
+    def bot_bursts(self) -> None:
+        """A handful of bot accounts fire hundreds of near-zero views within minutes."""
+        rng = self.rng
+        for _ in range(self.config.bot_bursts):
+            pool = [i for i, v in enumerate(self.videos)
+                    if i not in self.special and v.published < self.horizon - 3600.0]
+            if not pool:
+                break
+            index = rng.choice(pool)
+            self.special.add(index)
+            video = self.videos[index]
+            start = rng.uniform(video.published + 600.0, self.horizon - 900.0)
+            length = rng.uniform(120.0, 600.0)
+            bots = tuple(self.uuid() for _ in range(rng.randint(5, 20)))
+            views = rng.randint(150, 400)
+            device = rng.choice(("android", "web"))
+            for _ in range(views):
+                bot, t = rng.choice(bots), start + rng.uniform(0.0, length)
+                watch = round(rng.uniform(0.2, min(1.5, video.duration * 0.5)), 2)
+                self.signal(t, index, redeliverable=False, kind="view", viewer_id=bot,
+                            watch_seconds=watch, completed=False, traffic_source="other",
+                            device=device)
+            for bot in bots:  # like farming: each bot likes once, if at all
+                if rng.random() < 0.5:
+                    self.like(bot, index, start + rng.uniform(1.0, length))
+            end = self.at(start + length)
+            self.bursts.append(BotBurst(video.id, self.at(start), end, bots, views))
+
+    def like(self, viewer: UUID, video: int, t: float) -> None:
+        if (viewer, video) in self.liked:
+            return
+        self.liked.add((viewer, video))
+        self.signal(t, video, kind="like", viewer_id=viewer)
+        if self.rng.random() < 0.03:  # a quick undo
+            self.signal(t + self.rng.uniform(1.0, 30.0), video, kind="unlike", viewer_id=viewer)
+
+    def organic_traffic(self) -> None:
+        rng, cfg = self.rng, self.config
+        order, published = self.by_publish, 0  # order[:published]: published by slot start
+        for slot in range(int(cfg.days * DAY / SLOT)):
+            t0 = slot * SLOT
+            while published < len(order) and self.videos[order[published]].published < t0:
+                published += 1
+            hour = (t0 / 3600.0) % 24
+            lam = cfg.views_per_day * SLOT / DAY * (
+                1 + cfg.diurnal_amplitude * math.sin(2 * math.pi * (hour - 14) / 24))
+            count = self.poisson(lam)
+            eligible, weights = self.eligible(order[:published], t0)
+            if not count or not eligible:
+                continue
+            picks = rng.choices(eligible, cum_weights=weights, k=count)
+            watchers = rng.choices(self.viewers, cum_weights=self.viewer_cum, k=count)
+            for video, viewer in zip(picks, watchers, strict=True):
+                self.view(viewer, video, t0 + rng.uniform(0.0, SLOT))
+            self.background_moderation(count, eligible, t0)
+
+    def eligible(self, published: list[int], t: float) -> tuple[list[int], list[float]]:
+        videos, cum, total = [], [], 0.0
+        for i in published:
+            video = self.videos[i]
+            status = video.status_at(t) if video.changes else "active"
+            if status == "removed":
+                continue
+            age_days = (t - video.published) / DAY
+            weight = video.weight * max(0.05, math.exp(-age_days / 2.0))
+            total += weight * (0.2 if status == "restricted" else 1.0)
+            videos.append(i)
+            cum.append(total)
+        return videos, cum
+
+    def view(self, viewer: UUID, index: int, t: float) -> None:
+        rng, video = self.rng, self.videos[index]
+        creator, duration = video.creator, video.duration
+        u = rng.random()
+        if u < 0.45 - 0.3 * video.quality:  # early skip
+            watch, stage = rng.uniform(0.3, max(0.31, min(3.0, 0.3 * duration))), 0
+        elif u < 0.85 - 0.2 * video.quality:  # partial watch
+            watch, stage = duration * rng.uniform(0.15, 0.97), 1
+        else:  # completion, sometimes replayed
+            loops = 1.0 + (rng.expovariate(1.5) if rng.random() < 0.2 else 0.0)
+            watch, stage = duration * min(loops, 4.9), 2
+        watch = round(watch, 2)
+        follows = (viewer, creator) in self.followed
+        source = "following" if follows and rng.random() < 0.6 else _traffic_source(rng)
+        self.signal(t, index, kind="view", viewer_id=viewer, watch_seconds=watch,
+                    completed=watch >= duration, traffic_source=source, device=_device(rng))
+        like, share, comment, follow = ENGAGEMENT_RATES[stage]
+        boost = 0.5 + video.quality
+        if rng.random() < like * boost:
+            self.like(viewer, index, t + rng.uniform(0.2, 4.0))
+        if rng.random() < share * boost:
+            self.signal(t + rng.uniform(1.0, 15.0), index, kind="share", viewer_id=viewer,
+                        channel=_channel(rng))
+        if rng.random() < comment * boost:
+            self.signal(t + rng.uniform(5.0, 60.0), index, kind="comment", viewer_id=viewer,
+                        comment_id=self.uuid(), text=_comment(rng))
+        if not follows and rng.random() < follow * boost:
+            self.follow(viewer, creator, t + rng.uniform(1.0, 10.0))
+
+    def background_moderation(self, views: int, eligible: list[int], t0: float) -> None:
+        """Sporadic reports and low-score model flags on ordinary videos (left undecided)."""
+        rng = self.rng
+        for cls, rate in ((ReportVideo, 1 / 3000), (AutoFlagVideo, 1 / 5000)):
+            for _ in range(self.poisson(views * rate)):
+                index = rng.choice(eligible)
+                if index in self.special:
+                    continue  # a report there could reopen a decided case mid-story
+                t, video_id = t0 + rng.uniform(0.0, SLOT), self.videos[index].id
+                if cls is ReportVideo:
+                    reporter = rng.choice(self.viewers)
+                    if (reporter, index) in self.reported:  # the open case would refuse it
+                        continue
+                    self.reported.add((reporter, index))
+                    self.emit(t, cls, video_id=video_id, reporter_id=reporter,
+                              reason=rng.choice(REASONS))
+                else:
+                    self.emit(t, cls, video_id=video_id, model="text-toxicity-v2",
+                              score=round(rng.uniform(0.05, 0.5), 3),
+                              reasons=(rng.choice(REASONS),))
+
+    # output ----------------------------------------------------------------------------
+    def batched(self) -> Iterator[Command]:
+        """Sort by event time (ties keep generation order) and chunk signals into batches."""
+        cfg, batch, window = self.config, [], -1
+        self.items.sort(key=lambda item: (item[0], item[1]))
+        for t, _seq, cls, kwargs in self.items:
+            when = self.at(t)
+            if cls is Signal:
+                slot = int(t // cfg.batch_window_seconds)
+                if batch and (slot != window or len(batch) >= cfg.batch_size):
+                    yield EngagementBatch(tuple(batch), batch[0].occurred_at)
+                    batch = []
+                window = slot
+                batch.append(Signal(occurred_at=when, **kwargs))
+                continue
+            if batch:
+                yield EngagementBatch(tuple(batch), batch[0].occurred_at)
+                batch = []
+            yield cls(occurred_at=when, **kwargs)
+        if batch:
+            yield EngagementBatch(tuple(batch), batch[0].occurred_at)
+
+
+# -- vocabulary: what the simulated people write and use ---------------------------------
+REASONS = ("spam", "nudity", "violence", "hate", "harassment", "misinformation", "self_harm",
+           "copyright", "minor_safety", "other")
+WAVE_REASONS = ("violence", "hate", "harassment", "misinformation", "nudity", "spam")
+APPEALS = (
+    "This is satire, not misinformation.",
+    "The clip is from a licensed film; I have the rights.",
+    "Educational content about safety, please review again.",
+    "My video was mass-reported by a rival account.",
+)
+# (like, share, comment, follow) probabilities per view stage: skip, partial, completed.
+ENGAGEMENT_RATES = (
+    (0.002, 0.0005, 0.0005, 0.0002),
+    (0.03, 0.004, 0.004, 0.002),
+    (0.15, 0.025, 0.025, 0.01),
+)
+_REGIONS = ("US", "BR", "ID", "MX", "GB", "DE", "FR", "JP", "PH", "VN", "TR", "NG", "EG", "KR")
+_REGION_CUM = tuple(itertools.accumulate((22, 12, 11, 8, 6, 5, 5, 4, 6, 5, 4, 4, 4, 4)))
+_SOURCES = ("for_you", "search", "profile", "share", "other")
+_SOURCE_CUM = tuple(itertools.accumulate((78, 7, 6, 5, 4)))
+_DEVICES = ("ios", "android", "web", "tv")
+_DEVICE_CUM = tuple(itertools.accumulate((45, 45, 8, 2)))
+_CHANNELS = ("copy_link", "whatsapp", "instagram", "messenger", "sms", "email", "x", "other")
+_CHANNEL_CUM = tuple(itertools.accumulate((30, 25, 15, 10, 5, 3, 7, 5)))
+_WORDS = ("sunny", "pixel", "neon", "lofi", "chef", "dance", "vibe", "retro", "cosmic", "urban",
+          "wild", "mellow", "turbo", "cozy", "glitch", "ocean", "velvet", "echo", "maple", "nova")
+_TAGS = ("fyp", "foryou", "viral", "dance", "comedy", "cooking", "fitness", "pets", "travel",
+         "diy", "beauty", "gaming", "music", "fashion", "learnontiktok", "booktok", "asmr",
+         "football", "skincare", "lifehack", "challenge", "duet", "storytime", "art", "cars")
+_TAG_CUM = tuple(itertools.accumulate(1 / rank for rank in range(1, len(_TAGS) + 1)))
+_CAPTIONS = ("wait for it", "pov: monday morning", "tried this so you don't have to",
+             "day {n} of posting until it blows up", "rate this 1-10", "part {n}",
+             "the ending though", "nobody talks about this", "quick recipe", "new trend alert")
+_COMMENTS = ("omg", "this is so real", "part 2 please", "who else is here from fyp",
+             "the ending 😂", "tutorial?", "song name?", "I needed this today", "first",
+             "not me watching this 5 times", "🔥🔥🔥", "underrated")
+
+
+def _pick(rng: random.Random, items: tuple[str, ...], cum: tuple[float, ...]) -> str:
+    return items[bisect.bisect(cum, rng.random() * cum[-1])]
+
+
+def _handle(rng: random.Random, index: int) -> tuple[str, str]:
+    first, second = rng.choice(_WORDS), rng.choice(_WORDS)
+    return f"{first}.{second}{index}"[:24], f"{first.title()} {second.title()}"
+
+
+def _region(rng: random.Random) -> str:
+    return _pick(rng, _REGIONS, _REGION_CUM)
+
+
+def _duration(rng: random.Random) -> float:
+    """Mostly short clips, some minute-long ones, a few long-form (3 s to 600 s)."""
+    u = rng.random()
+    low, high = (5, 30) if u < 0.6 else (30, 90) if u < 0.9 else (90, 600)
+    return round(rng.uniform(low, high), 1)
+
+
+def _caption(rng: random.Random) -> tuple[str, list[str]]:
+    tags = list(dict.fromkeys(rng.choices(_TAGS, cum_weights=_TAG_CUM, k=rng.randint(1, 5))))
+    text = rng.choice(_CAPTIONS).format(n=rng.randint(1, 30))
+    return f"{text} " + " ".join(f"#{t}" for t in tags), tags
+
+
+def _sound(rng: random.Random) -> str | None:
+    if rng.random() < 0.15:
+        return None  # original sound
+    return f"snd-{int(rng.paretovariate(1.0)) % 5000:04d}"  # a few sounds are everywhere
+
+
+def _traffic_source(rng: random.Random) -> str:
+    return _pick(rng, _SOURCES, _SOURCE_CUM)
+
+
+def _device(rng: random.Random) -> str:
+    return _pick(rng, _DEVICES, _DEVICE_CUM)
+
+
+def _channel(rng: random.Random) -> str:
+    return _pick(rng, _CHANNELS, _CHANNEL_CUM)
+
+
+def _comment(rng: random.Random) -> str:
+    return rng.choice(_COMMENTS)
+
+
+def _cumulative(weights: Iterator[float]) -> list[float]:
+    total, out = 0.0, []
+    for w in weights:
+        total += w
+        out.append(total)
+    return out
