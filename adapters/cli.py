@@ -14,9 +14,9 @@ from adapters.eventstore.factory import ConfigurationError
 from adapters.settings import Settings
 
 app = typer.Typer(
-    help="ReelPulse: event-sourced engagement and moderation analytics for short-video platforms.\n\n"
-    "Configuration comes from REELPULSE_* environment variables (see README); with none set, "
-    "everything runs in this process on SQLite under ./var/.",
+    help="ReelPulse: event-sourced engagement and moderation analytics for short-video "
+    "platforms.\n\nConfiguration comes from REELPULSE_* environment variables (see README); "
+    "with none set, everything runs in this process on SQLite under ./var/.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -54,7 +54,11 @@ def _load_demo(container: Container, *, seed: int, days: float) -> None:
 
         def advance(n: int) -> None:
             elapsed = time.perf_counter() - started
-            progress.update(task, advance=n, rate=f"{progress.tasks[0].completed / max(elapsed, 1e-9):,.0f} items/s")
+            progress.update(
+                task,
+                advance=n,
+                rate=f"{progress.tasks[0].completed / max(elapsed, 1e-9):,.0f} items/s",
+            )
 
         stats = drive_application(container, workload.commands, progress=advance)
     console.print(f"demo loaded (seed {seed}, {days:g} simulated days): {stats.summary()}")

@@ -31,8 +31,10 @@ class Settings(BaseSettings):
     )
     postgres_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
     policy_poll_seconds: float = Field(
-        0.5, gt=0, description="Fallback poll interval for event followers (commits in this "
-        "process wake them at once)"
+        0.5,
+        gt=0,
+        description="Fallback poll interval for event followers (commits in this "
+        "process wake them at once)",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error")
 

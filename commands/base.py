@@ -264,7 +264,7 @@ class ReelPulseApplication(Application[UUID]):
         stored = self._store.extensions.find_idempotency(idempotency.key)
         if stored is None:
             return None
-        if stored.fingerprint != idempotency.fingerprint:
+        if stored.fingerprint != idempotency.fingerprint or "id" not in stored.result:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was already used for a different request"
             )

@@ -5,8 +5,8 @@ from uuid import UUID, uuid4
 
 from commands.base import CommandResult, Idempotency, Outcome, ReelPulseApplication
 from domain.creator import Creator
-from domain.errors import InvariantViolation
 from domain.engagement import Engagement
+from domain.errors import InvariantViolation
 from domain.following import Following
 from domain.moderation import ModerationCase
 from domain.video import Video
@@ -143,7 +143,9 @@ class ContentApplication(ReelPulseApplication):
             video = self.load(Video, video_id, what="video")
             _ensure_owner(video, actor_id)
             self.check_version(video, expected_version)
-            video.edit_caption(caption=caption, hashtags=hashtags, occurred_at=self.event_time(occurred_at))
+            video.edit_caption(
+                caption=caption, hashtags=hashtags, occurred_at=self.event_time(occurred_at)
+            )
             return Outcome([video], video)
 
         return self.execute(decide, idempotency=idempotency, expected_version=expected_version)

@@ -31,7 +31,9 @@ from domain.errors import DomainError, InvalidValue, VersionConflict
 from domain.following import Following
 from domain.video import Video
 
-SignalKind = Literal["view", "like", "unlike", "share", "comment", "delete_comment", "follow", "unfollow"]
+SignalKind = Literal[
+    "view", "like", "unlike", "share", "comment", "delete_comment", "follow", "unfollow"
+]
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,9 @@ class EngagementApplication(ReelPulseApplication):
         if stored is None:
             return None
         if stored.fingerprint != idempotency.fingerprint or "batch" not in stored.result:
-            raise IdempotencyKeyReused("this Idempotency-Key was already used for a different request")
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used for a different request"
+            )
         items = [
             ItemResult(
                 index=i["index"],
@@ -238,11 +242,17 @@ class EngagementApplication(ReelPulseApplication):
             case "unlike":
                 recorded = stream.unlike(video, occurred_at=when, client_event_id=cid)
             case "share":
-                recorded = stream.share(video, channel=signal.channel, occurred_at=when, client_event_id=cid)
+                recorded = stream.share(
+                    video, channel=signal.channel, occurred_at=when, client_event_id=cid
+                )
             case "comment":
                 comment_id = signal.comment_id or uuid4()
                 recorded = stream.comment(
-                    video, comment_id=comment_id, text=signal.text, occurred_at=when, client_event_id=cid
+                    video,
+                    comment_id=comment_id,
+                    text=signal.text,
+                    occurred_at=when,
+                    client_event_id=cid,
                 )
                 details["comment_id"] = str(comment_id)
             case "delete_comment":
@@ -262,16 +272,18 @@ class EngagementApplication(ReelPulseApplication):
         stream_id = Following.create_id(signal.viewer_id, creator.id)
         stream = ws.streams.get(stream_id) or self.load_or_none(Following, stream_id)
         if stream is None:
-            stream = Following.start(viewer_id=signal.viewer_id, creator_id=creator.id, occurred_at=when)
+            stream = Following.start(
+                viewer_id=signal.viewer_id, creator_id=creator.id, occurred_at=when
+            )
         else:
             self.check_version(stream, expected_version)
         assert isinstance(stream, Following)
         if signal.kind == "follow":
-            stream.follow(occurred_at=when)
+            recorded = stream.follow(occurred_at=when, client_event_id=signal.client_event_id)
         else:
-            stream.unfollow(occurred_at=when)
+            recorded = stream.unfollow(occurred_at=when, client_event_id=signal.client_event_id)
         ws.streams[stream.id] = stream
-        return stream, True, {}
+        return stream, recorded, {}
 
     # Convenience for tests and the workload generator.
     def get_engagement(self, viewer_id: UUID, video_id: UUID) -> Engagement:

@@ -116,7 +116,11 @@ class ModerationApplication(ReelPulseApplication):
         def decide() -> Outcome:
             case = self.load(ModerationCase, case_id, what="case")
             self.check_version(case, expected_version)
-            case.appeal(appellant_id=appellant_id, statement=statement, occurred_at=self.event_time(occurred_at))
+            case.appeal(
+                appellant_id=appellant_id,
+                statement=statement,
+                occurred_at=self.event_time(occurred_at),
+            )
             return Outcome([case], case)
 
         return self.execute(decide, idempotency=idempotency, expected_version=expected_version)

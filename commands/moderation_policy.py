@@ -36,7 +36,9 @@ class ModerationPolicy(ReelPulseApplication, EventSourcedProjection[UUID]):
             try:
                 super().process_event(domain_event, tracking)
             except IntegrityError:
-                if (self.recorder.max_tracking_id(tracking.application_name) or 0) >= tracking.notification_id:
+                if (
+                    self.recorder.max_tracking_id(tracking.application_name) or 0
+                ) >= tracking.notification_id:
                     return  # another policy worker already processed this decision
                 continue
             return
@@ -52,21 +54,29 @@ class ModerationPolicy(ReelPulseApplication, EventSourcedProjection[UUID]):
         video = self.repository.get(case.video_id)
         assert isinstance(video, Video)
         changed: list[Aggregate] = []
-        if decided.outcome == Outcome.RESTRICT and video.restrict(case_id=case.id, occurred_at=decided.occurred_at):
+        if decided.outcome == Outcome.RESTRICT and video.restrict(
+            case_id=case.id, occurred_at=decided.occurred_at
+        ):
             changed.append(video)
         elif decided.outcome == Outcome.REMOVE:
             if video.remove(case_id=case.id, occurred_at=decided.occurred_at):
                 changed.append(video)
             creator = self.repository.get(case.creator_id)
             assert isinstance(creator, Creator)
-            if creator.issue_strike(case_id=case.id, reason=decided.policy, occurred_at=decided.occurred_at):
+            if creator.issue_strike(
+                case_id=case.id, reason=decided.policy, occurred_at=decided.occurred_at
+            ):
                 changed.append(creator)
-        elif decided.outcome == Outcome.KEEP and video.restore(case_id=case.id, occurred_at=decided.occurred_at):
+        elif decided.outcome == Outcome.KEEP and video.restore(
+            case_id=case.id, occurred_at=decided.occurred_at
+        ):
             changed.append(video)  # a reopened case decided "keep" lifts an earlier restriction
         processing_event.collect_events(*changed)
 
     @policy.register
-    def _(self, resolved: ModerationCase.AppealResolved, processing_event: ProcessingEvent[UUID]) -> None:
+    def _(
+        self, resolved: ModerationCase.AppealResolved, processing_event: ProcessingEvent[UUID]
+    ) -> None:
         if resolved.resolution != AppealResolution.OVERTURNED:
             return
         case = self._case(resolved.originator_id)

@@ -16,6 +16,6 @@ __all__ = [
     "InvariantViolation",
     "ModerationCase",
     "NotFound",
-    "Video",
     "VersionConflict",
+    "Video",
 ]

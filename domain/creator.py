@@ -92,9 +92,7 @@ class Creator(Aggregate):
 
     def ensure_can_publish(self) -> None:
         if self.suspended:
-            raise InvariantViolation(
-                "a suspended creator cannot publish", code="creator_suspended"
-            )
+            raise InvariantViolation("a suspended creator cannot publish", code="creator_suspended")
 
     # -- commands ------------------------------------------------------------------------
     def update_profile(self, *, display_name: str, region: str, occurred_at: datetime) -> None:
@@ -113,10 +111,14 @@ class Creator(Aggregate):
         if case_id in self.strike_cases:
             return False
         check_event_time(occurred_at)
-        self._strike_issued(case_id=case_id, reason=check_text("reason", reason), occurred_at=occurred_at)
+        self._strike_issued(
+            case_id=case_id, reason=check_text("reason", reason), occurred_at=occurred_at
+        )
         if self.active_strikes >= STRIKES_TO_SUSPEND and not self.suspended:
             self._suspended(
-                reason=f"{self.active_strikes} active strikes", cause="strikes", occurred_at=occurred_at
+                reason=f"{self.active_strikes} active strikes",
+                cause="strikes",
+                occurred_at=occurred_at,
             )
         return True
 
@@ -134,13 +136,17 @@ class Creator(Aggregate):
         if self.suspended:
             raise InvariantViolation("creator is already suspended", code="already_suspended")
         self._suspended(
-            reason=check_text("reason", reason), cause="manual", occurred_at=check_event_time(occurred_at)
+            reason=check_text("reason", reason),
+            cause="manual",
+            occurred_at=check_event_time(occurred_at),
         )
 
     def reinstate(self, *, reason: str, occurred_at: datetime) -> None:
         if not self.suspended:
             raise InvariantViolation("creator is not suspended", code="not_suspended")
-        self._reinstated(reason=check_text("reason", reason), occurred_at=check_event_time(occurred_at))
+        self._reinstated(
+            reason=check_text("reason", reason), occurred_at=check_event_time(occurred_at)
+        )
 
     # -- state changes (re-run on every replay: no guards, no clock) ----------------------
     @event(ProfileUpdated)

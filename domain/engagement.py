@@ -127,26 +127,41 @@ class Engagement(Aggregate):
         )
         return True
 
-    def like(self, video: Video, *, occurred_at: datetime, client_event_id: str | None = None) -> bool:
+    def like(
+        self, video: Video, *, occurred_at: datetime, client_event_id: str | None = None
+    ) -> bool:
         if self.has_seen(client_event_id):
             return False
         self._check_video(video)
         if self.liked:
             raise InvariantViolation("viewer already likes this video", code="already_liked")
-        self._liked(client_event_id=check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
+        self._liked(
+            client_event_id=check_client_id(client_event_id),
+            occurred_at=check_event_time(occurred_at),
+        )
         return True
 
-    def unlike(self, video: Video, *, occurred_at: datetime, client_event_id: str | None = None) -> bool:
+    def unlike(
+        self, video: Video, *, occurred_at: datetime, client_event_id: str | None = None
+    ) -> bool:
         if self.has_seen(client_event_id):
             return False
         self._check_video(video)
         if not self.liked:
             raise InvariantViolation("viewer does not like this video", code="not_liked")
-        self._unliked(client_event_id=check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
+        self._unliked(
+            client_event_id=check_client_id(client_event_id),
+            occurred_at=check_event_time(occurred_at),
+        )
         return True
 
     def share(
-        self, video: Video, *, channel: str, occurred_at: datetime, client_event_id: str | None = None
+        self,
+        video: Video,
+        *,
+        channel: str,
+        occurred_at: datetime,
+        client_event_id: str | None = None,
     ) -> bool:
         if self.has_seen(client_event_id):
             return False
@@ -246,5 +261,7 @@ def _one_of(name: str, value: str, allowed: frozenset[str]) -> str:
 
 def check_client_id(client_event_id: str | None) -> str | None:
     if client_event_id is not None and not 0 < len(client_event_id) <= 64:
-        raise InvalidValue("client_event_id must be 1-64 characters", code="invalid_client_event_id")
+        raise InvalidValue(
+            "client_event_id must be 1-64 characters", code="invalid_client_event_id"
+        )
     return client_event_id

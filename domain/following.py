@@ -6,8 +6,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import InvariantViolation
 from domain.engagement import MAX_REMEMBERED_CLIENT_IDS, check_client_id
+from domain.errors import InvariantViolation
 from domain.values import check_event_time, derived_id
 
 
@@ -51,7 +51,9 @@ class Following(Aggregate):
     def start(cls, *, viewer_id: UUID, creator_id: UUID, occurred_at: datetime) -> "Following":
         if viewer_id == creator_id:
             raise InvariantViolation("a viewer cannot follow themselves", code="self_follow")
-        return cls(viewer_id=viewer_id, creator_id=creator_id, occurred_at=check_event_time(occurred_at))
+        return cls(
+            viewer_id=viewer_id, creator_id=creator_id, occurred_at=check_event_time(occurred_at)
+        )
 
     def has_seen(self, client_event_id: str | None) -> bool:
         """True when this client event was already recorded (a redelivery)."""
@@ -62,8 +64,13 @@ class Following(Aggregate):
         if self.has_seen(client_event_id):
             return False
         if self.following:
-            raise InvariantViolation("viewer already follows this creator", code="already_following")
-        self._followed(client_event_id=check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
+            raise InvariantViolation(
+                "viewer already follows this creator", code="already_following"
+            )
+        self._followed(
+            client_event_id=check_client_id(client_event_id),
+            occurred_at=check_event_time(occurred_at),
+        )
         return True
 
     def unfollow(self, *, occurred_at: datetime, client_event_id: str | None = None) -> bool:
@@ -72,7 +79,10 @@ class Following(Aggregate):
             return False
         if not self.following:
             raise InvariantViolation("viewer does not follow this creator", code="not_following")
-        self._unfollowed(client_event_id=check_client_id(client_event_id), occurred_at=check_event_time(occurred_at))
+        self._unfollowed(
+            client_event_id=check_client_id(client_event_id),
+            occurred_at=check_event_time(occurred_at),
+        )
         return True
 
     def _remember(self, client_event_id: str | None) -> None:

@@ -11,8 +11,18 @@ from domain.values import check_event_time, check_text, derived_id
 from domain.video import Video
 
 REPORT_REASONS = frozenset(
-    {"spam", "nudity", "violence", "hate", "harassment", "misinformation", "self_harm",
-     "copyright", "minor_safety", "other"}
+    {
+        "spam",
+        "nudity",
+        "violence",
+        "hate",
+        "harassment",
+        "misinformation",
+        "self_harm",
+        "copyright",
+        "minor_safety",
+        "other",
+    }
 )
 PRIORITIES = ("low", "normal", "high", "critical")
 
@@ -93,7 +103,11 @@ class ModerationCase(Aggregate):
     @classmethod
     def open_for(cls, video: Video, *, occurred_at: datetime) -> "ModerationCase":
         video.ensure_accepts_engagement()
-        return cls(video_id=video.id, creator_id=video.creator_id, occurred_at=check_event_time(occurred_at))
+        return cls(
+            video_id=video.id,
+            creator_id=video.creator_id,
+            occurred_at=check_event_time(occurred_at),
+        )
 
     # -- commands ------------------------------------------------------------------------
     def report(self, *, reporter_id: UUID, reason: str, occurred_at: datetime) -> None:
@@ -102,10 +116,16 @@ class ModerationCase(Aggregate):
                 f"reason must be one of {', '.join(sorted(REPORT_REASONS))}", code="invalid_reason"
             )
         if self.status == CaseStatus.OPEN and str(reporter_id) in self.reporters:
-            raise InvariantViolation("reporter already reported this open case", code="already_reported")
-        self._reported(reporter_id=reporter_id, reason=reason, occurred_at=check_event_time(occurred_at))
+            raise InvariantViolation(
+                "reporter already reported this open case", code="already_reported"
+            )
+        self._reported(
+            reporter_id=reporter_id, reason=reason, occurred_at=check_event_time(occurred_at)
+        )
 
-    def auto_flag(self, *, model: str, score: float, reasons: list[str], occurred_at: datetime) -> None:
+    def auto_flag(
+        self, *, model: str, score: float, reasons: list[str], occurred_at: datetime
+    ) -> None:
         if not 0.0 <= score <= 1.0:
             raise InvalidValue("score must be between 0 and 1", code="invalid_score")
         if len(reasons) > 20:
@@ -119,7 +139,9 @@ class ModerationCase(Aggregate):
 
     def escalate(self, *, priority: str, occurred_at: datetime) -> None:
         if priority not in PRIORITIES:
-            raise InvalidValue(f"priority must be one of {', '.join(PRIORITIES)}", code="invalid_priority")
+            raise InvalidValue(
+                f"priority must be one of {', '.join(PRIORITIES)}", code="invalid_priority"
+            )
         self._ensure_open("escalated")
         if PRIORITIES.index(priority) <= PRIORITIES.index(self.priority):
             raise InvariantViolation(
@@ -143,10 +165,15 @@ class ModerationCase(Aggregate):
 
     def appeal(self, *, appellant_id: UUID, statement: str, occurred_at: datetime) -> None:
         if appellant_id != self.creator_id:
-            raise InvariantViolation("only the video's creator may appeal", code="not_video_creator")
+            raise InvariantViolation(
+                "only the video's creator may appeal", code="not_video_creator"
+            )
         if self.appealed:
             raise InvariantViolation("this case was already appealed", code="already_appealed")
-        if self.status != CaseStatus.DECIDED or self.last_outcome not in (Outcome.RESTRICT, Outcome.REMOVE):
+        if self.status != CaseStatus.DECIDED or self.last_outcome not in (
+            Outcome.RESTRICT,
+            Outcome.REMOVE,
+        ):
             raise InvariantViolation(
                 "only a restrict or remove decision can be appealed", code="nothing_to_appeal"
             )
@@ -190,7 +217,9 @@ class ModerationCase(Aggregate):
         self.reporters[str(reporter_id)] = 1
 
     @event(AutoFlagged)
-    def _auto_flagged(self, model: str, score: float, reasons: list[str], occurred_at: datetime) -> None:
+    def _auto_flagged(
+        self, model: str, score: float, reasons: list[str], occurred_at: datetime
+    ) -> None:
         self._reopen_if_settled()
         self.max_flag_score = max(self.max_flag_score, score)
 
@@ -199,7 +228,9 @@ class ModerationCase(Aggregate):
         self.priority = priority
 
     @event(Decided)
-    def _decided(self, moderator_id: UUID, outcome: str, policy: str, note: str, occurred_at: datetime) -> None:
+    def _decided(
+        self, moderator_id: UUID, outcome: str, policy: str, note: str, occurred_at: datetime
+    ) -> None:
         self.status = CaseStatus.DECIDED
         self.last_outcome = outcome
 
@@ -209,7 +240,9 @@ class ModerationCase(Aggregate):
         self.appealed = True
 
     @event(AppealResolved)
-    def _appeal_resolved(self, moderator_id: UUID, resolution: str, note: str, occurred_at: datetime) -> None:
+    def _appeal_resolved(
+        self, moderator_id: UUID, resolution: str, note: str, occurred_at: datetime
+    ) -> None:
         self.status = CaseStatus.CLOSED
         if resolution == AppealResolution.OVERTURNED:
             self.last_outcome = Outcome.KEEP

@@ -17,9 +17,11 @@ class ConfigurationError(ValueError):
     """The database URL (or another setting) cannot be used."""
 
 
-def eventsourcing_env(database_url: str, *, cache_size: int = 0, pool_size: int = 10) -> dict[str, str]:
+def eventsourcing_env(
+    database_url: str, *, cache_size: int = 0, pool_size: int = 10
+) -> dict[str, str]:
     """Translate a database URL into eventsourcing's environment variables."""
-    env: dict[str, str] = {"CREATE_TABLE": "y"}
+    env: dict[str, str] = {"CREATE_TABLE": "y", "IS_SNAPSHOTTING_ENABLED": "y"}
     if cache_size:
         env["AGGREGATE_CACHE_MAXSIZE"] = str(cache_size)
     if database_url in ("memory://", "sqlite://", "sqlite:///:memory:"):
@@ -72,10 +74,14 @@ def eventsourcing_env(database_url: str, *, cache_size: int = 0, pool_size: int 
     return env
 
 
-def open_shared_store(database_url: str, *, cache_size: int = 0, pool_size: int = 10) -> SharedStore:
+def open_shared_store(
+    database_url: str, *, cache_size: int = 0, pool_size: int = 10
+) -> SharedStore:
     """Connect to (and create, if needed) the event store tables."""
     env = eventsourcing_env(database_url, cache_size=cache_size, pool_size=pool_size)
-    factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(Environment(STORE_NAME, env))
+    factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(
+        Environment(STORE_NAME, env)
+    )
     recorder = factory.process_recorder()
     assert isinstance(recorder, EventStoreExtensions)
     return SharedStore(env=env, factory=factory, recorder=recorder, extensions=recorder)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -27,8 +27,11 @@ class PostgresEventStoreRecorder(PostgresProcessRecorder, EventStoreExtensions):
                 "originator_id uuid NOT NULL, originator_version bigint NOT NULL)"
             ).format(schema=schema, table=table)
         )
+        # ON CONFLICT DO NOTHING: a taken key must not abort the pipelined transaction
+        # with a server error; we see "no row returned" and raise IntegrityError ourselves.
         self._insert_idempotency = SQL(
-            "INSERT INTO {schema}.{table} VALUES (%s, %s, %s, %s, %s)"
+            "INSERT INTO {schema}.{table} VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (key) DO NOTHING RETURNING key"
         ).format(schema=schema, table=table)
         self._select_idempotency = SQL(
             "SELECT i.fingerprint, i.result, e.notification_id FROM {schema}.{table} i "
@@ -50,9 +53,16 @@ class PostgresEventStoreRecorder(PostgresProcessRecorder, EventStoreExtensions):
             last = stored_events[-1]
             curs.execute(
                 self._insert_idempotency,
-                (record.key, record.fingerprint, json.dumps(record.result),
-                 last.originator_id, last.originator_version),
+                (
+                    record.key,
+                    record.fingerprint,
+                    json.dumps(record.result),
+                    last.originator_id,
+                    last.originator_version,
+                ),
             )
+            if curs.fetchone() is None:
+                raise IntegrityError(f"idempotency key {record.key!r} is already used")
 
     def find_idempotency(self, key: str) -> StoredIdempotency | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -28,7 +28,9 @@ async def get_idempotency(
     if idempotency_key is None:
         return None
     if not 0 < len(idempotency_key) <= MAX_KEY_LENGTH or not idempotency_key.isprintable():
-        raise ApiError(422, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable characters")
+        raise ApiError(
+            422, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable characters"
+        )
     body = await request.body()
     try:  # fingerprint the meaning of the body, not its whitespace
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""

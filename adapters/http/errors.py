@@ -47,7 +47,9 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     fields = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        fields.append({"field": loc, "message": err.get("msg", "invalid"), "type": err.get("type", "")})
+        fields.append(
+            {"field": loc, "message": err.get("msg", "invalid"), "type": err.get("type", "")}
+        )
     return fields
 
 
@@ -66,7 +68,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         fields = _field_errors(exc)
-        code = "invalid_json" if any(f["type"] == "json_invalid" for f in fields) else "invalid_input"
+        code = (
+            "invalid_json" if any(f["type"] == "json_invalid" for f in fields) else "invalid_input"
+        )
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
         return JSONResponse(error_body(code, summary, fields=fields), status_code=422)
 

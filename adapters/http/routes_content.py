@@ -19,7 +19,9 @@ router = APIRouter(prefix="/v1", tags=["content"])
 
 
 @router.post("/creators", status_code=201, response_model=CommandResponse)
-def register_creator(body: RegisterCreator, c: ContainerDep, idem: IdempotencyDep, response: Response) -> CommandResponse:
+def register_creator(
+    body: RegisterCreator, c: ContainerDep, idem: IdempotencyDep, response: Response
+) -> CommandResponse:
     """Register a creator account (Creator.Registered)."""
     return respond(
         c.content.register_creator(
@@ -54,7 +56,11 @@ def update_profile(
 
 @router.post("/creators/{creator_id}/suspension", response_model=CommandResponse)
 def suspend_creator(
-    creator_id: UUID, body: SuspensionChange, c: ContainerDep, idem: IdempotencyDep, response: Response
+    creator_id: UUID,
+    body: SuspensionChange,
+    c: ContainerDep,
+    idem: IdempotencyDep,
+    response: Response,
 ) -> CommandResponse:
     """Suspend a creator by hand (Creator.Suspended). Strikes suspend automatically."""
     return respond(
@@ -71,7 +77,11 @@ def suspend_creator(
 
 @router.post("/creators/{creator_id}/reinstatement", response_model=CommandResponse)
 def reinstate_creator(
-    creator_id: UUID, body: SuspensionChange, c: ContainerDep, idem: IdempotencyDep, response: Response
+    creator_id: UUID,
+    body: SuspensionChange,
+    c: ContainerDep,
+    idem: IdempotencyDep,
+    response: Response,
 ) -> CommandResponse:
     """Lift a suspension (Creator.Reinstated)."""
     return respond(
@@ -87,7 +97,9 @@ def reinstate_creator(
 
 
 @router.post("/videos", status_code=201, response_model=CommandResponse)
-def publish_video(body: PublishVideo, c: ContainerDep, idem: IdempotencyDep, response: Response) -> CommandResponse:
+def publish_video(
+    body: PublishVideo, c: ContainerDep, idem: IdempotencyDep, response: Response
+) -> CommandResponse:
     """Publish a video (Video.Published). Suspended creators get 409 creator_suspended."""
     return respond(
         c.content.publish_video(

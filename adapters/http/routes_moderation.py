@@ -5,8 +5,15 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from adapters.http.deps import ContainerDep, IdempotencyDep, respond
-from adapters.http.schemas import AutoFlag, CommandResponse, Decide, Escalate, ReportVideo, ResolveAppeal
 from adapters.http.schemas import Appeal as AppealBody
+from adapters.http.schemas import (
+    AutoFlag,
+    CommandResponse,
+    Decide,
+    Escalate,
+    ReportVideo,
+    ResolveAppeal,
+)
 
 router = APIRouter(prefix="/v1", tags=["moderation"])
 
@@ -18,7 +25,11 @@ def report_video(
     """Report a video; opens (or reopens) its moderation case. The id returned is the case id."""
     return respond(
         c.moderation.report_video(
-            video_id, reporter_id=body.reporter_id, reason=body.reason, occurred_at=body.occurred_at, idempotency=idem
+            video_id,
+            reporter_id=body.reporter_id,
+            reason=body.reason,
+            occurred_at=body.occurred_at,
+            idempotency=idem,
         ),
         response,
     )

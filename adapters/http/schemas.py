@@ -34,7 +34,9 @@ class VersionedBody(Body):
 
 # -- content -----------------------------------------------------------------------------
 class RegisterCreator(Body):
-    creator_id: UUID | None = Field(None, description="The creator's account id; generated if absent")
+    creator_id: UUID | None = Field(
+        None, description="The creator's account id; generated if absent"
+    )
     handle: Annotated[str, Field(min_length=2, max_length=25)]
     display_name: Annotated[str, Field(min_length=1, max_length=80)]
     region: Annotated[str, Field(min_length=2, max_length=2, description="ISO 3166 alpha-2")]
@@ -53,14 +55,18 @@ class PublishVideo(Body):
     video_id: UUID | None = None
     creator_id: UUID
     caption: Annotated[str, Field(max_length=MAX_CAPTION_LENGTH)] = ""
-    hashtags: Annotated[list[Annotated[str, Field(max_length=101)]], Field(max_length=MAX_HASHTAGS * 2)] = []
+    hashtags: Annotated[
+        list[Annotated[str, Field(max_length=101)]], Field(max_length=MAX_HASHTAGS * 2)
+    ] = []
     sound_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     duration_seconds: Annotated[float, Field(gt=0, le=600)]
 
 
 class EditCaption(VersionedBody):
     caption: Annotated[str, Field(max_length=MAX_CAPTION_LENGTH)]
-    hashtags: Annotated[list[Annotated[str, Field(max_length=101)]], Field(max_length=MAX_HASHTAGS * 2)] = []
+    hashtags: Annotated[
+        list[Annotated[str, Field(max_length=101)]], Field(max_length=MAX_HASHTAGS * 2)
+    ] = []
     actor_id: UUID | None = Field(None, description="Acting creator; must own the video if given")
 
 
@@ -158,7 +164,9 @@ class ReportVideo(Body):
 class AutoFlag(Body):
     model: Annotated[str, Field(min_length=1, max_length=64)]
     score: Annotated[float, Field(ge=0, le=1)]
-    reasons: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)] = []
+    reasons: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)
+    ] = []
 
 
 class Escalate(VersionedBody):

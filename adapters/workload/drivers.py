@@ -113,40 +113,60 @@ def _apply(c: Container, command: Command) -> CommandResult:
     match command:
         case RegisterCreator():
             return c.content.register_creator(
-                creator_id=command.creator_id, handle=command.handle,
-                display_name=command.display_name, region=command.region,
+                creator_id=command.creator_id,
+                handle=command.handle,
+                display_name=command.display_name,
+                region=command.region,
                 occurred_at=command.occurred_at,
             )
         case PublishVideo():
             return c.content.publish_video(
-                video_id=command.video_id, creator_id=command.creator_id, caption=command.caption,
-                hashtags=list(command.hashtags), sound_id=command.sound_id,
-                duration_seconds=command.duration_seconds, occurred_at=command.occurred_at,
+                video_id=command.video_id,
+                creator_id=command.creator_id,
+                caption=command.caption,
+                hashtags=list(command.hashtags),
+                sound_id=command.sound_id,
+                duration_seconds=command.duration_seconds,
+                occurred_at=command.occurred_at,
             )
         case ReportVideo():
             return c.moderation.report_video(
-                command.video_id, reporter_id=command.reporter_id, reason=command.reason,
+                command.video_id,
+                reporter_id=command.reporter_id,
+                reason=command.reason,
                 occurred_at=command.occurred_at,
             )
         case AutoFlagVideo():
             return c.moderation.auto_flag_video(
-                command.video_id, model=command.model, score=command.score,
-                reasons=list(command.reasons), occurred_at=command.occurred_at,
+                command.video_id,
+                model=command.model,
+                score=command.score,
+                reasons=list(command.reasons),
+                occurred_at=command.occurred_at,
             )
         case DecideCase():
             return c.moderation.decide_case(
-                command.case_id, moderator_id=command.moderator_id, outcome=command.outcome,
-                policy=command.policy, note=command.note, occurred_at=command.occurred_at,
+                command.case_id,
+                moderator_id=command.moderator_id,
+                outcome=command.outcome,
+                policy=command.policy,
+                note=command.note,
+                occurred_at=command.occurred_at,
             )
         case AppealCase():
             return c.moderation.appeal_case(
-                command.case_id, appellant_id=command.appellant_id, statement=command.statement,
+                command.case_id,
+                appellant_id=command.appellant_id,
+                statement=command.statement,
                 occurred_at=command.occurred_at,
             )
         case ResolveAppeal():
             return c.moderation.resolve_appeal(
-                command.case_id, moderator_id=command.moderator_id,
-                resolution=command.resolution, note=command.note, occurred_at=command.occurred_at,
+                command.case_id,
+                moderator_id=command.moderator_id,
+                resolution=command.resolution,
+                note=command.note,
+                occurred_at=command.occurred_at,
             )
     raise TypeError(f"not a workload command: {command!r}")
 
@@ -197,42 +217,57 @@ def http_request(command: Command) -> tuple[str, dict[str, Any]]:
     match command:
         case RegisterCreator():
             return "/v1/creators", _body(
-                creator_id=command.creator_id, handle=command.handle,
-                display_name=command.display_name, region=command.region,
+                creator_id=command.creator_id,
+                handle=command.handle,
+                display_name=command.display_name,
+                region=command.region,
                 occurred_at=command.occurred_at,
             )
         case PublishVideo():
             return "/v1/videos", _body(
-                video_id=command.video_id, creator_id=command.creator_id, caption=command.caption,
-                hashtags=list(command.hashtags), sound_id=command.sound_id,
-                duration_seconds=command.duration_seconds, occurred_at=command.occurred_at,
+                video_id=command.video_id,
+                creator_id=command.creator_id,
+                caption=command.caption,
+                hashtags=list(command.hashtags),
+                sound_id=command.sound_id,
+                duration_seconds=command.duration_seconds,
+                occurred_at=command.occurred_at,
             )
         case EngagementBatch():
             return "/v1/engagement/batch", {"items": [batch_item(s) for s in command.signals]}
         case ReportVideo():
             return f"/v1/videos/{command.video_id}/reports", _body(
-                reporter_id=command.reporter_id, reason=command.reason,
+                reporter_id=command.reporter_id,
+                reason=command.reason,
                 occurred_at=command.occurred_at,
             )
         case AutoFlagVideo():
             return f"/v1/videos/{command.video_id}/flags", _body(
-                model=command.model, score=command.score, reasons=list(command.reasons),
+                model=command.model,
+                score=command.score,
+                reasons=list(command.reasons),
                 occurred_at=command.occurred_at,
             )
         case DecideCase():
             return f"/v1/cases/{command.case_id}/decision", _body(
-                moderator_id=command.moderator_id, outcome=command.outcome,
-                policy=command.policy, note=command.note, occurred_at=command.occurred_at,
+                moderator_id=command.moderator_id,
+                outcome=command.outcome,
+                policy=command.policy,
+                note=command.note,
+                occurred_at=command.occurred_at,
             )
         case AppealCase():
             return f"/v1/cases/{command.case_id}/appeal", _body(
-                appellant_id=command.appellant_id, statement=command.statement,
+                appellant_id=command.appellant_id,
+                statement=command.statement,
                 occurred_at=command.occurred_at,
             )
         case ResolveAppeal():
             return f"/v1/cases/{command.case_id}/appeal-resolution", _body(
-                moderator_id=command.moderator_id, resolution=command.resolution,
-                note=command.note, occurred_at=command.occurred_at,
+                moderator_id=command.moderator_id,
+                resolution=command.resolution,
+                note=command.note,
+                occurred_at=command.occurred_at,
             )
     raise TypeError(f"not a workload command: {command!r}")
 

@@ -388,10 +388,12 @@ class _Simulation:
                     duration_seconds=video.duration,
                 )
         # Zipf: rank videos by their creator's reach times luck; weight = 1 / rank^s.
-        luck = {i: self.creators[v.creator].reach ** 0.5 * rng.lognormvariate(0.0, 0.8)
-                for i, v in enumerate(self.videos)}
+        luck = {
+            i: self.creators[v.creator].reach ** 0.5 * rng.lognormvariate(0.0, 0.8)
+            for i, v in enumerate(self.videos)
+        }
         for rank, i in enumerate(sorted(luck, key=lambda i: -luck[i]), start=1):
-            self.videos[i].weight = rank ** -self.config.zipf_exponent
+            self.videos[i].weight = rank**-self.config.zipf_exponent
         self.by_publish = sorted(range(len(self.videos)), key=lambda i: self.videos[i].published)
 
     def follower_base(self) -> None:
@@ -431,25 +433,53 @@ class _Simulation:
             reporters = rng.sample(self.viewers, min(len(self.viewers), rng.randint(15, 60)))
             for reporter in reporters:
                 other = rng.random() < 0.25
-                self.emit(start + rng.uniform(0.0, 3600.0), ReportVideo, video_id=video.id,
-                          reporter_id=reporter, reason=rng.choice(REASONS) if other else reason)
-            self.emit(start + rng.uniform(0.0, 1800.0), AutoFlagVideo, video_id=video.id,
-                      model="vision-safety-v3", score=round(rng.uniform(0.55, 0.99), 3),
-                      reasons=(reason,))
+                self.emit(
+                    start + rng.uniform(0.0, 3600.0),
+                    ReportVideo,
+                    video_id=video.id,
+                    reporter_id=reporter,
+                    reason=rng.choice(REASONS) if other else reason,
+                )
+            self.emit(
+                start + rng.uniform(0.0, 1800.0),
+                AutoFlagVideo,
+                video_id=video.id,
+                model="vision-safety-v3",
+                score=round(rng.uniform(0.55, 0.99), 3),
+                reasons=(reason,),
+            )
             # The first wave always ends in a standing removal, so every run exercises it.
-            outcome = "remove" if n == 0 else rng.choices(
-                ("remove", "restrict", "keep"), weights=(45, 30, 25))[0]
+            outcome = (
+                "remove"
+                if n == 0
+                else rng.choices(("remove", "restrict", "keep"), weights=(45, 30, 25))[0]
+            )
             decided = start + 3600.0 + rng.uniform(600.0, 3 * 3600.0)
             case_id = ModerationCase.create_id(video.id)
-            self.emit(decided, DecideCase, case_id=case_id, video_id=video.id,
-                      moderator_id=rng.choice(moderators), outcome=outcome,
-                      policy=f"community-guidelines/{reason}", note=f"{len(reporters)} reports")
+            self.emit(
+                decided,
+                DecideCase,
+                case_id=case_id,
+                video_id=video.id,
+                moderator_id=rng.choice(moderators),
+                outcome=outcome,
+                policy=f"community-guidelines/{reason}",
+                note=f"{len(reporters)} reports",
+            )
             if outcome != "keep":
                 video.changes.append((decided, "removed" if outcome == "remove" else "restricted"))
             creator_id = self.creators[video.creator].id
             window = (self.at(start), self.at(start + 3600.0))
-            wave = ReportWave(video.id, case_id, creator_id, *window, len(reporters), reason,
-                              outcome, self.at(decided))
+            wave = ReportWave(
+                video.id,
+                case_id,
+                creator_id,
+                *window,
+                len(reporters),
+                reason,
+                outcome,
+                self.at(decided),
+            )
             if outcome != "keep" and n > 0 and rng.random() < 0.5:
                 wave = self.appeal(wave, video, decided, moderators)
             self.waves.append(wave)
@@ -461,26 +491,45 @@ class _Simulation:
         appealed = decided + rng.uniform(1800.0, 12 * 3600.0)
         if appealed >= self.horizon:
             return wave
-        self.emit(appealed, AppealCase, case_id=wave.case_id, video_id=video.id,
-                  appellant_id=wave.creator_id, statement=rng.choice(APPEALS))
+        self.emit(
+            appealed,
+            AppealCase,
+            case_id=wave.case_id,
+            video_id=video.id,
+            appellant_id=wave.creator_id,
+            statement=rng.choice(APPEALS),
+        )
         resolved = appealed + rng.uniform(1800.0, 12 * 3600.0)
         if resolved >= self.horizon:
             return replace(wave, appealed_at=self.at(appealed))
         resolution = "overturned" if rng.random() < 0.4 else "upheld"
-        self.emit(resolved, ResolveAppeal, case_id=wave.case_id, video_id=video.id,
-                  moderator_id=rng.choice(moderators), resolution=resolution,
-                  note="context supports the creator" if resolution == "overturned" else "")
+        self.emit(
+            resolved,
+            ResolveAppeal,
+            case_id=wave.case_id,
+            video_id=video.id,
+            moderator_id=rng.choice(moderators),
+            resolution=resolution,
+            note="context supports the creator" if resolution == "overturned" else "",
+        )
         if resolution == "overturned":
             video.changes.append((resolved, "active"))
-        return replace(wave, appealed_at=self.at(appealed), resolution=resolution,
-                       resolved_at=self.at(resolved))
+        return replace(
+            wave,
+            appealed_at=self.at(appealed),
+            resolution=resolution,
+            resolved_at=self.at(resolved),
+        )
 
     def bot_bursts(self) -> None:
         """A handful of bot accounts fire hundreds of near-zero views within minutes."""
         rng = self.rng
         for _ in range(self.config.bot_bursts):
-            pool = [i for i, v in enumerate(self.videos)
-                    if i not in self.special and v.published < self.horizon - 3600.0]
+            pool = [
+                i
+                for i, v in enumerate(self.videos)
+                if i not in self.special and v.published < self.horizon - 3600.0
+            ]
             if not pool:
                 break
             index = rng.choice(pool)
@@ -494,9 +543,17 @@ class _Simulation:
             for _ in range(views):
                 bot, t = rng.choice(bots), start + rng.uniform(0.0, length)
                 watch = round(rng.uniform(0.2, min(1.5, video.duration * 0.5)), 2)
-                self.signal(t, index, redeliverable=False, kind="view", viewer_id=bot,
-                            watch_seconds=watch, completed=False, traffic_source="other",
-                            device=device)
+                self.signal(
+                    t,
+                    index,
+                    redeliverable=False,
+                    kind="view",
+                    viewer_id=bot,
+                    watch_seconds=watch,
+                    completed=False,
+                    traffic_source="other",
+                    device=device,
+                )
             for bot in bots:  # like farming: each bot likes once, if at all
                 if rng.random() < 0.5:
                     self.like(bot, index, start + rng.uniform(1.0, length))
@@ -519,8 +576,12 @@ class _Simulation:
             while published < len(order) and self.videos[order[published]].published < t0:
                 published += 1
             hour = (t0 / 3600.0) % 24
-            lam = cfg.views_per_day * SLOT / DAY * (
-                1 + cfg.diurnal_amplitude * math.sin(2 * math.pi * (hour - 14) / 24))
+            lam = (
+                cfg.views_per_day
+                * SLOT
+                / DAY
+                * (1 + cfg.diurnal_amplitude * math.sin(2 * math.pi * (hour - 14) / 24))
+            )
             count = self.poisson(lam)
             eligible, weights = self.eligible(order[:published], t0)
             if not count or not eligible:
@@ -559,18 +620,37 @@ class _Simulation:
         watch = round(watch, 2)
         follows = (viewer, creator) in self.followed
         source = "following" if follows and rng.random() < 0.6 else _traffic_source(rng)
-        self.signal(t, index, kind="view", viewer_id=viewer, watch_seconds=watch,
-                    completed=watch >= duration, traffic_source=source, device=_device(rng))
+        self.signal(
+            t,
+            index,
+            kind="view",
+            viewer_id=viewer,
+            watch_seconds=watch,
+            completed=watch >= duration,
+            traffic_source=source,
+            device=_device(rng),
+        )
         like, share, comment, follow = ENGAGEMENT_RATES[stage]
         boost = 0.5 + video.quality
         if rng.random() < like * boost:
             self.like(viewer, index, t + rng.uniform(0.2, 4.0))
         if rng.random() < share * boost:
-            self.signal(t + rng.uniform(1.0, 15.0), index, kind="share", viewer_id=viewer,
-                        channel=_channel(rng))
+            self.signal(
+                t + rng.uniform(1.0, 15.0),
+                index,
+                kind="share",
+                viewer_id=viewer,
+                channel=_channel(rng),
+            )
         if rng.random() < comment * boost:
-            self.signal(t + rng.uniform(5.0, 60.0), index, kind="comment", viewer_id=viewer,
-                        comment_id=self.uuid(), text=_comment(rng))
+            self.signal(
+                t + rng.uniform(5.0, 60.0),
+                index,
+                kind="comment",
+                viewer_id=viewer,
+                comment_id=self.uuid(),
+                text=_comment(rng),
+            )
         if not follows and rng.random() < follow * boost:
             self.follow(viewer, creator, t + rng.uniform(1.0, 10.0))
 
@@ -588,12 +668,18 @@ class _Simulation:
                     if (reporter, index) in self.reported:  # the open case would refuse it
                         continue
                     self.reported.add((reporter, index))
-                    self.emit(t, cls, video_id=video_id, reporter_id=reporter,
-                              reason=rng.choice(REASONS))
+                    self.emit(
+                        t, cls, video_id=video_id, reporter_id=reporter, reason=rng.choice(REASONS)
+                    )
                 else:
-                    self.emit(t, cls, video_id=video_id, model="text-toxicity-v2",
-                              score=round(rng.uniform(0.05, 0.5), 3),
-                              reasons=(rng.choice(REASONS),))
+                    self.emit(
+                        t,
+                        cls,
+                        video_id=video_id,
+                        model="text-toxicity-v2",
+                        score=round(rng.uniform(0.05, 0.5), 3),
+                        reasons=(rng.choice(REASONS),),
+                    )
 
     # output ----------------------------------------------------------------------------
     def batched(self) -> Iterator[Command]:
@@ -619,8 +705,18 @@ class _Simulation:
 
 
 # -- vocabulary: what the simulated people write and use ---------------------------------
-REASONS = ("spam", "nudity", "violence", "hate", "harassment", "misinformation", "self_harm",
-           "copyright", "minor_safety", "other")
+REASONS = (
+    "spam",
+    "nudity",
+    "violence",
+    "hate",
+    "harassment",
+    "misinformation",
+    "self_harm",
+    "copyright",
+    "minor_safety",
+    "other",
+)
 WAVE_REASONS = ("violence", "hate", "harassment", "misinformation", "nudity", "spam")
 APPEALS = (
     "This is satire, not misinformation.",
@@ -642,18 +738,82 @@ _DEVICES = ("ios", "android", "web", "tv")
 _DEVICE_CUM = tuple(itertools.accumulate((45, 45, 8, 2)))
 _CHANNELS = ("copy_link", "whatsapp", "instagram", "messenger", "sms", "email", "x", "other")
 _CHANNEL_CUM = tuple(itertools.accumulate((30, 25, 15, 10, 5, 3, 7, 5)))
-_WORDS = ("sunny", "pixel", "neon", "lofi", "chef", "dance", "vibe", "retro", "cosmic", "urban",
-          "wild", "mellow", "turbo", "cozy", "glitch", "ocean", "velvet", "echo", "maple", "nova")
-_TAGS = ("fyp", "foryou", "viral", "dance", "comedy", "cooking", "fitness", "pets", "travel",
-         "diy", "beauty", "gaming", "music", "fashion", "learnontiktok", "booktok", "asmr",
-         "football", "skincare", "lifehack", "challenge", "duet", "storytime", "art", "cars")
+_WORDS = (
+    "sunny",
+    "pixel",
+    "neon",
+    "lofi",
+    "chef",
+    "dance",
+    "vibe",
+    "retro",
+    "cosmic",
+    "urban",
+    "wild",
+    "mellow",
+    "turbo",
+    "cozy",
+    "glitch",
+    "ocean",
+    "velvet",
+    "echo",
+    "maple",
+    "nova",
+)
+_TAGS = (
+    "fyp",
+    "foryou",
+    "viral",
+    "dance",
+    "comedy",
+    "cooking",
+    "fitness",
+    "pets",
+    "travel",
+    "diy",
+    "beauty",
+    "gaming",
+    "music",
+    "fashion",
+    "learnontiktok",
+    "booktok",
+    "asmr",
+    "football",
+    "skincare",
+    "lifehack",
+    "challenge",
+    "duet",
+    "storytime",
+    "art",
+    "cars",
+)
 _TAG_CUM = tuple(itertools.accumulate(1 / rank for rank in range(1, len(_TAGS) + 1)))
-_CAPTIONS = ("wait for it", "pov: monday morning", "tried this so you don't have to",
-             "day {n} of posting until it blows up", "rate this 1-10", "part {n}",
-             "the ending though", "nobody talks about this", "quick recipe", "new trend alert")
-_COMMENTS = ("omg", "this is so real", "part 2 please", "who else is here from fyp",
-             "the ending 😂", "tutorial?", "song name?", "I needed this today", "first",
-             "not me watching this 5 times", "🔥🔥🔥", "underrated")
+_CAPTIONS = (
+    "wait for it",
+    "pov: monday morning",
+    "tried this so you don't have to",
+    "day {n} of posting until it blows up",
+    "rate this 1-10",
+    "part {n}",
+    "the ending though",
+    "nobody talks about this",
+    "quick recipe",
+    "new trend alert",
+)
+_COMMENTS = (
+    "omg",
+    "this is so real",
+    "part 2 please",
+    "who else is here from fyp",
+    "the ending 😂",
+    "tutorial?",
+    "song name?",
+    "I needed this today",
+    "first",
+    "not me watching this 5 times",
+    "🔥🔥🔥",
+    "underrated",
+)
 
 
 def _pick(rng: random.Random, items: tuple[str, ...], cum: tuple[float, ...]) -> str:

@@ -4,6 +4,7 @@ Runs in process (ASGI) against the embedded SQLite store; the restart test reope
 same SQLite file with a fresh application, as a restarted server would.
 """
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +46,12 @@ def register(client: TestClient, handle: str = "ann") -> str:
 def publish(client: TestClient, creator_id: str, duration: float = 20.0) -> str:
     r = client.post(
         "/v1/videos",
-        json={"creator_id": creator_id, "caption": "hi", "hashtags": ["#Fun"], "duration_seconds": duration},
+        json={
+            "creator_id": creator_id,
+            "caption": "hi",
+            "hashtags": ["#Fun"],
+            "duration_seconds": duration,
+        },
     )
     assert r.status_code == 201, r.text
     return r.json()["id"]
@@ -76,7 +82,9 @@ def test_openapi_docs_are_served(client):
 
 # -- 422 -----------------------------------------------------------------------------------
 def test_invalid_input_is_422_with_field_messages(client):
-    r = client.post("/v1/creators", json={"handle": "a", "display_name": "Ann", "region": "US", "extra": 1})
+    r = client.post(
+        "/v1/creators", json={"handle": "a", "display_name": "Ann", "region": "US", "extra": 1}
+    )
     assert r.status_code == 422
     fields = {f["field"] for f in r.json()["error"]["fields"]}
     assert fields == {"body.handle", "body.extra"}
@@ -84,21 +92,30 @@ def test_invalid_input_is_422_with_field_messages(client):
 
 
 def test_malformed_json_is_422_not_500(client):
-    r = client.post("/v1/creators", content=b"{not json", headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/creators", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422 and error_code(r) == "invalid_json"
 
 
 def test_domain_value_rules_are_422(client):
     creator = register(client)
     video = publish(client, creator, duration=10)
-    r = client.post(f"/v1/videos/{video}/views", json={"viewer_id": str(uuid.uuid4()), "watch_seconds": 51})
+    r = client.post(
+        f"/v1/videos/{video}/views", json={"viewer_id": str(uuid.uuid4()), "watch_seconds": 51}
+    )
     assert r.status_code == 422 and error_code(r) == "invalid_watch_time"
 
 
 def test_naive_event_time_is_rejected(client):
     r = client.post(
         "/v1/creators",
-        json={"handle": "ann", "display_name": "Ann", "region": "US", "occurred_at": "2026-01-01T10:00:00"},
+        json={
+            "handle": "ann",
+            "display_name": "Ann",
+            "region": "US",
+            "occurred_at": "2026-01-01T10:00:00",
+        },
     )
     assert r.status_code == 422
 
@@ -107,7 +124,10 @@ def test_naive_event_time_is_rejected(client):
 def test_unknown_aggregate_is_404(client):
     r = client.post(f"/v1/videos/{uuid.uuid4()}/likes", json={"viewer_id": str(uuid.uuid4())})
     assert r.status_code == 404 and error_code(r) == "video_not_found"
-    r = client.post(f"/v1/cases/{uuid.uuid4()}/decision", json={"moderator_id": str(uuid.uuid4()), "outcome": "keep", "policy": "spam"})
+    r = client.post(
+        f"/v1/cases/{uuid.uuid4()}/decision",
+        json={"moderator_id": str(uuid.uuid4()), "outcome": "keep", "policy": "spam"},
+    )
     assert r.status_code == 404 and error_code(r) == "case_not_found"
 
 
@@ -130,23 +150,33 @@ def test_invariant_violation_is_409_with_code(client):
 
 def test_version_conflict_is_409(client):
     creator = register(client)
-    ok = client.patch(f"/v1/creators/{creator}", json={"display_name": "A2", "region": "GB", "expected_version": 1})
+    ok = client.patch(
+        f"/v1/creators/{creator}",
+        json={"display_name": "A2", "region": "GB", "expected_version": 1},
+    )
     assert ok.status_code == 200 and ok.json()["version"] == 2
-    stale = client.patch(f"/v1/creators/{creator}", json={"display_name": "A3", "region": "GB", "expected_version": 1})
+    stale = client.patch(
+        f"/v1/creators/{creator}",
+        json={"display_name": "A3", "region": "GB", "expected_version": 1},
+    )
     assert stale.status_code == 409 and error_code(stale) == "version_conflict"
     assert stale.json()["error"]["details"] == {"expected": "1", "actual": "2"}
 
 
 # -- 413 -----------------------------------------------------------------------------------
 def test_oversized_body_is_413(client):
-    r = client.post("/v1/creators", content=b"x" * 1_100_000, headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/creators", content=b"x" * 1_100_000, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413 and error_code(r) == "payload_too_large"
 
 
 def test_oversized_batch_is_413(db_path):
     client, container = open_client(db_path, batch_max_items=3)
     try:
-        items = [{"type": "like", "viewer_id": str(uuid.uuid4()), "video_id": str(uuid.uuid4())}] * 4
+        items = [
+            {"type": "like", "viewer_id": str(uuid.uuid4()), "video_id": str(uuid.uuid4())}
+        ] * 4
         r = client.post("/v1/engagement/batch", json={"items": items})
         assert r.status_code == 413 and error_code(r) == "batch_too_large"
     finally:
@@ -159,9 +189,13 @@ def test_idempotent_retry_returns_original_and_records_nothing(client):
     creator = register(client)
     video = publish(client, creator)
     body = {"viewer_id": str(uuid.uuid4()), "watch_seconds": 5}
-    first = client.post(f"/v1/videos/{video}/views", json=body, headers={"Idempotency-Key": "view-1"})
+    first = client.post(
+        f"/v1/videos/{video}/views", json=body, headers={"Idempotency-Key": "view-1"}
+    )
     head = client.get("/healthz").json()["head_position"]
-    again = client.post(f"/v1/videos/{video}/views", json=body, headers={"Idempotency-Key": "view-1"})
+    again = client.post(
+        f"/v1/videos/{video}/views", json=body, headers={"Idempotency-Key": "view-1"}
+    )
     assert again.status_code == first.status_code == 200
     assert {k: v for k, v in again.json().items() if k != "replayed"} == {
         k: v for k, v in first.json().items() if k != "replayed"
@@ -172,9 +206,17 @@ def test_idempotent_retry_returns_original_and_records_nothing(client):
 
 def test_same_key_different_request_is_rejected(client):
     creator = register(client)
-    r1 = client.patch(f"/v1/creators/{creator}", json={"display_name": "B", "region": "GB"}, headers={"Idempotency-Key": "k"})
+    r1 = client.patch(
+        f"/v1/creators/{creator}",
+        json={"display_name": "B", "region": "GB"},
+        headers={"Idempotency-Key": "k"},
+    )
     assert r1.status_code == 200
-    r2 = client.patch(f"/v1/creators/{creator}", json={"display_name": "C", "region": "GB"}, headers={"Idempotency-Key": "k"})
+    r2 = client.patch(
+        f"/v1/creators/{creator}",
+        json={"display_name": "C", "region": "GB"},
+        headers={"Idempotency-Key": "k"},
+    )
     assert r2.status_code == 422 and error_code(r2) == "idempotency_key_reused"
 
 
@@ -208,12 +250,16 @@ def test_batch_retry_with_key_returns_per_item_results(client):
         {"type": "like", "viewer_id": viewer, "video_id": video},
         {"type": "view", "viewer_id": viewer, "video_id": video, "watch_seconds": -1},
     ]
-    first = client.post("/v1/engagement/batch", json={"items": items}, headers={"Idempotency-Key": "b1"})
+    first = client.post(
+        "/v1/engagement/batch", json={"items": items}, headers={"Idempotency-Key": "b1"}
+    )
     assert first.status_code == 200
     statuses = [i["status"] for i in first.json()["items"]]
     assert statuses == ["recorded", "recorded", "rejected", "rejected"]
     assert [i["error"] for i in first.json()["items"]][2:] == ["already_liked", "invalid_input"]
-    again = client.post("/v1/engagement/batch", json={"items": items}, headers={"Idempotency-Key": "b1"})
+    again = client.post(
+        "/v1/engagement/batch", json={"items": items}, headers={"Idempotency-Key": "b1"}
+    )
     assert again.json()["items"] == first.json()["items"] and again.json()["replayed"] is True
 
 
@@ -221,7 +267,12 @@ def test_batch_accepts_ndjson_and_dedups_client_event_ids(client):
     creator = register(client)
     video = publish(client, creator)
     viewer = str(uuid.uuid4())
-    line = f'{{"type":"view","viewer_id":"{viewer}","video_id":"{video}","watch_seconds":2,"client_event_id":"e1"}}'
-    r = client.post("/v1/engagement/batch", content=f"{line}\n{line}\n".encode(), headers={"content-type": "application/x-ndjson"})
+    item = {"type": "view", "viewer_id": viewer, "video_id": video, "watch_seconds": 2}
+    line = json.dumps({**item, "client_event_id": "e1"})
+    r = client.post(
+        "/v1/engagement/batch",
+        content=f"{line}\n{line}\n".encode(),
+        headers={"content-type": "application/x-ndjson"},
+    )
     assert r.status_code == 200
     assert [i["status"] for i in r.json()["items"]] == ["recorded", "duplicate"]

@@ -18,7 +18,11 @@ def free_port() -> int:
 
 
 def start_server(db: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "REELPULSE_DATABASE_URL": f"sqlite:///{db}", "REELPULSE_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "REELPULSE_DATABASE_URL": f"sqlite:///{db}",
+        "REELPULSE_LOG_LEVEL": "warning",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)],
         env=env,

@@ -183,6 +183,7 @@ UNFOLLOWED_V1 = (
     b'"occurred_at":{"_type_":"datetime_iso","_data_":"2023-03-01T10:00:02+00:00"}}'
 )
 
+
 @pytest.mark.parametrize(
     ("suspended", "for_strikes"), [(SUSPENDED_V1_AUTOMATIC, True), (SUSPENDED_V1_MANUAL, False)]
 )

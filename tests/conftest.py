@@ -1,0 +1,57 @@
+"""Fixtures shared by every suite: event store URLs per backend and containers on them.
+
+pytest puts tests/ on sys.path for this conftest (rootdir-relative, no tests/__init__.py),
+so helpers import as `support.*`.
+"""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.pgserver import PostgresServer, start_session_server
+
+from adapters.bootstrap import Container, bootstrap
+from adapters.settings import Settings
+
+ContainerFactory = Callable[..., Container]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """Started on first use only, so runs without PostgreSQL tests never start it."""
+    server = start_session_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test."""
+    with pg_server.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty event store on each backend in turn."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def container_factory() -> Iterator[ContainerFactory]:
+    """bootstrap() on a URL; every container built is closed when the test ends."""
+    containers: list[Container] = []
+
+    def build(database_url: str, **kwargs: Any) -> Container:
+        container = bootstrap(Settings(database_url=database_url), **kwargs)
+        containers.append(container)
+        return container
+
+    yield build
+    for container in reversed(containers):
+        container.close()
