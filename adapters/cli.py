@@ -36,8 +36,13 @@ def _open(settings: Settings) -> Container:
         raise typer.Exit(1) from None
 
 
-def _load_demo(container: Container, *, seed: int, days: float) -> None:
-    from adapters.workload import WorkloadConfig, drive_application, generate
+def _load_demo(
+    container: Container | None, *, seed: int, days: int, url: str | None = None
+) -> None:
+    """Load the demo workload into `container`, or send it to the REST API at `url`."""
+    import httpx
+
+    from adapters.workload import WorkloadConfig, drive_application, drive_http, generate
 
     started = time.perf_counter()
     workload = generate(WorkloadConfig(seed=seed, days=days))
@@ -60,7 +65,12 @@ def _load_demo(container: Container, *, seed: int, days: float) -> None:
                 rate=f"{progress.tasks[0].completed / max(elapsed, 1e-9):,.0f} items/s",
             )
 
-        stats = drive_application(container, workload.commands, progress=advance)
+        if url is not None:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                stats = drive_http(client, workload.commands, progress=advance)
+        else:
+            assert container is not None
+            stats = drive_application(container, workload.commands, progress=advance)
     console.print(f"demo loaded (seed {seed}, {days:g} simulated days): {stats.summary()}")
 
 
@@ -69,7 +79,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
     demo: Annotated[bool, typer.Option(help="Load demo data first if the store is empty")] = False,
-    demo_days: Annotated[float, typer.Option(help="Simulated days of demo data")] = 1.0,
+    demo_days: Annotated[int, typer.Option(help="Simulated days of demo data", min=1)] = 1,
     seed: Annotated[int, typer.Option(help="Demo workload seed")] = 42,
 ) -> None:
     """Serve the REST command API (OpenAPI docs at /docs) with uvicorn."""
@@ -97,9 +107,20 @@ def serve(
 @app.command("demo")
 def demo_cmd(
     seed: Annotated[int, typer.Option(help="Workload seed (same seed, same workload)")] = 42,
-    days: Annotated[float, typer.Option(help="Simulated days")] = 1.0,
+    days: Annotated[int, typer.Option(help="Simulated days", min=1)] = 1,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Send the workload to a running server's REST API (e.g. "
+            "http://127.0.0.1:8000) instead of the configured store"
+        ),
+    ] = None,
 ) -> None:
-    """Generate a deterministic workload and load it through the application layer."""
+    """Generate a deterministic workload (virtual clock, seeded) and load it through the
+    application layer, or through the REST API with --url."""
+    if url is not None:
+        _load_demo(None, seed=seed, days=days, url=url)
+        return
     container = _open(Settings())
     try:
         _load_demo(container, seed=seed, days=days)

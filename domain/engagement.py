@@ -33,6 +33,8 @@ class Engagement(Aggregate):
         occurred_at: datetime
 
     class Viewed(Aggregate.Event):
+        video_id: UUID
+        viewer_id: UUID
         watch_seconds: float
         completed: bool
         traffic_source: str
@@ -41,25 +43,35 @@ class Engagement(Aggregate):
         occurred_at: datetime
 
     class Liked(Aggregate.Event):
+        video_id: UUID
+        viewer_id: UUID
         client_event_id: str | None
         occurred_at: datetime
 
     class Unliked(Aggregate.Event):
+        video_id: UUID
+        viewer_id: UUID
         client_event_id: str | None
         occurred_at: datetime
 
     class Shared(Aggregate.Event):
+        video_id: UUID
+        viewer_id: UUID
         channel: str
         client_event_id: str | None
         occurred_at: datetime
 
     class Commented(Aggregate.Event):
+        video_id: UUID
+        viewer_id: UUID
         comment_id: UUID
         text: str
         client_event_id: str | None
         occurred_at: datetime
 
     class CommentDeleted(Aggregate.Event):
+        video_id: UUID
+        viewer_id: UUID
         comment_id: UUID
         occurred_at: datetime
 
@@ -91,6 +103,12 @@ class Engagement(Aggregate):
         )
 
     # -- queries -------------------------------------------------------------------------
+    @property
+    def _pair(self) -> dict[str, UUID]:
+        # Every engagement event names its video and viewer, so consumers (projections,
+        # the Kafka relay keyed by video) need no lookup of the pair stream.
+        return {"video_id": self.video_id, "viewer_id": self.viewer_id}
+
     def has_seen(self, client_event_id: str | None) -> bool:
         """True when this client event was already recorded (a redelivery)."""
         return client_event_id is not None and client_event_id in self.client_event_ids
@@ -118,6 +136,7 @@ class Engagement(Aggregate):
                 code="invalid_watch_time",
             )
         self._viewed(
+            **self._pair,
             watch_seconds=float(watch_seconds),
             completed=bool(completed),
             traffic_source=_one_of("traffic_source", traffic_source, TRAFFIC_SOURCES),
@@ -136,6 +155,7 @@ class Engagement(Aggregate):
         if self.liked:
             raise InvariantViolation("viewer already likes this video", code="already_liked")
         self._liked(
+            **self._pair,
             client_event_id=check_client_id(client_event_id),
             occurred_at=check_event_time(occurred_at),
         )
@@ -150,6 +170,7 @@ class Engagement(Aggregate):
         if not self.liked:
             raise InvariantViolation("viewer does not like this video", code="not_liked")
         self._unliked(
+            **self._pair,
             client_event_id=check_client_id(client_event_id),
             occurred_at=check_event_time(occurred_at),
         )
@@ -167,6 +188,7 @@ class Engagement(Aggregate):
             return False
         self._check_video(video)
         self._shared(
+            **self._pair,
             channel=_one_of("channel", channel, SHARE_CHANNELS),
             client_event_id=check_client_id(client_event_id),
             occurred_at=check_event_time(occurred_at),
@@ -188,6 +210,7 @@ class Engagement(Aggregate):
         if comment_id in self.comments or comment_id in self.deleted_comments:
             raise InvariantViolation("comment id already used", code="duplicate_comment")
         self._commented(
+            **self._pair,
             comment_id=comment_id,
             text=check_text("text", text, max_length=MAX_COMMENT_LENGTH),
             client_event_id=check_client_id(client_event_id),
@@ -198,7 +221,9 @@ class Engagement(Aggregate):
     def delete_comment(self, *, comment_id: UUID, occurred_at: datetime) -> None:
         if comment_id not in self.comments:
             raise NotFound("no such comment by this viewer on this video", code="comment_not_found")
-        self._comment_deleted(comment_id=comment_id, occurred_at=check_event_time(occurred_at))
+        self._comment_deleted(
+            **self._pair, comment_id=comment_id, occurred_at=check_event_time(occurred_at)
+        )
 
     def _check_video(self, video: Video) -> None:
         if video.id != self.video_id:  # a programming error, not user input
@@ -214,6 +239,8 @@ class Engagement(Aggregate):
     @event(Viewed)
     def _viewed(
         self,
+        video_id: UUID,
+        viewer_id: UUID,
         watch_seconds: float,
         completed: bool,
         traffic_source: str,
@@ -225,28 +252,47 @@ class Engagement(Aggregate):
         self._remember(client_event_id)
 
     @event(Liked)
-    def _liked(self, client_event_id: str | None, occurred_at: datetime) -> None:
+    def _liked(
+        self, video_id: UUID, viewer_id: UUID, client_event_id: str | None, occurred_at: datetime
+    ) -> None:
         self.liked = True
         self._remember(client_event_id)
 
     @event(Unliked)
-    def _unliked(self, client_event_id: str | None, occurred_at: datetime) -> None:
+    def _unliked(
+        self, video_id: UUID, viewer_id: UUID, client_event_id: str | None, occurred_at: datetime
+    ) -> None:
         self.liked = False
         self._remember(client_event_id)
 
     @event(Shared)
-    def _shared(self, channel: str, client_event_id: str | None, occurred_at: datetime) -> None:
+    def _shared(
+        self,
+        video_id: UUID,
+        viewer_id: UUID,
+        channel: str,
+        client_event_id: str | None,
+        occurred_at: datetime,
+    ) -> None:
         self._remember(client_event_id)
 
     @event(Commented)
     def _commented(
-        self, comment_id: UUID, text: str, client_event_id: str | None, occurred_at: datetime
+        self,
+        video_id: UUID,
+        viewer_id: UUID,
+        comment_id: UUID,
+        text: str,
+        client_event_id: str | None,
+        occurred_at: datetime,
     ) -> None:
         self.comments.append(comment_id)
         self._remember(client_event_id)
 
     @event(CommentDeleted)
-    def _comment_deleted(self, comment_id: UUID, occurred_at: datetime) -> None:
+    def _comment_deleted(
+        self, video_id: UUID, viewer_id: UUID, comment_id: UUID, occurred_at: datetime
+    ) -> None:
         self.comments.remove(comment_id)
         self.deleted_comments.append(comment_id)
 
