@@ -3,8 +3,12 @@
 import contextlib
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from adapters.eventstore import open_shared_store
 from adapters.follower import EventFollower
+from adapters.projections.manager import ProjectionManager
+from adapters.readmodel.db import create_read_engine, read_model_url, upgrade
 from adapters.settings import Settings
 from commands.base import Clock, SharedStore, utc_now
 from commands.content import ContentApplication
@@ -21,31 +25,43 @@ class Container:
     engagement: EngagementApplication
     moderation: ModerationApplication
     policy: ModerationPolicy
+    read_engine: sa.Engine
+    projections: ProjectionManager
     followers: list[EventFollower] = field(default_factory=list)
     _started: bool = False
 
-    def start_background(self) -> None:
-        """Start the event followers (policies) in background threads."""
+    def start_background(self, *, projections: bool | None = None) -> None:
+        """Start the event followers (policies) and, unless they run in their own worker
+        process, the projections, in background threads."""
         if not self._started:
             for follower in self.followers:
                 follower.start()
+            run_projections = self.settings.projections_in_process if projections is None else projections
+            if run_projections:
+                self.projections.start()
             self._started = True
 
     def run_policies_until_idle(self) -> int:
         """Process all pending events synchronously (tests, CLI demo)."""
         return sum(f.run_until_idle() for f in self.followers)
 
+    def run_projections_until_idle(self) -> int:
+        """Bring every read model up to the head synchronously (tests, CLI)."""
+        return self.projections.run_until_idle()
+
     @property
     def head_position(self) -> int:
         return self.store.recorder.max_notification_id() or 0
 
     def close(self) -> None:
+        self.projections.stop()
         for follower in self.followers:
             follower.stop()
         for app in (self.content, self.engagement, self.moderation, self.policy):
             app.close()
         with contextlib.suppress(Exception):
             self.store.factory.close()
+        self.read_engine.dispose()
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Container:
@@ -57,6 +73,11 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Co
     )
     content = ContentApplication(store, clock=clock)
     policy = ModerationPolicy(store, clock=clock)
+    read_engine = create_read_engine(
+        read_model_url(settings.database_url, settings.read_database_url),
+        pool_size=settings.postgres_pool_size,
+    )
+    upgrade(read_engine)  # read-model schema (Alembic); idempotent
     container = Container(
         settings=settings,
         store=store,
@@ -64,6 +85,14 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Co
         engagement=EngagementApplication(store, clock=clock),
         moderation=ModerationApplication(store, clock=clock),
         policy=policy,
+        read_engine=read_engine,
+        projections=ProjectionManager(
+            store,
+            content.mapper,
+            read_engine,
+            batch_size=settings.projection_batch_size,
+            poll_seconds=settings.policy_poll_seconds,
+        ),
     )
     container.followers.append(
         EventFollower(

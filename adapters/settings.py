@@ -18,6 +18,21 @@ class Settings(BaseSettings):
         description="Event store: sqlite:///<path>, memory:// (in-process, lost on exit) or "
         "postgresql://user:password@host:port/dbname[?schema=name]",
     )
+    read_database_url: str | None = Field(
+        None,
+        description="Read-model database (SQLAlchemy URL). Default: beside the event store "
+        "(a sibling *-read.db file for SQLite, the same database for PostgreSQL)",
+    )
+    projections_in_process: bool = Field(
+        True, description="Run projections inside `serve` (false: run `reelpulse project`)"
+    )
+    projection_batch_size: int = Field(1000, ge=1, description="Events per read-model transaction")
+    consistency_timeout_seconds: float = Field(
+        5.0, ge=0, le=60, description="Longest wait for projections to reach a consistency token"
+    )
+    development: bool = Field(
+        True, description="Development mode: GraphiQL and GraphQL field suggestions on"
+    )
     host: str = Field("127.0.0.1", description="Interface `reelpulse serve` binds to")
     port: int = Field(8000, ge=1, le=65535, description="Port `reelpulse serve` listens on")
     max_body_bytes: int = Field(

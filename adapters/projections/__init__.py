@@ -1,0 +1,1 @@
+"""Running projections: batches of events -> read-model transactions with tracking."""

@@ -1,0 +1,69 @@
+"""ProjectionManager: owns the runners of one process, their positions and change hub."""
+
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import Mapper
+
+from adapters.projections.hub import ChangeHub
+from adapters.projections.registry import projection_specs
+from adapters.projections.runner import ProjectionRunner
+from adapters.readmodel.tables import projection_tracking
+from commands.base import SharedStore
+
+
+class ProjectionManager:
+    def __init__(
+        self,
+        store: SharedStore,
+        mapper: Mapper[Any],
+        engine: sa.Engine,
+        *,
+        batch_size: int = 1000,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.hub = ChangeHub()
+        self.runners = [
+            ProjectionRunner(
+                spec,
+                store,
+                mapper,
+                engine,
+                batch_size=batch_size,
+                poll_seconds=poll_seconds,
+                on_commit=self.hub.publish,
+            )
+            for spec in projection_specs()
+        ]
+        self._started = False
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.runners]
+
+    def runner(self, name: str) -> ProjectionRunner:
+        return next(r for r in self.runners if r.name == name)
+
+    def positions(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(projection_tracking.c.name, projection_tracking.c.position))
+            return {r.name: int(r.position) for r in rows}
+
+    def wait_for(self, position: int, timeout: float, names: list[str] | None = None) -> dict[str, int]:
+        return self.hub.wait_positions(self.positions, names or self.names, position, timeout)
+
+    def run_until_idle(self) -> int:
+        return sum(r.run_until_idle() for r in self.runners)
+
+    def start(self) -> None:
+        if not self._started:
+            for r in self.runners:
+                r.start()
+            self._started = True
+
+    def stop(self) -> None:
+        for r in self.runners:
+            r.stop()
+        self._started = False

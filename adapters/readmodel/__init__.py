@@ -1,0 +1,1 @@
+"""Read models: SQLAlchemy tables (schema owned by Alembic), views and queries."""

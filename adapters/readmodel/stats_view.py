@@ -1,0 +1,249 @@
+"""SQL implementation of StatsView: accumulates a batch's deltas, writes them at flush."""
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from adapters.readmodel.tables import (
+    rm_creators,
+    rm_follow_pairs,
+    rm_hashtags,
+    rm_sounds,
+    rm_videos,
+    rm_view_pairs,
+)
+from adapters.readmodel.upsert import add_counters, insert_ignore
+from projections.stats import StatsView
+
+COUNTERS = ("views", "likes", "shares", "comments")
+
+
+def utc(at: datetime) -> datetime:
+    return at.astimezone(UTC)
+
+
+class SqlStatsView(StatsView):
+    """One instance per transaction. Row inserts/updates that later events depend on are
+    written immediately; hot counters are summed in memory and written once at flush."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.video_deltas: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.last_engaged: dict[UUID, datetime] = {}
+        self.viewed_pairs: dict[tuple[UUID, UUID], None] = {}
+        self.follow_deltas: dict[UUID, int] = defaultdict(int)
+        self._videos: dict[UUID, tuple[UUID, list[str], str | None]] = {}
+
+    # -- creators ---------------------------------------------------------------------------
+    def creator_registered(
+        self, creator_id: UUID, handle: str, display_name: str, region: str, at: datetime
+    ) -> None:
+        insert_ignore(
+            self.conn,
+            rm_creators,
+            [dict(creator_id=creator_id, handle=handle, display_name=display_name,
+                  region=region, status="active", registered_at=utc(at))],
+        )  # fmt: skip
+
+    def creator_profile(self, creator_id: UUID, display_name: str, region: str) -> None:
+        self.conn.execute(
+            rm_creators.update()
+            .where(rm_creators.c.creator_id == creator_id)
+            .values(display_name=display_name, region=region)
+        )
+
+    def creator_strikes(self, creator_id: UUID, delta: int) -> None:
+        add_counters(
+            self.conn, rm_creators, "creator_id", {creator_id: {"strikes": delta}}, create=False
+        )
+
+    def creator_status(self, creator_id: UUID, status: str) -> None:
+        self.conn.execute(
+            rm_creators.update().where(rm_creators.c.creator_id == creator_id).values(status=status)
+        )
+
+    # -- videos -----------------------------------------------------------------------------
+    def video_published(
+        self,
+        video_id: UUID,
+        creator_id: UUID,
+        caption: str,
+        hashtags: list[str],
+        sound_id: str | None,
+        duration_seconds: float,
+        at: datetime,
+    ) -> None:
+        insert_ignore(
+            self.conn,
+            rm_videos,
+            [dict(video_id=video_id, creator_id=creator_id, caption=caption, hashtags=hashtags,
+                  sound_id=sound_id, duration_seconds=duration_seconds, status="active",
+                  published_at=utc(at))],
+        )  # fmt: skip
+        self._videos[video_id] = (creator_id, hashtags, sound_id)
+        add_counters(
+            self.conn, rm_creators, "creator_id", {creator_id: {"videos": 1}}, create=False
+        )
+        self._tag_videos(hashtags, +1)
+        if sound_id:
+            add_counters(self.conn, rm_sounds, "sound_id", {sound_id: {"videos": 1}}, create=True)
+
+    def video_caption(self, video_id: UUID, caption: str, hashtags: list[str]) -> None:
+        self.flush()  # counters so far belong to the old hashtags
+        _, old, _ = self._video(video_id)
+        self.conn.execute(
+            rm_videos.update()
+            .where(rm_videos.c.video_id == video_id)
+            .values(caption=caption, hashtags=hashtags)
+        )
+        row = self.conn.execute(
+            sa.select(*(rm_videos.c[c] for c in COUNTERS)).where(rm_videos.c.video_id == video_id)
+        ).one()
+        totals = dict(zip(COUNTERS, row, strict=True))
+        # Move the video's history from the removed tags to the added ones.
+        removed, added = set(old) - set(hashtags), set(hashtags) - set(old)
+        self._tag_videos(sorted(removed), -1, {c: -v for c, v in totals.items()})
+        self._tag_videos(sorted(added), +1, totals)
+        self._videos[video_id] = (self._videos[video_id][0], hashtags, self._videos[video_id][2])
+
+    def video_status(self, video_id: UUID, status: str) -> None:
+        self.conn.execute(
+            rm_videos.update().where(rm_videos.c.video_id == video_id).values(status=status)
+        )
+
+    def _tag_videos(
+        self, tags: list[str], videos: int, counters: dict[str, float] | None = None
+    ) -> None:
+        if tags:
+            deltas = {t: {"videos": videos, **(counters or {})} for t in tags}
+            add_counters(self.conn, rm_hashtags, "tag", deltas, create=True)
+
+    def _video(self, video_id: UUID) -> tuple[UUID, list[str], str | None]:
+        if video_id not in self._videos:
+            row = self.conn.execute(
+                sa.select(rm_videos.c.creator_id, rm_videos.c.hashtags, rm_videos.c.sound_id).where(
+                    rm_videos.c.video_id == video_id
+                )
+            ).one()
+            self._videos[video_id] = (row.creator_id, list(row.hashtags), row.sound_id)
+        return self._videos[video_id]
+
+    # -- engagement -------------------------------------------------------------------------
+    def engagement(
+        self,
+        video_id: UUID,
+        viewer_id: UUID,
+        at: datetime,
+        *,
+        views: int = 0,
+        watch_seconds: float = 0.0,
+        completions: int = 0,
+        likes: int = 0,
+        shares: int = 0,
+        comments: int = 0,
+    ) -> None:
+        d = self.video_deltas[video_id]
+        d["views"] += views
+        d["watch_seconds"] += watch_seconds
+        d["completions"] += completions
+        d["likes"] += likes
+        d["shares"] += shares
+        d["comments"] += comments
+        if views:
+            self.viewed_pairs[(video_id, viewer_id)] = None
+        at = utc(at)
+        if video_id not in self.last_engaged or at > self.last_engaged[video_id]:
+            self.last_engaged[video_id] = at
+
+    def follow_pair(self, pair_id: UUID, viewer_id: UUID, creator_id: UUID) -> None:
+        insert_ignore(
+            self.conn,
+            rm_follow_pairs,
+            [dict(pair_id=pair_id, viewer_id=viewer_id, creator_id=creator_id)],
+        )
+
+    def follow(self, pair_id: UUID, delta: int) -> None:
+        self.follow_deltas[pair_id] += delta
+
+    # -- flush ------------------------------------------------------------------------------
+    def flush(self) -> set[str]:
+        """Write the batch's counters; return change keys for subscriptions."""
+        changed = {f"video:{v}" for v in self.video_deltas} | {"summary"}
+        self._flush_unique_viewers()
+        creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        tags: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        sounds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for video_id, d in self.video_deltas.items():
+            creator_id, hashtags, sound_id = self._video(video_id)
+            for c in (*COUNTERS, "watch_seconds"):
+                creators[creator_id][c] += d[c]
+            for c in COUNTERS:
+                for t in hashtags:
+                    tags[t][c] += d[c]
+                if sound_id:
+                    sounds[sound_id][c] += d[c]
+        add_counters(self.conn, rm_videos, "video_id", self.video_deltas, create=False)
+        add_counters(self.conn, rm_creators, "creator_id", creators, create=False)
+        add_counters(self.conn, rm_hashtags, "tag", tags, create=True)
+        add_counters(self.conn, rm_sounds, "sound_id", sounds, create=True)
+        if self.last_engaged:
+            stmt = (
+                rm_videos.update()
+                .where(rm_videos.c.video_id == sa.bindparam("v"))
+                .values(last_engaged_at=sa.bindparam("at"))
+            )
+            self.conn.execute(stmt, [{"v": v, "at": at} for v, at in self.last_engaged.items()])
+        self._flush_follows()
+        self.video_deltas.clear()
+        self.last_engaged.clear()
+        return changed
+
+    def _flush_unique_viewers(self) -> None:
+        if not self.viewed_pairs:
+            return
+        pairs = list(self.viewed_pairs)
+        existing: set[tuple[UUID, UUID]] = set()
+        for i in range(0, len(pairs), 400):
+            chunk = pairs[i : i + 400]
+            rows = self.conn.execute(
+                sa.select(rm_view_pairs.c.video_id, rm_view_pairs.c.viewer_id).where(
+                    sa.tuple_(rm_view_pairs.c.video_id, rm_view_pairs.c.viewer_id).in_(chunk)
+                )
+            )
+            existing.update((r.video_id, r.viewer_id) for r in rows)
+        new = [p for p in pairs if p not in existing]
+        insert_ignore(self.conn, rm_view_pairs, [{"video_id": v, "viewer_id": w} for v, w in new])
+        for video_id, _ in new:
+            self.video_deltas[video_id]["unique_viewers"] += 1
+        self.viewed_pairs.clear()
+
+    def _flush_follows(self) -> None:
+        if not self.follow_deltas:
+            return
+        ids = list(self.follow_deltas)
+        rows = self.conn.execute(
+            sa.select(rm_follow_pairs.c.pair_id, rm_follow_pairs.c.creator_id).where(
+                rm_follow_pairs.c.pair_id.in_(ids)
+            )
+        )
+        creator_of = {r.pair_id: r.creator_id for r in rows}
+        creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for pair_id, delta in self.follow_deltas.items():
+            creators[creator_of[pair_id]]["followers"] += delta
+        add_counters(self.conn, rm_creators, "creator_id", creators, create=False)
+        states = [{"p": p, "f": d > 0} for p, d in self.follow_deltas.items() if d]
+        if states:
+            self.conn.execute(
+                rm_follow_pairs.update()
+                .where(rm_follow_pairs.c.pair_id == sa.bindparam("p"))
+                .values(following=sa.bindparam("f")),
+                states,
+            )
+        self.follow_deltas.clear()
+
+
+def make_stats_view(conn: sa.Connection) -> Any:
+    return SqlStatsView(conn)
