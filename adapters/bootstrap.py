@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from adapters.eventstore import open_shared_store
+from adapters.eventstore.listener import PostgresCommitListener
 from adapters.follower import EventFollower
 from adapters.projections.manager import ProjectionManager
 from adapters.readmodel.db import create_read_engine, read_model_url, upgrade
@@ -25,18 +26,24 @@ class Container:
     engagement: EngagementApplication
     moderation: ModerationApplication
     policy: ModerationPolicy
-    read_engine: sa.Engine
+    read_engine: sa.Engine  # queries (and tests) read through this one
+    write_engine: sa.Engine  # projections write through this one
     projections: ProjectionManager
     followers: list[EventFollower] = field(default_factory=list)
+    listener: PostgresCommitListener | None = None
     _started: bool = False
 
     def start_background(self, *, projections: bool | None = None) -> None:
         """Start the event followers (policies) and, unless they run in their own worker
         process, the projections, in background threads."""
         if not self._started:
+            if self.listener is not None:
+                self.listener.start()
             for follower in self.followers:
                 follower.start()
-            run_projections = self.settings.projections_in_process if projections is None else projections
+            run_projections = (
+                self.settings.projections_in_process if projections is None else projections
+            )
             if run_projections:
                 self.projections.start()
             self._started = True
@@ -54,6 +61,8 @@ class Container:
         return self.store.recorder.max_notification_id() or 0
 
     def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         self.projections.stop()
         for follower in self.followers:
             follower.stop()
@@ -62,6 +71,7 @@ class Container:
         with contextlib.suppress(Exception):
             self.store.factory.close()
         self.read_engine.dispose()
+        self.write_engine.dispose()
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Container:
@@ -73,11 +83,10 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Co
     )
     content = ContentApplication(store, clock=clock)
     policy = ModerationPolicy(store, clock=clock)
-    read_engine = create_read_engine(
-        read_model_url(settings.database_url, settings.read_database_url),
-        pool_size=settings.postgres_pool_size,
-    )
-    upgrade(read_engine)  # read-model schema (Alembic); idempotent
+    url = read_model_url(settings.database_url, settings.read_database_url)
+    read_engine = create_read_engine(url, pool_size=settings.postgres_pool_size)
+    write_engine = create_read_engine(url, pool_size=settings.postgres_pool_size, writer=True)
+    upgrade(write_engine)  # read-model schema (Alembic); idempotent
     container = Container(
         settings=settings,
         store=store,
@@ -86,14 +95,18 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Co
         moderation=ModerationApplication(store, clock=clock),
         policy=policy,
         read_engine=read_engine,
+        write_engine=write_engine,
         projections=ProjectionManager(
             store,
             content.mapper,
-            read_engine,
+            write_engine,
             batch_size=settings.projection_batch_size,
             poll_seconds=settings.policy_poll_seconds,
         ),
     )
+    channel = getattr(store.recorder, "channel_name", None)
+    if settings.database_url.startswith(("postgresql://", "postgres://")) and channel:
+        container.listener = PostgresCommitListener(settings.database_url, channel, store)
     container.followers.append(
         EventFollower(
             store,

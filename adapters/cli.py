@@ -96,6 +96,7 @@ def serve(
     base = f"http://{host}:{port}"
     console.print(f"[bold green]ReelPulse[/bold green] on {settings.database_url}")
     console.print(f"  REST API:   {base}/v1  (OpenAPI docs: {base}/docs)")
+    console.print(f"  GraphQL:    {base}/graphql  (GraphiQL in development mode)")
     console.print(f"  health:     {base}/healthz")
     logging.basicConfig(level=settings.log_level.upper())
     try:
@@ -130,14 +131,71 @@ def demo_cmd(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or upgrade the event store schema (tables, indexes, idempotency keys)."""
+    """Create or upgrade the event store schema and migrate the read models (Alembic)."""
+    from adapters.readmodel.db import current_revision
+
     settings = Settings()
-    container = _open(settings)
+    container = _open(settings)  # creates event store tables, runs `alembic upgrade head`
     try:
         console.print(
-            f"event store schema is up to date on {settings.database_url} "
-            f"(head position {container.head_position})"
+            f"event store schema up to date on {settings.database_url} "
+            f"(head position {container.head_position}); read models at Alembic revision "
+            f"{current_revision(container.read_engine)}"
         )
+    finally:
+        container.close()
+
+
+@app.command()
+def project(
+    once: Annotated[bool, typer.Option(help="Catch up to the head, then exit")] = False,
+) -> None:
+    """Run the projections as a separate worker process (catch-up, then live).
+
+    Use with REELPULSE_PROJECTIONS_IN_PROCESS=false on the `serve` processes. Safe to
+    kill at any time: each batch commits with its tracking position, so a restart resumes
+    exactly where the last commit left off.
+    """
+    import signal
+    import threading
+
+    settings = Settings()
+    container = _open(settings)
+    manager = container.projections
+    try:
+        head = container.head_position
+        positions = manager.positions()
+        start = min((positions.get(n, 0) for n in manager.names), default=0)
+        started = time.perf_counter()
+        with Progress(
+            TextColumn("[bold]catching up"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("catch-up", total=max(head - start, 0), rate="")
+            done = False
+            while not done:
+                done = all([r.run_once() == 0 for r in manager.runners])
+                low = min(manager.positions().values(), default=head)
+                rate = (low - start) / max(time.perf_counter() - started, 1e-9)
+                progress.update(task, completed=min(low, head) - start, rate=f"{rate:,.0f} pos/s")
+        console.print(
+            f"projections caught up to position {container.head_position} "
+            f"({', '.join(manager.names)}) in {time.perf_counter() - started:.1f}s"
+        )
+        if once:
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        container.start_background(projections=True)
+        console.print("following new events (Ctrl-C to stop)")
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        console.print("stopped")
     finally:
         container.close()
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from adapters.bootstrap import Container
+from adapters.graphql.router import mount_graphql
 from adapters.http import routes_content, routes_engagement, routes_moderation
 from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import RequestContextMiddleware
@@ -43,10 +44,16 @@ def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=container.settings.max_body_bytes)
     for module in (routes_content, routes_engagement, routes_moderation):
         app.include_router(module.router)
+    mount_graphql(app, container)
 
     @app.get("/", tags=["meta"])
     def index() -> dict[str, str]:
-        return {"name": "ReelPulse", "docs": "/docs", "openapi": "/openapi.json"}
+        return {
+            "name": "ReelPulse",
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "graphql": "/graphql",
+        }
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, object]:

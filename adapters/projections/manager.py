@@ -48,10 +48,14 @@ class ProjectionManager:
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(projection_tracking.c.name, projection_tracking.c.position))
+            rows = conn.execute(
+                sa.select(projection_tracking.c.name, projection_tracking.c.position)
+            )
             return {r.name: int(r.position) for r in rows}
 
-    def wait_for(self, position: int, timeout: float, names: list[str] | None = None) -> dict[str, int]:
+    def wait_for(
+        self, position: int, timeout: float, names: list[str] | None = None
+    ) -> dict[str, int]:
         return self.hub.wait_positions(self.positions, names or self.names, position, timeout)
 
     def run_until_idle(self) -> int:

@@ -5,12 +5,24 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.projections.runner import ProjectionSpec
+from adapters.readmodel.moderation_view import moderation_view_factory
+from adapters.readmodel.sessions_view import SqlSessionsView
 from adapters.readmodel.stats_view import SqlStatsView
+from adapters.readmodel.trending_view import SqlTrendingView
+from projections.moderation_queue import ModerationQueueProjection
+from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
+from projections.trending import TrendingProjection
 
 
 def projection_specs() -> list[ProjectionSpec]:
     def stats_view(conn: sa.Connection) -> Any:
         return SqlStatsView(conn)
 
-    return [ProjectionSpec(StatsProjection(), stats_view)]
+    moderation = ModerationQueueProjection()
+    return [
+        ProjectionSpec(StatsProjection(), stats_view),
+        ProjectionSpec(moderation, moderation_view_factory(moderation)),
+        ProjectionSpec(TrendingProjection(), lambda conn: SqlTrendingView(conn)),
+        ProjectionSpec(SessionsProjection(), lambda conn: SqlSessionsView(conn)),
+    ]

@@ -1,5 +1,8 @@
 """The read-model database: a SQLAlchemy engine plus Alembic migrations."""
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +30,20 @@ def read_model_url(database_url: str, read_database_url: str | None) -> str:
     elif database_url.startswith(("postgresql://", "postgres://")):
         url = database_url
     else:
-        url = "sqlite://"  # memory:// store -> in-memory read models
+        # memory:// store: read models in a throwaway file, so concurrent projection
+        # threads get real SQLite transactions (one shared in-memory connection would not).
+        directory = Path(tempfile.mkdtemp(prefix="reelpulse-read-"))
+        atexit.register(shutil.rmtree, directory, True)
+        url = f"sqlite:///{directory / 'read.db'}"
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 
 
-def create_read_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
+def create_read_engine(url: str, *, pool_size: int = 10, writer: bool = False) -> sa.Engine:
+    """An engine for the read models. On SQLite a `writer` engine starts every
+    transaction with BEGIN IMMEDIATE: projection transactions read then write, and a
+    deferred transaction could not upgrade its lock while another writer commits."""
     if url in ("sqlite://", "sqlite:///:memory:"):
         engine = sa.create_engine(
             "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
@@ -53,6 +63,14 @@ def create_read_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            if writer:
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+
+        if writer:
+
+            @sa.event.listens_for(engine, "begin")
+            def _begin_immediate(conn: sa.Connection) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

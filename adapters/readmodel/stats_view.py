@@ -36,6 +36,7 @@ class SqlStatsView(StatsView):
         self.viewed_pairs: dict[tuple[UUID, UUID], None] = {}
         self.follow_deltas: dict[UUID, int] = defaultdict(int)
         self._videos: dict[UUID, tuple[UUID, list[str], str | None]] = {}
+        self._changed: set[str] = set()  # keys of mid-batch flushes (caption edits)
 
     # -- creators ---------------------------------------------------------------------------
     def creator_registered(
@@ -171,7 +172,8 @@ class SqlStatsView(StatsView):
     # -- flush ------------------------------------------------------------------------------
     def flush(self) -> set[str]:
         """Write the batch's counters; return change keys for subscriptions."""
-        changed = {f"video:{v}" for v in self.video_deltas} | {"summary"}
+        changed = {f"video:{v}" for v in self.video_deltas} | {"summary"} | self._changed
+        self._changed = changed
         self._flush_unique_viewers()
         creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         tags: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))

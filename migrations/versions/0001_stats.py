@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("pair_id", sa.Uuid(), nullable=False),
         sa.Column("viewer_id", sa.Uuid(), nullable=False),
         sa.Column("creator_id", sa.Uuid(), nullable=False),
-        sa.Column("following", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("following", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.PrimaryKeyConstraint("pair_id"),
     )
     with op.batch_alter_table("rm_follow_pairs", schema=None) as batch_op:

@@ -46,7 +46,7 @@ def upgrade() -> None:
         sa.Column("reach", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("priority_score", sa.Float(), server_default="0", nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=True),
-        sa.Column("appealed", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("appealed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("case_id"),

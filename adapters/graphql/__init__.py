@@ -1,0 +1,1 @@
+"""The GraphQL read side (strawberry), mounted at /graphql beside the command routes."""

@@ -1,0 +1,89 @@
+"""Per-request GraphQL context: readers, DataLoaders, consistency token handling."""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from strawberry.dataloader import DataLoader
+from strawberry.fastapi import BaseContext
+
+from adapters.bootstrap import Container
+from adapters.readmodel.stats_reader import SqlStatsReader
+
+
+class UserError(Exception):
+    """A client mistake in a query (bad cursor, page too large...): shown, never masked."""
+
+    def __init__(self, message: str, code: str = "BAD_USER_INPUT", **extensions: Any) -> None:
+        super().__init__(message)
+        self.extensions = {"code": code, **extensions}
+
+
+MAX_PAGE_SIZE = 100
+
+
+def page_size(first: int) -> int:
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise UserError(f"`first` must be between 1 and {MAX_PAGE_SIZE}", code="PAGE_SIZE")
+    return first
+
+
+@dataclass
+class Readers:
+    """Long-lived readers over the read-model engine (one set per app)."""
+
+    stats: SqlStatsReader
+    trending: Any
+    moderation: Any
+    sessions: Any
+
+    @classmethod
+    def build(cls, container: Container) -> "Readers":
+        from adapters.readmodel.moderation_reader import SqlModerationReader
+        from adapters.readmodel.sessions_reader import SqlSessionsReader
+        from adapters.readmodel.trending_reader import SqlTrendingReader
+
+        engine = container.read_engine
+        return cls(
+            stats=SqlStatsReader(engine),
+            trending=SqlTrendingReader(engine),
+            moderation=SqlModerationReader(engine),
+            sessions=SqlSessionsReader(engine),
+        )
+
+
+async def call(fn: Any, *args: Any) -> Any:
+    """Readers are synchronous (SQLAlchemy): keep the event loop free."""
+    return await asyncio.to_thread(fn, *args)
+
+
+@dataclass
+class GraphQLContext(BaseContext):
+    container: Container
+    readers: Readers
+    consistency_token: int | None = None
+    token_error: str | None = None
+    loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+        stats, moderation = self.readers.stats, self.readers.moderation
+
+        async def creators(ids: list[UUID]) -> list[Any]:
+            found = await call(stats.creators_by_ids, list(ids))
+            return [found.get(i) for i in ids]
+
+        async def videos(ids: list[UUID]) -> list[Any]:
+            found = await call(stats.videos_by_ids, list(ids))
+            return [found.get(i) for i in ids]
+
+        async def cases(ids: list[UUID]) -> list[Any]:
+            found = await call(moderation.cases_by_ids, list(ids))
+            return [found.get(i) for i in ids]
+
+        self.loaders = {
+            "creator": DataLoader(load_fn=creators),
+            "video": DataLoader(load_fn=videos),
+            "case": DataLoader(load_fn=cases),
+        }

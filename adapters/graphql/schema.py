@@ -1,0 +1,278 @@
+"""The strawberry schema: queries and subscriptions over the read models."""
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import Info
+
+from adapters.graphql.context import GraphQLContext, UserError, call, page_size
+from adapters.graphql.extensions import ConsistencyExtension, masking
+from adapters.graphql.moderation_types import (
+    ModerationCase,
+    ModerationCaseConnection,
+    ModerationCaseEdge,
+)
+from adapters.graphql.types import (
+    Creator,
+    PageInfo,
+    Summary,
+    Video,
+    VideoConnection,
+    VideoFilterInput,
+    VideoOrderBy,
+    VideoStatsType,
+    video_connection,
+)
+from queries.stats import VideoFilter, VideoOrder
+
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+
+
+@strawberry.enum
+class TrendingKind(Enum):
+    VIDEO = "video"
+    HASHTAG = "hashtag"
+    SOUND = "sound"
+
+
+@strawberry.enum
+class TrendingWindow(Enum):
+    HOUR = 60
+    DAY = 1440
+
+
+@strawberry.type
+class TrendingItem:
+    rank: int
+    kind: TrendingKind
+    key: str
+    score: float
+    views: int
+    likes: int
+    shares: int
+    comments: int
+    velocity: float = strawberry.field(description="Views per hour in the window")
+    acceleration: float = strawberry.field(
+        description="Change of velocity vs the previous window, per hour"
+    )
+
+    @strawberry.field(description="The video, for kind VIDEO")
+    async def video(self, info: Info[GraphQLContext, None]) -> Video | None:
+        if self.kind is not TrendingKind.VIDEO:
+            return None
+        found = await info.context.loaders["video"].load(UUID(self.key))
+        return Video.of(found) if found else None
+
+
+@strawberry.type
+class ViewerSession:
+    session_no: int
+    started_at: datetime
+    ended_at: datetime
+    views: int
+    videos_watched: int
+    watch_seconds: float
+
+
+def _trending_item(item: Any) -> TrendingItem:
+    return TrendingItem(
+        rank=item.rank,
+        kind=TrendingKind(item.kind),
+        key=item.key,
+        score=item.score,
+        views=item.views,
+        likes=item.likes,
+        shares=item.shares,
+        comments=item.comments,
+        velocity=item.velocity,
+        acceleration=item.acceleration,
+    )
+
+
+async def _queue(
+    info: Info[GraphQLContext, None], status: str | None, first: int, after: str | None
+) -> ModerationCaseConnection:
+    try:
+        items, end, has_next = await call(
+            info.context.readers.moderation.queue, status, page_size(first), after
+        )
+    except ValueError as e:
+        raise UserError(f"invalid `after` cursor: {e}") from None
+    edges = [ModerationCaseEdge(cursor=end or "", node=ModerationCase.of(c)) for c in items]
+    return ModerationCaseConnection(
+        edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=end)
+    )
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def video(self, info: Info[GraphQLContext, None], id: UUID) -> Video | None:
+        found = await info.context.loaders["video"].load(id)
+        return Video.of(found) if found else None
+
+    @strawberry.field(description="Videos as a Relay connection (at most 100 per page)")
+    async def videos(
+        self,
+        info: Info[GraphQLContext, None],
+        filter: VideoFilterInput | None = None,
+        order_by: VideoOrderBy = VideoOrderBy.NEWEST,
+        first: int = 20,
+        after: str | None = None,
+    ) -> VideoConnection:
+        f = filter or VideoFilterInput()
+        flt = VideoFilter(
+            creator_id=f.creator_id, status=f.status, hashtag=f.hashtag, sound_id=f.sound_id
+        )
+        return await video_connection(info, flt, VideoOrder(order_by.value), first, after)
+
+    @strawberry.field
+    async def creator(self, info: Info[GraphQLContext, None], id: UUID) -> Creator | None:
+        found = await info.context.loaders["creator"].load(id)
+        return Creator.of(found) if found else None
+
+    @strawberry.field(
+        description="Top items in an event-time sliding window ending at the newest event"
+    )
+    async def trending(
+        self,
+        info: Info[GraphQLContext, None],
+        kind: TrendingKind = TrendingKind.VIDEO,
+        window: TrendingWindow = TrendingWindow.HOUR,
+        first: int = 20,
+    ) -> list[TrendingItem]:
+        items = await call(
+            info.context.readers.trending.trending, kind.value, window.value, page_size(first)
+        )
+        return [_trending_item(i) for i in items]
+
+    @strawberry.field(description="Cases by priority (open cases by default)")
+    async def moderation_queue(
+        self,
+        info: Info[GraphQLContext, None],
+        status: str | None = "open",
+        first: int = 20,
+        after: str | None = None,
+    ) -> ModerationCaseConnection:
+        return await _queue(info, status, first, after)
+
+    @strawberry.field
+    async def moderation_case(
+        self, info: Info[GraphQLContext, None], id: UUID
+    ) -> ModerationCase | None:
+        found = await info.context.loaders["case"].load(id)
+        return ModerationCase.of(found) if found else None
+
+    @strawberry.field(description="A viewer's sessions (30-minute inactivity gap), newest first")
+    async def viewer_sessions(
+        self, info: Info[GraphQLContext, None], viewer_id: UUID, first: int = 20
+    ) -> list[ViewerSession]:
+        sessions = await call(
+            info.context.readers.sessions.viewer_sessions, viewer_id, page_size(first)
+        )
+        return [
+            ViewerSession(
+                session_no=s.session_no,
+                started_at=s.started_at,
+                ended_at=s.ended_at,
+                views=s.views,
+                videos_watched=s.videos_watched,
+                watch_seconds=s.watch_seconds,
+            )
+            for s in sessions
+        ]
+
+    @strawberry.field
+    async def summary(self, info: Info[GraphQLContext, None]) -> Summary:
+        container = info.context.container
+        s = await call(info.context.readers.stats.summary)
+        positions = await call(container.projections.positions)
+        return Summary(
+            creators=s.creators,
+            suspended_creators=s.suspended_creators,
+            videos=s.videos,
+            removed_videos=s.removed_videos,
+            views=s.views,
+            likes=s.likes,
+            shares=s.shares,
+            comments=s.comments,
+            watch_hours=s.watch_seconds / 3600,
+            open_cases=s.open_cases,
+            head_position=await call(lambda: container.head_position),
+            projection_positions=positions,
+        )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="A video's stats, now and after every change")
+    async def video_stats(
+        self, info: Info[GraphQLContext, None], id: UUID
+    ) -> AsyncGenerator[VideoStatsType, None]:
+        stats = info.context.readers.stats
+        key = f"video:{id}"
+        changes = info.context.container.projections.hub.subscribe()
+        current = await call(stats.video, id)
+        if current is not None:
+            yield VideoStatsType.of(current)
+        async for changed in changes:
+            if key in changed:
+                current = await call(stats.video, id)
+                if current is not None:
+                    yield VideoStatsType.of(current)
+
+    @strawberry.subscription(
+        description="The trending list, pushed when trending read models change"
+    )
+    async def trending(
+        self,
+        info: Info[GraphQLContext, None],
+        kind: TrendingKind = TrendingKind.VIDEO,
+        window: TrendingWindow = TrendingWindow.HOUR,
+        first: int = 10,
+    ) -> AsyncGenerator[list[TrendingItem], None]:
+        reader = info.context.readers.trending
+        n = page_size(first)
+        changes = info.context.container.projections.hub.subscribe()
+        yield [_trending_item(i) for i in await call(reader.trending, kind.value, window.value, n)]
+        async for changed in changes:
+            if "trending" in changed:
+                yield [
+                    _trending_item(i)
+                    for i in await call(reader.trending, kind.value, window.value, n)
+                ]
+
+    @strawberry.subscription(
+        description="The first page of the open moderation queue, on every change"
+    )
+    async def moderation_queue(
+        self, info: Info[GraphQLContext, None], first: int = 20
+    ) -> AsyncGenerator[ModerationCaseConnection, None]:
+        changes = info.context.container.projections.hub.subscribe()
+        yield await _queue(info, "open", first, None)
+        async for changed in changes:
+            if "moderation" in changed:
+                yield await _queue(info, "open", first, None)
+
+
+def build_schema(*, development: bool) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        subscription=Subscription,
+        config=StrawberryConfig(disable_field_suggestions=not development),
+        extensions=[
+            MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            QueryDepthLimiter(max_depth=MAX_DEPTH),
+            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            ConsistencyExtension,
+            masking(),
+        ],
+    )

@@ -1,0 +1,70 @@
+"""Compare the stats read models with a recount from the event store."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import Mapper
+
+from adapters.readmodel.tables import rm_creators, rm_videos
+from commands.base import SharedStore
+from projections.recount import CREATOR_COUNTERS, VIDEO_COUNTERS, recount
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    table: str
+    key: str
+    column: str
+    expected: float
+    actual: float | None
+
+
+@dataclass(frozen=True)
+class RecountReport:
+    events: int
+    rows_checked: int
+    mismatches: list[Mismatch]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def all_events(store: SharedStore, mapper: Mapper[Any], page: int = 5000) -> Iterator[Any]:
+    start = 1
+    head = store.recorder.max_notification_id() or 0
+    while start <= head:
+        notifications = store.recorder.select_notifications(start=start, limit=page, stop=head)
+        if not notifications:
+            return
+        for n in notifications:
+            yield mapper.to_domain_event(n)
+        start = notifications[-1].id + 1
+
+
+def recount_check(store: SharedStore, mapper: Mapper[Any], engine: sa.Engine) -> RecountReport:
+    counts = recount(all_events(store, mapper))
+    mismatches: list[Mismatch] = []
+    checked = 0
+    with engine.connect() as conn:
+        for table, key, expected, columns in (
+            (rm_videos, "video_id", counts.videos, VIDEO_COUNTERS),
+            (rm_creators, "creator_id", counts.creators, CREATOR_COUNTERS),
+        ):
+            actual = {
+                row[0]: row[1:]
+                for row in conn.execute(sa.select(table.c[key], *(table.c[c] for c in columns)))
+            }
+            for k in set(expected) | set(actual):
+                checked += 1
+                row = actual.get(k)
+                for i, column in enumerate(columns):
+                    want = expected.get(k, {}).get(column, 0) if k in expected else None
+                    got = None if row is None else row[i]
+                    if want is None or got is None or abs(float(want) - float(got)) > 1e-6:
+                        mismatches.append(
+                            Mismatch(table.name, str(k), column, float(want or 0), got)
+                        )
+    return RecountReport(events=counts.events, rows_checked=checked, mismatches=mismatches)

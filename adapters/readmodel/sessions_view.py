@@ -1,0 +1,128 @@
+"""SQL implementation of SessionsView: a batch's sessions are kept in memory and written
+once at flush (one upsert for sessions, one insert for session videos)."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from adapters.readmodel.tables import rm_session_videos, rm_viewer_sessions
+from adapters.readmodel.upsert import insert_for, insert_ignore
+from projections.sessions import SessionState, SessionsView
+
+S, SV = rm_viewer_sessions.c, rm_session_videos.c
+
+
+def as_utc(at: datetime) -> datetime:
+    """SQLite returns naive datetimes (stored as UTC); PostgreSQL aware ones."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+@dataclass
+class _Touched:
+    """A session changed in this batch: its times and the batch's deltas."""
+
+    started_at: datetime
+    ended_at: datetime
+    views: int = 0
+    watch_seconds: float = 0.0
+    videos: set[UUID] = field(default_factory=set)
+
+
+class SqlSessionsView(SessionsView):
+    """One instance per read-model transaction."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self._latest: dict[UUID, SessionState | None] = {}
+        self._touched: dict[tuple[UUID, int], _Touched] = {}
+
+    def latest_session(self, viewer_id: UUID) -> SessionState | None:
+        if viewer_id not in self._latest:
+            row = self.conn.execute(
+                sa.select(S.session_no, S.started_at, S.ended_at)
+                .where(S.viewer_id == viewer_id)
+                .order_by(S.session_no.desc())
+                .limit(1)
+            ).first()
+            self._latest[viewer_id] = (
+                SessionState(row.session_no, as_utc(row.started_at), as_utc(row.ended_at))
+                if row
+                else None
+            )
+        return self._latest[viewer_id]
+
+    def start_session(self, viewer_id: UUID, session_no: int, at: datetime) -> None:
+        at = as_utc(at)
+        self._latest[viewer_id] = SessionState(session_no, at, at)
+        self._touched[(viewer_id, session_no)] = _Touched(at, at)
+
+    def extend_session(self, viewer_id: UUID, session_no: int, ended_at: datetime) -> None:
+        state = self._session(viewer_id, session_no)
+        self._latest[viewer_id] = state._replace(ended_at=as_utc(ended_at))
+        self._touch(viewer_id, state).ended_at = as_utc(ended_at)
+
+    def add_view(
+        self, viewer_id: UUID, session_no: int, video_id: UUID, watch_seconds: float
+    ) -> None:
+        touched = self._touch(viewer_id, self._session(viewer_id, session_no))
+        touched.views += 1
+        touched.watch_seconds += watch_seconds
+        touched.videos.add(video_id)
+
+    def _session(self, viewer_id: UUID, session_no: int) -> SessionState:
+        state = self.latest_session(viewer_id)
+        if state is None or state.session_no != session_no:  # the projection's contract
+            raise ValueError(f"session {session_no} of {viewer_id} is not the latest")
+        return state
+
+    def _touch(self, viewer_id: UUID, state: SessionState) -> _Touched:
+        key = (viewer_id, state.session_no)
+        if key not in self._touched:
+            self._touched[key] = _Touched(state.started_at, state.ended_at)
+        return self._touched[key]
+
+    def flush(self) -> set[str]:
+        """Write the batch; return {"sessions:<viewer_id>"} per viewer it changed."""
+        if not self._touched:
+            return set()
+        keys = sorted(self._touched)
+        rows = [
+            dict(viewer_id=v, session_no=n, started_at=t.started_at, ended_at=t.ended_at,
+                 views=t.views, watch_seconds=t.watch_seconds, videos_watched=0)
+            for (v, n), t in ((k, self._touched[k]) for k in keys)
+        ]  # fmt: skip
+        stmt = insert_for(self.conn, rm_viewer_sessions)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["viewer_id", "session_no"],
+            set_={
+                "ended_at": stmt.excluded.ended_at,
+                "views": S.views + stmt.excluded.views,
+                "watch_seconds": S.watch_seconds + stmt.excluded.watch_seconds,
+            },
+        )
+        self.conn.execute(stmt, rows)
+        insert_ignore(
+            self.conn,
+            rm_session_videos,
+            [
+                dict(viewer_id=v, session_no=n, video_id=video)
+                for v, n in keys
+                for video in sorted(self._touched[(v, n)].videos)
+            ],
+        )
+        # Distinct videos per session, recounted from the rows (a video counts once).
+        distinct = (
+            sa.select(sa.func.count())
+            .where(SV.viewer_id == S.viewer_id, SV.session_no == S.session_no)
+            .scalar_subquery()
+        )
+        self.conn.execute(
+            rm_viewer_sessions.update()
+            .where(S.viewer_id == sa.bindparam("v"), S.session_no == sa.bindparam("n"))
+            .values(videos_watched=distinct),
+            [{"v": v, "n": n} for v, n in keys],
+        )
+        self._touched.clear()
+        return {f"sessions:{v}" for v, _ in keys}

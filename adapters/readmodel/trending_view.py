@@ -1,0 +1,133 @@
+"""SQL implementation of TrendingView: bucket deltas are summed in memory per batch and
+upserted at flush; the watermark and the video lookup are cached for the transaction."""
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from adapters.readmodel.tables import rm_trend_buckets, rm_trend_meta, rm_trend_videos
+from adapters.readmodel.upsert import insert_for, insert_ignore
+from projections.trending import Counts, TrendingView, VideoKeys
+
+WATERMARK, LATE_DROPPED = "watermark_minute", "late_dropped"
+BucketKey = tuple[str, str, int]  # kind, key, minute
+
+
+class SqlTrendingView(TrendingView):
+    """One instance per read-model transaction."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.buckets: dict[BucketKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        self.late = 0
+        self.discard_minute: int | None = None
+        self._videos: dict[UUID, VideoKeys | None] = {}
+        self._watermark: int | None = None
+        self._watermark_loaded = False
+        self._watermark_changed = False
+
+    # -- video lookup -------------------------------------------------------------------
+    def video_published(
+        self, video_id: UUID, hashtags: list[str], sound_id: str | None, at: datetime
+    ) -> None:
+        insert_ignore(
+            self.conn,
+            rm_trend_videos,
+            [dict(video_id=video_id, hashtags=hashtags, sound_id=sound_id,
+                  published_at=at.astimezone(UTC))],
+        )  # fmt: skip
+        self._videos[video_id] = VideoKeys(list(hashtags), sound_id)
+
+    def video_hashtags(self, video_id: UUID, hashtags: list[str]) -> None:
+        self.conn.execute(
+            rm_trend_videos.update()
+            .where(rm_trend_videos.c.video_id == video_id)
+            .values(hashtags=hashtags)
+        )
+        found = self.video_keys(video_id)
+        if found is not None:
+            self._videos[video_id] = VideoKeys(list(hashtags), found.sound_id)
+
+    def video_keys(self, video_id: UUID) -> VideoKeys | None:
+        if video_id not in self._videos:
+            row = self.conn.execute(
+                sa.select(rm_trend_videos.c.hashtags, rm_trend_videos.c.sound_id).where(
+                    rm_trend_videos.c.video_id == video_id
+                )
+            ).first()
+            self._videos[video_id] = VideoKeys(list(row.hashtags), row.sound_id) if row else None
+        return self._videos[video_id]
+
+    # -- watermark ------------------------------------------------------------------------
+    def watermark_minute(self) -> int | None:
+        if not self._watermark_loaded:
+            self._watermark = self._meta(WATERMARK)
+            self._watermark_loaded = True
+        return self._watermark
+
+    def set_watermark(self, minute: int) -> None:
+        self._watermark, self._watermark_loaded, self._watermark_changed = minute, True, True
+
+    # -- buckets --------------------------------------------------------------------------
+    def add(self, kind: str, key: str, minute: int, counts: Counts) -> None:
+        bucket = self.buckets[(kind, key, minute)]
+        for i, value in enumerate(counts):
+            bucket[i] += value
+
+    def late_dropped(self) -> None:
+        self.late += 1
+
+    def discard_before(self, minute: int) -> None:
+        if self.discard_minute is None or minute > self.discard_minute:
+            self.discard_minute = minute
+
+    # -- flush ----------------------------------------------------------------------------
+    def flush(self) -> set[str]:
+        """Write the batch; return {"trending"} when any bucket or the watermark changed."""
+        changed = bool(self.buckets) or self._watermark_changed
+        self._flush_buckets()
+        # After the upsert, so a bucket both touched and outdated in this batch goes too.
+        if self.discard_minute is not None:
+            self.conn.execute(
+                rm_trend_buckets.delete().where(rm_trend_buckets.c.minute < self.discard_minute)
+            )
+            self.discard_minute = None
+        if self._watermark_changed:
+            assert self._watermark is not None
+            self._set_meta(WATERMARK, self._watermark, add=False)
+            self._watermark_changed = False
+        if self.late:
+            self._set_meta(LATE_DROPPED, self.late, add=True)
+            self.late = 0
+        return {"trending"} if changed else set()
+
+    def _flush_buckets(self) -> None:
+        # Rows whose net delta is zero (a like and its unlike) are still written, so which
+        # buckets exist does not depend on how the events were split into batches.
+        if not self.buckets:
+            return
+        rows = [
+            dict(kind=kind, key=key, minute=minute, views=v, likes=li, shares=s, comments=c)
+            for (kind, key, minute), (v, li, s, c) in sorted(self.buckets.items())
+        ]
+        stmt = insert_for(self.conn, rm_trend_buckets)
+        counters = ("views", "likes", "shares", "comments")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["kind", "key", "minute"],
+            set_={c: rm_trend_buckets.c[c] + stmt.excluded[c] for c in counters},
+        )
+        self.conn.execute(stmt, rows)
+        self.buckets.clear()
+
+    def _meta(self, key: str) -> int | None:
+        value = self.conn.execute(
+            sa.select(rm_trend_meta.c.value).where(rm_trend_meta.c.key == key)
+        ).scalar()
+        return None if value is None else int(value)
+
+    def _set_meta(self, key: str, value: int, *, add: bool) -> None:
+        stmt = insert_for(self.conn, rm_trend_meta).values(key=key, value=value)
+        new = rm_trend_meta.c.value + stmt.excluded.value if add else stmt.excluded.value
+        self.conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": new}))

@@ -1,0 +1,141 @@
+"""TrendingProjection: per-minute engagement buckets per video, hashtag and sound.
+
+Buckets are tumbling one-minute windows in EVENT time (minute = floor(epoch seconds / 60)).
+Sliding windows (1 h, 24 h) are summed from buckets at query time (queries/trending.py),
+so the projection only ever adds to one bucket per key and event.
+
+The watermark is the largest minute of any engagement event seen so far. An event is
+counted in its own minute as long as that minute is at least `watermark - GRACE_MINUTES`
+(late, but within grace); older events are dropped and only counted in "late_dropped", so
+a bucket that a query has already summed changes at most GRACE_MINUTES behind the head.
+Buckets older than `watermark - RETENTION_MINUTES` are discarded: nothing can be added
+to them any more and no query window reaches them.
+
+The video -> hashtags / sound lookup is the projection's own copy (fed by Video.Published
+and Video.CaptionEdited), so this read model can be rebuilt alone. A caption edit moves
+the counts of events processed AFTER it (in log order) to the new hashtags; buckets
+already counted stay with the old ones.
+"""
+
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from domain.engagement import Engagement
+from domain.video import Video
+from projections.base import Projection
+
+# Late events up to this many minutes behind the watermark still count in their minute.
+GRACE_MINUTES = 10
+# Two 24 h windows (current and previous, for acceleration) plus the grace period.
+RETENTION_MINUTES = 2 * 24 * 60 + GRACE_MINUTES
+
+KIND_VIDEO, KIND_HASHTAG, KIND_SOUND = "video", "hashtag", "sound"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def minute_of(at: datetime) -> int:
+    """Minutes since the Unix epoch, floored (exact integer arithmetic, no float)."""
+    return (at - EPOCH) // timedelta(minutes=1)
+
+
+class Counts(NamedTuple):
+    """Deltas for one bucket; likes and comments are net (unlike / delete subtract)."""
+
+    views: int = 0
+    likes: int = 0
+    shares: int = 0
+    comments: int = 0
+
+
+class VideoKeys(NamedTuple):
+    hashtags: list[str]
+    sound_id: str | None
+
+
+class TrendingView(ABC):
+    """Transaction-scoped storage for the trending read model."""
+
+    @abstractmethod
+    def video_published(
+        self, video_id: UUID, hashtags: list[str], sound_id: str | None, at: datetime
+    ) -> None: ...
+
+    @abstractmethod
+    def video_hashtags(self, video_id: UUID, hashtags: list[str]) -> None: ...
+
+    @abstractmethod
+    def video_keys(self, video_id: UUID) -> VideoKeys | None:
+        """The video's current hashtags and sound (None for a video never published)."""
+
+    @abstractmethod
+    def watermark_minute(self) -> int | None:
+        """The largest event minute counted so far (None before the first)."""
+
+    @abstractmethod
+    def set_watermark(self, minute: int) -> None: ...
+
+    @abstractmethod
+    def add(self, kind: str, key: str, minute: int, counts: Counts) -> None:
+        """Add `counts` to the bucket (kind, key, minute), creating it when missing."""
+
+    @abstractmethod
+    def late_dropped(self) -> None:
+        """Count one event dropped for arriving later than the grace period."""
+
+    @abstractmethod
+    def discard_before(self, minute: int) -> None:
+        """Buckets of earlier minutes are no longer needed (may be deleted at flush)."""
+
+
+ENGAGEMENT_COUNTS = {
+    Engagement.Viewed: Counts(views=1),
+    Engagement.Liked: Counts(likes=1),
+    Engagement.Unliked: Counts(likes=-1),
+    Engagement.Shared: Counts(shares=1),
+    Engagement.Commented: Counts(comments=1),
+    Engagement.CommentDeleted: Counts(comments=-1),
+}
+
+
+class TrendingProjection(Projection[TrendingView]):
+    name = "trending"
+    topics = tuple(
+        get_topic(cls) for cls in (Video.Published, Video.CaptionEdited, *ENGAGEMENT_COUNTS)
+    )
+
+    def process(self, event: Any, position: int, view: TrendingView) -> None:
+        match event:
+            case Video.Published():
+                view.video_published(
+                    event.originator_id, list(event.hashtags), event.sound_id, event.occurred_at
+                )
+            case Video.CaptionEdited():
+                view.video_hashtags(event.originator_id, list(event.hashtags))
+            case _ if type(event) in ENGAGEMENT_COUNTS:
+                self._count(event.video_id, event.occurred_at, ENGAGEMENT_COUNTS[type(event)], view)
+
+    def _count(self, video_id: UUID, at: datetime, counts: Counts, view: TrendingView) -> None:
+        minute = minute_of(at)
+        watermark = view.watermark_minute()
+        if watermark is not None and minute < watermark - GRACE_MINUTES:
+            view.late_dropped()
+            return
+        if watermark is None or minute > watermark:
+            view.set_watermark(minute)
+            view.discard_before(minute - RETENTION_MINUTES)
+        for kind, key in self._keys(video_id, view):
+            view.add(kind, key, minute, counts)
+
+    @staticmethod
+    def _keys(video_id: UUID, view: TrendingView) -> list[tuple[str, str]]:
+        keys = [(KIND_VIDEO, str(video_id))]
+        found = view.video_keys(video_id)
+        if found is not None:
+            keys += [(KIND_HASHTAG, tag) for tag in found.hashtags]
+            if found.sound_id:
+                keys.append((KIND_SOUND, found.sound_id))
+        return keys
