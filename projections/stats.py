@@ -95,7 +95,7 @@ class StatsProjection(Projection[StatsView]):
         )
     )  # fmt: skip
 
-    def process(self, event: Any, position: int, view: StatsView) -> None:  # noqa: C901
+    def process(self, event: Any, position: int, view: StatsView) -> None:
         match event:
             case Engagement.Viewed():
                 view.engagement(

@@ -269,10 +269,10 @@ def build_schema(*, development: bool) -> strawberry.Schema:
         subscription=Subscription,
         config=StrawberryConfig(disable_field_suggestions=not development),
         extensions=[
-            MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            QueryDepthLimiter(max_depth=MAX_DEPTH),
-            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             ConsistencyExtension,
-            masking(),
+            masking,
         ],
     )

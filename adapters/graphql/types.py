@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import strawberry
@@ -11,6 +11,9 @@ from strawberry.types import Info
 
 from adapters.graphql.context import GraphQLContext, call, page_size
 from queries.stats import CreatorStats, VideoFilter, VideoOrder, VideoStats
+
+if TYPE_CHECKING:
+    from adapters.graphql.moderation_types import ModerationCase
 
 
 @strawberry.type
