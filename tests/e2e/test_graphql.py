@@ -62,7 +62,8 @@ def test_consistency_token_over_real_http(tmp_path):
             token = r.json()["position"]
             body = gql(
                 client,
-                "query($id: UUID!) { video(id: $id) { stats { views uniqueViewers likes completionRate } creator { videoCount } } }",
+                "query($id: UUID!) { video(id: $id) { "
+                "stats { views uniqueViewers likes completionRate } creator { videoCount } } }",
                 token,
                 id=video,
             )
@@ -110,7 +111,10 @@ def test_videos_with_creators_cost_a_constant_number_of_queries(served):
     last = 0
     for i in range(60):
         _, last = publish(client, creators[i % 10])
-    query = "query($n: Int!) { videos(first: $n) { edges { node { id creator { handle followers } } } } }"
+    query = (
+        "query($n: Int!) { videos(first: $n) {"
+        " edges { node { id creator { handle followers } } } } }"
+    )
     gql(client, query, last, n=1)  # warm up: waits for the projections to reach `last`
     seen = count_statements(container.read_engine)
     small = gql(client, query, None, n=5)
@@ -127,7 +131,7 @@ def test_videos_with_creators_cost_a_constant_number_of_queries(served):
 
 # -- acceptance 3b: a subscription receives an update after a command ---------------------
 def test_video_stats_subscription_pushes_after_a_command(served):
-    client, container = served
+    client, _ = served
     creator, _ = register(client, "subs")
     video, token = publish(client, creator)
     gql(client, "{ summary { videos } }", token)  # the video is in the read model
@@ -154,7 +158,10 @@ def test_video_stats_subscription_pushes_after_a_command(served):
 
 
 # -- acceptance 5: depth, alias and token limits are rejected before any resolver runs -----
-DEEP = "{ videos { edges { node { creator { videos { edges { node { creator { videos { edges { node { id } } } } } } } } } } } }"
+DEEP = (
+    "{ videos { edges { node { creator { videos { edges { node { creator { videos "
+    "{ edges { node { id } } } } } } } } } } } }"
+)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import signal
 
 import httpx
+
 from e2e.servers import free_port, start_server
 
 
