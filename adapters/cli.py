@@ -200,6 +200,57 @@ def project(
         container.close()
 
 
+@app.command()
+def relay(
+    once: Annotated[bool, typer.Option(help="Publish up to the head, then exit")] = False,
+) -> None:
+    """Publish every stored event to Kafka in global order (at least once, keyed by video).
+
+    Needs REELPULSE_KAFKA_BOOTSTRAP_SERVERS. Safe to kill at any time: the position
+    advances only after the broker acknowledged, so a restart resumes without loss."""
+    import asyncio
+
+    from adapters.kafka.relay import Relay
+
+    settings = Settings()
+    if not settings.kafka_bootstrap_servers:
+        console.print("[red]set REELPULSE_KAFKA_BOOTSTRAP_SERVERS to run the relay[/red]")
+        raise typer.Exit(2)
+    container = _open(settings)
+    relay_ = Relay(settings, container.store)
+    started = time.perf_counter()
+    try:
+        start = relay_.position
+        head = container.head_position
+        with Progress(
+            TextColumn("[bold]relaying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("relay", total=max(head - start, 0), rate="")
+
+            def on_batch(stats: object) -> None:
+                rate = relay_.stats.published / max(time.perf_counter() - started, 1e-9)
+                done = min(relay_.stats.position, head) - start
+                progress.update(task, completed=done, rate=f"{rate:,.0f} ev/s")
+
+            asyncio.run(relay_.run(until_caught_up=True, on_batch=on_batch))
+        console.print(
+            f"relay at position {relay_.stats.position or relay_.position}: published "
+            f"{relay_.stats.published} events in {time.perf_counter() - started:.1f}s"
+        )
+        if not once:
+            console.print("following new events (Ctrl-C to stop)")
+            asyncio.run(relay_.run())
+    except KeyboardInterrupt:
+        console.print(f"stopped at position {relay_.position}")
+    finally:
+        container.close()
+
+
 def main() -> None:
     try:
         app()

@@ -52,6 +52,20 @@ class Settings(BaseSettings):
         "process wake them at once)",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error")
+    kafka_bootstrap_servers: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port,...); Kafka is off when unset"
+    )
+    kafka_partitions: int = Field(6, ge=1, description="Partitions of topics ReelPulse creates")
+    kafka_replication_factor: int = Field(1, ge=1, description="Replication of created topics")
+    kafka_idempotent_producer: bool = Field(
+        False,
+        description="Idempotent producer (enable on real Kafka clusters; the Tansu test "
+        "broker does not support it). Delivery is at-least-once either way; consumers "
+        "dedup by event id",
+    )
+    kafka_topic_prefix: str = Field("reelpulse", description="Prefix of every topic name")
+    kafka_relay_batch_size: int = Field(2000, ge=1, description="Events per relay batch")
+    kafka_ingest_batch_size: int = Field(500, ge=1, description="Messages per ingest batch")
 
     def sqlite_path(self) -> Path | None:
         if self.database_url.startswith("sqlite:///"):

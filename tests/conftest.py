@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import uuid
+
 import pytest
+from support.kafka import kafka_broker
 from support.pgserver import PostgresServer, start_session_server
 
 from adapters.bootstrap import Container, bootstrap
@@ -23,6 +26,19 @@ def pg_server() -> Iterator[PostgresServer]:
     server = start_session_server()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A Kafka-protocol broker (Tansu, or REELPULSE_TEST_KAFKA_BOOTSTRAP), started on first use."""
+    with kafka_broker() as bootstrap_servers:
+        yield bootstrap_servers
+
+
+@pytest.fixture
+def kafka_prefix() -> str:
+    """A topic prefix of this test's own, so tests sharing one broker never meet."""
+    return f"t{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

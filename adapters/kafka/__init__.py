@@ -1,0 +1,1 @@
+"""Kafka: the outbound relay, inbound ingestion and scale-out projections (aiokafka)."""

@@ -1,0 +1,146 @@
+"""The outbound relay: the event store's global order -> Kafka topics, at least once.
+
+Position is kept in the event store's tracking table (row "ReelPulse->KafkaRelay") and
+advanced only after the broker acknowledged every message of the batch. A crash between
+the acks and that write re-publishes the batch after restart: duplicates are possible
+only then, and they carry the same event_id. Messages of one key (video id) are sent in
+log order on one partition, so per-key order holds.
+"""
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, Tracking
+
+from adapters.kafka.client import ensure_topics, producer
+from adapters.kafka.envelope import build_envelope, event_topic, family_of, payload_uuid
+from adapters.settings import Settings
+from commands.base import SharedStore
+
+log = logging.getLogger(__name__)
+TRACKING_NAME = "ReelPulse->KafkaRelay"
+
+
+class KeyResolver:
+    """The partition key of an event: its video id (creator id for creator events).
+
+    Follow and case events after the first do not name their creator/video, so the
+    stream's first event is read once and remembered (bounded LRU)."""
+
+    def __init__(self, store: SharedStore, maxsize: int = 100_000) -> None:
+        self.store = store
+        self.maxsize = maxsize
+        self._first: OrderedDict[str, str] = OrderedDict()
+
+    def key(self, n: Notification) -> str:
+        module = n.topic.split(":", 1)[0]
+        stream = str(n.originator_id)
+        if module in ("domain.video", "domain.creator"):
+            return stream
+        if module == "domain.engagement":
+            return payload_uuid(n, "video_id") or stream
+        field_name = "creator_id" if module == "domain.following" else "video_id"
+        if n.originator_version == 1:
+            key = payload_uuid(n, field_name) or stream
+            self._remember(stream, key)
+            return key
+        if stream not in self._first:
+            first = self.store.recorder.select_events(UUID(stream), lte=1)
+            self._remember(
+                stream, (payload_uuid(first[0], field_name) if first else None) or stream
+            )
+        self._first.move_to_end(stream)
+        return self._first[stream]
+
+    def _remember(self, stream: str, key: str) -> None:
+        self._first[stream] = key
+        if len(self._first) > self.maxsize:
+            self._first.popitem(last=False)
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    batches: int = 0
+    position: int = 0
+    head: int = 0
+    last_error: str | None = None
+    seconds: float = 0.0
+    by_topic: dict[str, int] = field(default_factory=dict)
+
+
+class Relay:
+    def __init__(self, settings: Settings, store: SharedStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.keys = KeyResolver(store)
+        self.stats = RelayStats()
+        self._stopping = asyncio.Event()
+
+    @property
+    def position(self) -> int:
+        return self.store.recorder.max_tracking_id(TRACKING_NAME) or 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(
+        self, *, until_caught_up: bool = False, on_batch: Callable[[RelayStats], None] | None = None
+    ) -> RelayStats:
+        await ensure_topics(self.settings)
+        kafka = producer(self.settings)
+        await kafka.start()
+        try:
+            generation = self.store.commit_generation
+            while not self._stopping.is_set():
+                sent = await self.publish_batch(kafka)
+                if on_batch is not None and sent:
+                    on_batch(self.stats)
+                if sent:
+                    continue
+                if until_caught_up:
+                    break
+                generation = await asyncio.to_thread(
+                    self.store.wait_for_commit, generation, self.settings.policy_poll_seconds
+                )
+        finally:
+            await kafka.stop()
+        return self.stats
+
+    async def publish_batch(self, kafka: Any) -> int:
+        """Publish the next batch; advance the position after every ack. Returns count."""
+        start = self.position
+        notifications = await asyncio.to_thread(
+            self.store.recorder.select_notifications,
+            start=start + 1,
+            limit=self.settings.kafka_relay_batch_size,
+        )
+        self.stats.head = await asyncio.to_thread(self.store.recorder.max_notification_id) or 0
+        if not notifications:
+            return 0
+        prefix = self.settings.kafka_topic_prefix
+        acks = []
+        for n in notifications:
+            envelope = build_envelope(n, self.keys.key(n))
+            topic = event_topic(prefix, family_of(n.topic))
+            acks.append(
+                await kafka.send(
+                    topic,
+                    value=envelope.to_bytes(),
+                    key=envelope.key.encode(),
+                    headers=envelope.headers(),
+                )
+            )
+            self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + 1
+        await asyncio.gather(*acks)  # raises if any message was not acknowledged
+        last = notifications[-1].id
+        await asyncio.to_thread(self.store.recorder.insert_tracking, Tracking(TRACKING_NAME, last))
+        self.stats.published += len(notifications)
+        self.stats.batches += 1
+        self.stats.position = last
+        return len(notifications)
