@@ -1,6 +1,5 @@
 """The `reelpulse` command line: serve the APIs, load demo data, manage the database."""
 
-import logging
 import sys
 import time
 from typing import Annotated
@@ -97,10 +96,18 @@ def serve(
     console.print(f"[bold green]ReelPulse[/bold green] on {settings.database_url}")
     console.print(f"  REST API:   {base}/v1  (OpenAPI docs: {base}/docs)")
     console.print(f"  GraphQL:    {base}/graphql  (GraphiQL in development mode)")
-    console.print(f"  health:     {base}/healthz")
-    logging.basicConfig(level=settings.log_level.upper())
+    console.print(f"  health:     {base}/healthz, {base}/readyz; metrics: {base}/metrics")
+    from adapters.observability.logging import configure_logging
+
+    configure_logging(settings.log_level, json=settings.log_json)
     try:
-        uvicorn.run(create_app(container), host=host, port=port, log_level=settings.log_level)
+        uvicorn.run(
+            create_app(container),
+            host=host,
+            port=port,
+            log_level=settings.log_level,
+            log_config=None,  # keep our JSON handler for uvicorn's loggers too
+        )
     finally:
         container.close()
 

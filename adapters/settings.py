@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         "process wake them at once)",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error")
+    log_json: bool = Field(True, description="Structured JSON logs (false: plain text)")
+    readiness_max_lag_events: int = Field(
+        10_000, ge=0, description="/readyz fails when a projection is further behind than this"
+    )
     kafka_bootstrap_servers: str | None = Field(
         None, description="Kafka bootstrap servers (host:port,...); Kafka is off when unset"
     )

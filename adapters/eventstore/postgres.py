@@ -11,6 +11,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from adapters.observability.metrics import count_recorded
 from commands.base import EventStoreExtensions, IdempotencyRecord, StoredIdempotency
 
 
@@ -63,6 +64,13 @@ class PostgresEventStoreRecorder(PostgresProcessRecorder, EventStoreExtensions):
             )
             if curs.fetchone() is None:
                 raise IntegrityError(f"idempotency key {record.key!r} is already used")
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super().insert_events(stored_events, **kwargs)
+        count_recorded(stored_events)  # after the commit: rolled-back events are not counted
+        return ids
 
     def find_idempotency(self, key: str) -> StoredIdempotency | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

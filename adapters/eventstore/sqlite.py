@@ -8,6 +8,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 
+from adapters.observability.metrics import count_recorded
 from commands.base import EventStoreExtensions, IdempotencyRecord, StoredIdempotency
 
 IDEMPOTENCY_TABLE = "reelpulse_idempotency"
@@ -39,6 +40,13 @@ class SQLiteEventStoreRecorder(SQLiteProcessRecorder, EventStoreExtensions):
                     last.originator_version,
                 ),
             )
+        return ids
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super().insert_events(stored_events, **kwargs)
+        count_recorded(stored_events)  # after the commit: rolled-back events are not counted
         return ids
 
     def find_idempotency(self, key: str) -> StoredIdempotency | None:

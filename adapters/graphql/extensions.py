@@ -14,6 +14,10 @@ class ConsistencyExtension(SchemaExtension):
     consistency token; otherwise answer with an error naming the lag, without executing."""
 
     async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+        from adapters.observability.metrics import GRAPHQL_OPERATIONS
+
+        operation = self.execution_context.operation_type
+        GRAPHQL_OPERATIONS.labels(getattr(operation, "value", str(operation))).inc()
         context = self.execution_context.context
         token = getattr(context, "consistency_token", None)
         if getattr(context, "token_error", None):

@@ -11,6 +11,7 @@ from adapters.graphql.router import mount_graphql
 from adapters.http import routes_content, routes_engagement, routes_moderation
 from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import RequestContextMiddleware
+from adapters.http.ops import install_ops
 from adapters.http.schemas import ErrorResponse
 
 DESCRIPTION = """
@@ -45,6 +46,7 @@ def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
     for module in (routes_content, routes_engagement, routes_moderation):
         app.include_router(module.router)
     mount_graphql(app, container)
+    install_ops(app, container)
 
     @app.get("/", tags=["meta"])
     def index() -> dict[str, str]:
@@ -54,9 +56,5 @@ def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
             "openapi": "/openapi.json",
             "graphql": "/graphql",
         }
-
-    @app.get("/healthz", tags=["meta"])
-    def healthz() -> dict[str, object]:
-        return {"status": "ok", "head_position": container.head_position}
 
     return app

@@ -39,6 +39,16 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": body}
 
 
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """Every error response goes through here: one body shape, one metric."""
+    from adapters.observability.metrics import ERRORS
+
+    ERRORS.labels(str(status), code).inc()
+    return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
+
+
 def status_for(error: DomainError) -> int:
     return next(status for cls, status in STATUS_BY_ERROR if isinstance(error, cls))
 
@@ -57,13 +67,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         details = {k: str(v) for k, v in exc.details.items()}
-        return JSONResponse(
-            error_body(exc.code, exc.message, details=details), status_code=status_for(exc)
-        )
+        return error_response(status_for(exc), exc.code, exc.message, details=details)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+        return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -72,14 +80,15 @@ def install_error_handlers(app: FastAPI) -> None:
             "invalid_json" if any(f["type"] == "json_invalid" for f in fields) else "invalid_input"
         )
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        return JSONResponse(error_body(code, summary, fields=fields), status_code=422)
+        return error_response(422, code, summary, fields=fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        return JSONResponse(
-            error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
-            status_code=exc.status_code,
+        return error_response(
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
             headers=getattr(exc, "headers", None),
         )
 
@@ -87,16 +96,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InterfaceError)
     async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
         log.warning("event store unavailable: %s", exc)
-        return JSONResponse(
-            error_body("store_unavailable", "the event store is unavailable; retry shortly"),
-            status_code=503,
+        return error_response(
+            503,
+            "store_unavailable",
+            "the event store is unavailable; retry shortly",
             headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error (request %s)", request_id_var.get())
-        return JSONResponse(
-            error_body("internal_error", "an unexpected error occurred; it has been logged"),
-            status_code=500,
+        return error_response(
+            500, "internal_error", "an unexpected error occurred; it has been logged"
         )

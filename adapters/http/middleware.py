@@ -65,6 +65,9 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     async def _too_large(self, send: Any) -> None:
+        from adapters.observability.metrics import ERRORS
+
+        ERRORS.labels("413", "payload_too_large").inc()
         payload = orjson.dumps(
             error_body(
                 "payload_too_large",

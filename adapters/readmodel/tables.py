@@ -177,3 +177,38 @@ rm_case_reach = sa.Table(
     sa.Column("video_id", sa.Uuid, primary_key=True),
     sa.Column("views", sa.BigInteger, nullable=False, server_default="0"),
 )
+
+# -- scale-out projections from Kafka (consumer groups) -------------------------------------
+rm_kafka_video_engagement = sa.Table(
+    "rm_kafka_video_engagement",
+    metadata,
+    sa.Column("video_id", sa.Uuid, primary_key=True),
+    *_counters(),
+    sa.Column("unique_viewers", sa.BigInteger, nullable=False, server_default="0"),
+    # integer milliseconds: sums are exact, so rows do not depend on how events were split
+    # into batches and workers (float sums do, in their last bits)
+    sa.Column("watch_ms", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("completions", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+rm_kafka_view_pairs = sa.Table(
+    "rm_kafka_view_pairs",
+    metadata,
+    sa.Column("video_id", sa.Uuid, primary_key=True),
+    sa.Column("viewer_id", sa.Uuid, primary_key=True),
+)
+
+# The consumed position of each partition, written in the read-model transaction that
+# applied the messages before it: the source of truth for where a worker resumes.
+kafka_offsets = sa.Table(
+    "kafka_offsets",
+    metadata,
+    sa.Column("consumer_group", sa.String(255), primary_key=True),
+    sa.Column("topic", sa.String(255), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+    # highest event-store position seen on the partition: drops relay re-publishes
+    sa.Column("last_position", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("events", sa.BigInteger, nullable=False, server_default="0"),  # applied
+    sa.Column("updated_at", Ts, nullable=True),
+)

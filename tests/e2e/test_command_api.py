@@ -192,7 +192,7 @@ def test_idempotent_retry_returns_original_and_records_nothing(client):
     first = client.post(
         f"/v1/videos/{video}/views", json=body, headers={"Idempotency-Key": "view-1"}
     )
-    head = client.get("/healthz").json()["head_position"]
+    head = client.get("/readyz").json()["checks"]["event_store"]["head_position"]
     again = client.post(
         f"/v1/videos/{video}/views", json=body, headers={"Idempotency-Key": "view-1"}
     )
@@ -201,7 +201,7 @@ def test_idempotent_retry_returns_original_and_records_nothing(client):
         k: v for k, v in first.json().items() if k != "replayed"
     }
     assert again.json()["replayed"] is True and again.headers["idempotency-replayed"] == "true"
-    assert client.get("/healthz").json()["head_position"] == head
+    assert client.get("/readyz").json()["checks"]["event_store"]["head_position"] == head
 
 
 def test_same_key_different_request_is_rejected(client):
@@ -234,7 +234,7 @@ def test_idempotent_retry_survives_a_restart(db_path):
         assert again.json()["id"] == first.json()["id"]
         assert again.json()["position"] == first.json()["position"]
         assert again.json()["replayed"] is True
-        assert client.get("/healthz").json()["head_position"] == 1
+        assert client.get("/readyz").json()["checks"]["event_store"]["head_position"] == 1
     finally:
         client.__exit__(None, None, None)
         container.close()

@@ -26,7 +26,12 @@ def test_idempotency_key_survives_kill_and_restart(tmp_path):
         assert again.status_code == 201
         assert again.json()["id"] == first.json()["id"]
         assert again.json()["replayed"] is True
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["head_position"] == 1
+        assert (
+            httpx.get(f"http://127.0.0.1:{port}/readyz").json()["checks"]["event_store"][
+                "head_position"
+            ]
+            == 1
+        )
     finally:
         proc.terminate()
         proc.wait(10)

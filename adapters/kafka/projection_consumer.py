@@ -1,0 +1,356 @@
+"""KafkaProjectionWorker: a projection run from Kafka by a consumer group.
+
+N workers in one consumer group split the partitions of `<prefix>.engagement.v1`; each
+applies the events of its partitions to the read model (VideoEngagementProjection, which
+needs only per-video state: every event of a video is on one partition, in log order).
+
+Exactly once per event:
+* Each `getmany` batch is applied in ONE read-model transaction that also writes each
+  partition's next offset to `kafka_offsets`; Kafka's own committed offsets are only
+  informational (for lag tooling). Stored offset and read model cannot disagree.
+* On assignment a worker seeks every assigned partition to its stored offset (or to the
+  beginning when nothing is stored yet).
+* On revocation the listener waits for the in-flight batch: its transaction commits (or
+  rolls back) before the partitions go, so the next owner reads the offset it left.
+* A worker that keeps a batch past losing its partitions (stalled past the session
+  timeout) is fenced: the offset write is a compare-and-set done first in the
+  transaction, so of two workers applying the same messages only the first commits.
+* The relay publishes at least once; a re-published event carries its old event-store
+  position, lower than the partition's highest position seen (kept in `kafka_offsets`),
+  and is dropped. This relies on one relay publishing in global order (it does).
+A batch that fails is rolled back and re-read from the stored offset after a pause:
+an event is never skipped (as in adapters/projections/runner.py).
+"""
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
+from eventsourcing.persistence import Mapper
+
+from adapters.kafka.client import consumer, ensure_topics
+from adapters.kafka.envelope import Envelope, event_topic
+from adapters.projections.runner import FlushableView
+from adapters.readmodel.kafka_view import (
+    OffsetConflict,
+    StoredOffset,
+    claim_offsets,
+    load_offsets,
+    make_video_engagement_view,
+    record_progress,
+)
+from adapters.settings import Settings
+from projections.base import Projection
+from projections.video_engagement import VideoEngagementProjection
+
+if TYPE_CHECKING:
+    from adapters.bootstrap import Container
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "reelpulse-video-engagement"
+POLL_MS = 200  # longest wait in getmany: how fast stop() and idle checks are noticed
+RETRY_SECONDS = 1.0  # pause after a failed batch before re-reading it
+KAFKA_COMMIT_TIMEOUT = 5.0
+
+
+@dataclass
+class WorkerStats:
+    messages: int = 0  # consumed in committed transactions (offsets advanced over them)
+    applied: int = 0  # events applied to the projection
+    duplicates: int = 0  # re-published events dropped by position
+    ignored: int = 0  # events of types the projection does not read
+    batches: int = 0  # committed read-model transactions
+    conflicts: int = 0  # batches rolled back: another worker had moved the stored offset
+    errors: int = 0  # batches rolled back by an error (retried)
+    rebalances: int = 0  # assignments received
+    waited_on_revoke: int = 0  # revocations that waited for an in-flight batch
+    partitions: tuple[int, ...] = ()  # owned now
+    last_error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Applied:
+    next_offsets: dict[int, int]
+    messages: int
+    applied: int
+    duplicates: int
+    ignored: int
+
+
+OnBatch = Callable[[WorkerStats], Any]  # may return an awaitable
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, worker: "KafkaProjectionWorker") -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker._assigned(assigned)
+
+
+class KafkaProjectionWorker:
+    """One member of a consumer group running a projection from the engagement topic."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: sa.Engine,
+        mapper: Mapper[Any],
+        group_id: str = DEFAULT_GROUP,
+        *,
+        projection: Projection[Any] | None = None,
+        make_view: Callable[[sa.Connection], FlushableView] = make_video_engagement_view,
+        batch_size: int | None = None,
+        commit_to_kafka: bool = True,
+        consumer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.mapper = mapper
+        self.group_id = group_id
+        self.projection = projection or VideoEngagementProjection()
+        self.make_view = make_view
+        self.batch_size = batch_size or settings.projection_batch_size
+        self.commit_to_kafka = commit_to_kafka
+        self.consumer_options = consumer_options or {}
+        self.topic = event_topic(settings.kafka_topic_prefix, "engagement")
+        self.stats = WorkerStats()
+        self._topics = frozenset(self.projection.topics)
+        self._consumer: Any = None
+        self._lock = asyncio.Lock()  # held by a batch in flight and by rebalance callbacks
+        self._owned: set[TopicPartition] = set()  # seeked to the stored offset
+        self._unseeked: set[TopicPartition] = set()  # assigned, stored offset not loaded yet
+        self._expected: dict[int, int | None] = {}  # stored next offset per owned partition
+        self._active = False  # between an assignment and the next revocation
+        self._last_activity = time.monotonic()
+        self._stopping = asyncio.Event()
+
+    @classmethod
+    def for_container(
+        cls, container: "Container", group_id: str = DEFAULT_GROUP, **kwargs: Any
+    ) -> "KafkaProjectionWorker":
+        """A worker writing through the container's read-model write engine."""
+        return cls(
+            container.settings,
+            container.write_engine,
+            container.content.mapper,
+            group_id,
+            **kwargs,
+        )
+
+    def stop(self) -> None:
+        """Ask run() to finish its current batch, leave the group and return."""
+        self._stopping.set()
+
+    async def run(
+        self, *, until_idle: bool = False, idle_ms: int = 2000, on_batch: OnBatch | None = None
+    ) -> WorkerStats:
+        """Consume until stop() (or, with until_idle, until every owned partition is
+        consumed to its end and nothing arrived for idle_ms). `on_batch` is called after
+        every committed batch, outside the batch lock; it may be a coroutine function."""
+        await ensure_topics(self.settings, [self.topic])
+        kafka = consumer(
+            self.settings,
+            group_id=self.group_id,
+            max_poll_records=self.batch_size,
+            **self.consumer_options,
+        )
+        kafka.subscribe([self.topic], listener=_Listener(self))
+        self._consumer = kafka
+        started = time.perf_counter()
+        await kafka.start()
+        try:
+            while not self._stopping.is_set():
+                if self._unseeked:
+                    async with self._lock:
+                        await self._take_over()
+                records = await kafka.getmany(timeout_ms=POLL_MS)
+                if records:
+                    self._last_activity = time.monotonic()
+                    if await self._process(records) and on_batch is not None:
+                        result = on_batch(self.stats)
+                        if inspect.isawaitable(result):
+                            await result
+                elif until_idle and await self._caught_up(idle_ms):
+                    break
+        finally:
+            self.stats.seconds = time.perf_counter() - started
+            async with self._lock:  # no batch in flight: leaving the group is safe
+                self._owned.clear()
+                self.stats.partitions = ()
+            await kafka.stop()
+            self._consumer = None
+        return self.stats
+
+    # -- batches ----------------------------------------------------------------------------
+    async def _process(self, records: dict[TopicPartition, list[Any]]) -> bool:
+        """Apply one getmany result; True when a transaction committed."""
+        async with self._lock:
+            batch: dict[int, list[Any]] = {}
+            for tp, messages in records.items():
+                if tp not in self._owned:  # revoked meanwhile: the new owner reads them
+                    continue
+                stored = self._expected[tp.partition]
+                fresh = [m for m in messages if stored is None or m.offset >= stored]
+                if fresh:
+                    batch[tp.partition] = fresh
+            if not batch:
+                return False
+            expected = {p: self._expected[p] for p in batch}
+            try:
+                done = await asyncio.to_thread(self._apply, batch, expected)
+            except OffsetConflict as e:
+                self.stats.conflicts += 1
+                log.warning("%s: %s; re-reading from the stored offsets", self.group_id, e)
+                await self._reseek(batch)
+                return False
+            except Exception as e:  # never skip an event: roll back, pause, re-read
+                self.stats.errors += 1
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+                log.exception("%s: batch failed; will retry", self.group_id)
+                await self._reseek(batch)
+                failed = True
+            else:
+                failed = False
+                self._expected.update(done.next_offsets)
+                self.stats.messages += done.messages
+                self.stats.applied += done.applied
+                self.stats.duplicates += done.duplicates
+                self.stats.ignored += done.ignored
+                self.stats.batches += 1
+        if failed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), RETRY_SECONDS)
+            return False
+        if self.commit_to_kafka:
+            await self._commit_to_kafka(done.next_offsets)
+        return True
+
+    def _apply(self, batch: dict[int, list[Any]], expected: dict[int, int | None]) -> _Applied:
+        """One read-model transaction: claim the offsets, apply the events, record."""
+        new = {p: messages[-1].offset + 1 for p, messages in batch.items()}
+        applied = {p: 0 for p in batch}
+        duplicates = ignored = 0
+        with self.engine.begin() as conn:
+            last = claim_offsets(conn, self.group_id, self.topic, expected, new)
+            view = self.make_view(conn)
+            for p, messages in batch.items():
+                high = last.get(p, 0)
+                for message in messages:
+                    envelope = Envelope.from_bytes(message.value)
+                    if envelope.position <= high:
+                        duplicates += 1
+                        continue
+                    high = envelope.position
+                    if envelope.topic not in self._topics:
+                        ignored += 1
+                        continue
+                    event = self.mapper.to_domain_event(envelope.stored_event())
+                    self.projection.process(event, envelope.position, view)
+                    applied[p] += 1
+                last[p] = high
+            view.flush()
+            record_progress(conn, self.group_id, self.topic, last, applied)
+        messages_in_batch = sum(len(m) for m in batch.values())
+        return _Applied(new, messages_in_batch, sum(applied.values()), duplicates, ignored)
+
+    async def _commit_to_kafka(self, next_offsets: dict[int, int]) -> None:
+        """Informational only (lag tooling): the stored offsets are the truth."""
+        offsets = {TopicPartition(self.topic, p): o for p, o in next_offsets.items()}
+        try:
+            await asyncio.wait_for(self._consumer.commit(offsets), KAFKA_COMMIT_TIMEOUT)
+        except (KafkaError, TimeoutError) as e:  # e.g. a rebalance started meanwhile
+            log.debug("%s: informational Kafka commit skipped: %s", self.group_id, e)
+
+    # -- rebalances -------------------------------------------------------------------------
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+        if self._lock.locked():
+            self.stats.waited_on_revoke += 1
+        async with self._lock:  # the batch in flight commits or rolls back first
+            self._owned -= revoked
+            self._unseeked -= revoked
+            for tp in revoked:
+                self._expected.pop(tp.partition, None)
+            self._active = False
+            self._last_activity = time.monotonic()
+            self.stats.partitions = tuple(sorted(tp.partition for tp in self._owned))
+
+    async def _assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            self.stats.rebalances += 1
+            self._owned = set()
+            self._expected = {}
+            self._unseeked = set(assigned)
+            self._active = True
+            self._last_activity = time.monotonic()
+            await self._take_over()
+
+    async def _take_over(self) -> None:
+        """Seek unseeked partitions to their stored offsets. Call with the lock held.
+        If the database is unreachable they stay unseeked (their records are dropped
+        unprocessed) and run() retries."""
+        tps = sorted(self._unseeked)
+        if not tps:
+            return
+        try:
+            stored = await asyncio.to_thread(self._load, [tp.partition for tp in tps])
+            for tp in tps:
+                await self._seek(tp, stored.get(tp.partition))
+        except IllegalStateError:  # revoked while we were loading: the next owner seeks
+            return
+        except Exception as e:
+            self.stats.last_error = f"{type(e).__name__}: {e}"
+            log.exception("%s: could not load stored offsets; will retry", self.group_id)
+            return
+        self._owned |= set(tps)
+        self._unseeked -= set(tps)
+        self.stats.partitions = tuple(sorted(tp.partition for tp in self._owned))
+
+    async def _reseek(self, partitions: dict[int, Any]) -> None:
+        """After a rolled-back batch: back to the stored offsets. Call with the lock held."""
+        tps = {TopicPartition(self.topic, p) for p in partitions} & self._owned
+        self._owned -= tps
+        self._unseeked |= tps
+        await self._take_over()
+
+    async def _seek(self, tp: TopicPartition, stored: StoredOffset | None) -> None:
+        if stored is None:
+            await self._consumer.seek_to_beginning(tp)
+            self._expected[tp.partition] = None
+        else:
+            self._consumer.seek(tp, stored.next_offset)
+            self._expected[tp.partition] = stored.next_offset
+
+    def _load(self, partitions: list[int]) -> dict[int, StoredOffset]:
+        with self.engine.connect() as conn:
+            return load_offsets(conn, self.group_id, self.topic, partitions)
+
+    async def _caught_up(self, idle_ms: int) -> bool:
+        """Idle for idle_ms while holding a settled assignment, and every owned partition
+        consumed to its end offset."""
+        if not self._active or self._unseeked:
+            return False
+        if time.monotonic() - self._last_activity < idle_ms / 1000:
+            return False
+        owned = sorted(self._owned)
+        if not owned:
+            return True
+        try:
+            ends = await self._consumer.end_offsets(owned)
+            positions = [await self._consumer.position(tp) for tp in owned]
+        except (KafkaError, IllegalStateError):  # a rebalance began meanwhile
+            return False
+        return all(pos >= ends[tp] for tp, pos in zip(owned, positions, strict=True))

@@ -1,0 +1,1 @@
+"""Metrics (Prometheus), health and readiness, structured logs."""

@@ -1,0 +1,78 @@
+"""Operations endpoints: /metrics parsed with the Prometheus parser, /healthz, /readyz."""
+
+import uuid
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.bootstrap import bootstrap
+from adapters.http.app import create_app
+from adapters.settings import Settings
+
+
+def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    samples = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_metrics_show_projection_lag_moving_and_command_counters(tmp_path: Path):
+    # Projections do not run in this process, so their lag is visible, then caught up.
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'm.db'}", projections_in_process=False)
+    container = bootstrap(settings)
+    try:
+        with TestClient(create_app(container)) as client:
+            r = client.post(
+                "/v1/creators", json={"handle": "metrics", "display_name": "M", "region": "US"}
+            )
+            creator = r.json()["id"]
+            for _ in range(3):
+                client.post("/v1/videos", json={"creator_id": creator, "duration_seconds": 10})
+            client.post(f"/v1/videos/{uuid.uuid4()}/likes", json={"viewer_id": str(uuid.uuid4())})
+
+            before = scrape(client)
+            assert before[("reelpulse_projection_lag_events", (("projection", "stats"),))] == 4
+            assert before[("reelpulse_store_head_position", ())] == 4
+            key = ("reelpulse_commands_total", (("command", "POST /v1/videos"), ("outcome", "ok")))
+            assert before[key] >= 3
+            assert (
+                before[("reelpulse_errors_total", (("code", "video_not_found"), ("status", "404")))]
+                >= 1
+            )
+            assert before[("reelpulse_events_recorded_total", (("type", "Video.Published"),))] >= 3
+
+            container.run_projections_until_idle()
+            after = scrape(client)
+            assert after[("reelpulse_projection_lag_events", (("projection", "stats"),))] == 0
+            assert after[("reelpulse_projection_position", (("projection", "stats"),))] == 4
+    finally:
+        container.close()
+
+
+def test_health_and_readiness(tmp_path: Path):
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'r.db'}",
+        projections_in_process=False,
+        readiness_max_lag_events=1,
+    )
+    container = bootstrap(settings)
+    try:
+        with TestClient(create_app(container)) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+            assert client.get("/readyz").status_code == 200
+            for handle in ("aa", "bb"):
+                client.post(
+                    "/v1/creators", json={"handle": handle, "display_name": "x", "region": "US"}
+                )
+            not_ready = client.get("/readyz")
+            assert not_ready.status_code == 503
+            assert not_ready.json()["checks"]["projections"]["lag"]["stats"] == 2
+            container.run_projections_until_idle()
+            assert client.get("/readyz").status_code == 200
+    finally:
+        container.close()
