@@ -4,11 +4,10 @@ pytest puts tests/ on sys.path for this conftest (rootdir-relative, no tests/__i
 so helpers import as `support.*`.
 """
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import uuid
 
 import pytest
 from support.kafka import kafka_broker
