@@ -258,6 +258,51 @@ def relay(
         container.close()
 
 
+@app.command()
+def ingest(
+    once: Annotated[
+        bool, typer.Option(help="Stop when every partition is read to its end")
+    ] = False,
+    group: Annotated[str, typer.Option(help="Consumer group id")] = "reelpulse-ingest",
+) -> None:
+    """Consume raw engagement signals from Kafka (<prefix>.ingest.engagement.v1) into the
+    event store; invalid or rejected messages go to the dead-letter topic.
+
+    Offsets are committed only after the events are stored: safe to kill at any time."""
+    import asyncio
+    import signal
+
+    from adapters.kafka.ingest import IngestWorker
+
+    settings = Settings()
+    if not settings.kafka_bootstrap_servers:
+        console.print("[red]set REELPULSE_KAFKA_BOOTSTRAP_SERVERS to run ingestion[/red]")
+        raise typer.Exit(2)
+    container = _open(settings)
+    worker = IngestWorker(settings, container, group_id=group)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    try:
+        with Progress(
+            TextColumn("[bold]ingesting"),
+            TextColumn("{task.completed:,.0f} messages"),
+            TextColumn("{task.fields[rate]}"),
+            console=console,
+        ) as progress:
+            task = progress.add_task("ingest", total=None, rate="")
+
+            def on_batch(stats: object) -> None:
+                s = worker.stats
+                rate = s.consumed / max(s.seconds, 1e-9)
+                progress.update(task, completed=s.consumed, rate=f"{rate:,.0f} msg/s")
+
+            asyncio.run(worker.run(until_idle=once, on_batch=on_batch))
+    except KeyboardInterrupt:
+        worker.stop()
+    finally:
+        console.print(worker.stats.summary())
+        container.close()
+
+
 def main() -> None:
     try:
         app()

@@ -20,6 +20,7 @@ from adapters.http.schemas import (
     RecordShare,
     RecordView,
     ViewerBody,
+    item_to_signal,
 )
 from commands.engagement import BatchResult, ItemResult, Signal
 
@@ -215,7 +216,7 @@ async def ingest_batch(
     invalid: dict[int, ItemResult] = {}
     for index, item in enumerate(raw):
         try:
-            signals[index] = _to_signal(_item_adapter.validate_python(item))
+            signals[index] = item_to_signal(_item_adapter.validate_python(item))
         except ValidationError as e:
             first = e.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "type"
@@ -255,8 +256,3 @@ def _parse_items(body: bytes, content_type: str) -> list[Any]:
             422, "invalid_input", 'expected {"items": [...]}, a JSON array, or NDJSON lines'
         )
     return items
-
-
-def _to_signal(item: Any) -> Signal:
-    fields = item.model_dump(exclude={"type"})
-    return Signal(kind=item.type, **fields)

@@ -5,6 +5,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from commands.engagement import Signal
 from domain.engagement import DEVICES, SHARE_CHANNELS, TRAFFIC_SOURCES
 from domain.moderation import PRIORITIES, REPORT_REASONS
 from domain.values import MAX_CAPTION_LENGTH, MAX_COMMENT_LENGTH, MAX_HASHTAGS
@@ -153,6 +154,11 @@ BatchItem = Annotated[
     ViewItem | LikeItem | ShareItem | CommentItem | DeleteCommentItem | FollowItem,
     Field(discriminator="type"),
 ]
+
+
+def item_to_signal(item: _Item) -> Signal:
+    """A validated batch item (HTTP batch or Kafka ingest message) -> the command's Signal."""
+    return Signal(kind=item.type, **item.model_dump(exclude={"type"}))  # type: ignore[attr-defined]
 
 
 # -- moderation --------------------------------------------------------------------------

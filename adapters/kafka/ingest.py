@@ -15,6 +15,7 @@ blocks a partition: every message ends up stored, a duplicate, or dead-lettered.
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from eventsourcing.persistence import PersistenceError
 from pydantic import TypeAdapter, ValidationError
 
 from adapters.bootstrap import Container
-from adapters.http.schemas import BatchItem
+from adapters.http.schemas import BatchItem, item_to_signal
 from adapters.kafka.client import consumer, ensure_topics, producer
 from adapters.kafka.envelope import dead_letter_topic, ingest_topic
 from adapters.settings import Settings
@@ -76,7 +77,7 @@ def parse_signal(value: bytes | None) -> Signal:
         raise InvalidMessage(
             "invalid_input", "client_event_id: required on the ingest topic (it is the dedup key)"
         )
-    return Signal(kind=item.type, **item.model_dump(exclude={"type"}))
+    return item_to_signal(item)
 
 
 def _describe(error: ValidationError) -> str:
@@ -106,7 +107,7 @@ def dead_letter_headers(
 
 
 @dataclass(frozen=True)
-class Fate:
+class _Fate:
     """What became of one message of a batch."""
 
     status: Literal["recorded", "duplicate", "dead_lettered"]
@@ -162,6 +163,7 @@ class IngestWorker:
         self._stopping = False
         self._handling = asyncio.Lock()  # held while a batch is in hand, up to its commit
         self._joined = asyncio.Event()  # the group assigned partitions (possibly none)
+        self.partitions: frozenset[int] = frozenset()  # ingest partitions assigned now
 
     def stop(self) -> None:
         """Stop after the batch in hand is committed (within one poll timeout)."""
@@ -198,7 +200,7 @@ class IngestWorker:
                     )
                     if records:
                         async with self._handling:
-                            await self.handle_batch(kafka_in, kafka_out, records)
+                            await self._handle_batch(kafka_in, kafka_out, records)
                         if on_batch is not None:
                             on_batch(self.stats)
                     elif until_idle and await self._caught_up(kafka_in):
@@ -210,7 +212,7 @@ class IngestWorker:
             self.stats.seconds = time.perf_counter() - started
         return self.stats
 
-    async def handle_batch(
+    async def _handle_batch(
         self,
         kafka_in: AIOKafkaConsumer,
         kafka_out: AIOKafkaProducer,
@@ -226,16 +228,18 @@ class IngestWorker:
             return
         self.stats.consumed += len(batch)
         valid: list[tuple[ConsumerRecord[Any, Any], Signal]] = []
-        acks = []
+        acks, reasons = [], Counter[str]()
         for record in batch:
             try:
                 valid.append((record, parse_signal(record.value)))
             except InvalidMessage as e:
+                reasons[e.reason] += 1
                 acks.append(await self._dead_letter(kafka_out, record, e.reason, e.detail))
-        fates, position = await asyncio.to_thread(self.store, [s for _, s in valid])
+        fates, position = await asyncio.to_thread(self._store, [s for _, s in valid])
         self.stats.position = max(self.stats.position, position)
         for (record, _), fate in zip(valid, fates, strict=True):
             if fate.status == "dead_lettered":
+                reasons[fate.reason] += 1
                 acks.append(await self._dead_letter(kafka_out, record, fate.reason, fate.detail))
             elif fate.status == "recorded":
                 self.stats.recorded += 1
@@ -256,12 +260,10 @@ class IngestWorker:
         else:
             self.stats.batches += 1
         self.stats.busy_seconds += time.perf_counter() - began
-        if acks:
-            log.warning(
-                "dead-lettered %d of %d messages (%s)", len(acks), len(batch), self.stats.by_reason
-            )
+        if reasons:
+            log.warning("dead-lettered %d of %d messages: %s", len(acks), len(batch), dict(reasons))
 
-    def store(self, signals: list[Signal]) -> tuple[list[Fate], int]:
+    def _store(self, signals: list[Signal]) -> tuple[list[_Fate], int]:
         """Store the signals in one transaction; return each one's fate and the position.
 
         Blocking (call in a thread). Should the batch fail with an unexpected error (a
@@ -286,7 +288,7 @@ class IngestWorker:
             except TRANSIENT_ERRORS:
                 raise
             except Exception as e:
-                fates.append(Fate("dead_lettered", f"error:{type(e).__name__}", str(e)))
+                fates.append(_Fate("dead_lettered", f"error:{type(e).__name__}", str(e)))
             else:
                 item = one.items[0]
                 fates.append(_fate(item.status, item.error, item.message))
@@ -331,12 +333,12 @@ class IngestWorker:
         return True
 
 
-def _fate(status: str, error: str | None, message: str | None) -> Fate:
+def _fate(status: str, error: str | None, message: str | None) -> _Fate:
     if status == "recorded":
-        return Fate("recorded")
+        return _Fate("recorded")
     if status == "duplicate":
-        return Fate("duplicate")
-    return Fate("dead_lettered", f"rejected:{error}", message or "")
+        return _Fate("duplicate")
+    return _Fate("dead_lettered", f"rejected:{error}", message or "")
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -345,10 +347,12 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.worker._joined.clear()
+        self.worker.partitions = frozenset()
         # Let the batch in hand be stored and committed before the partitions move on,
         # so that a rebalance costs no redelivery.
         async with self.worker._handling:
             pass
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.worker.partitions = frozenset(tp.partition for tp in assigned)
         self.worker._joined.set()
