@@ -223,8 +223,11 @@ def relay(
     if not settings.kafka_bootstrap_servers:
         console.print("[red]set REELPULSE_KAFKA_BOOTSTRAP_SERVERS to run the relay[/red]")
         raise typer.Exit(2)
+    import signal
+
     container = _open(settings)
     relay_ = Relay(settings, container.store)
+    signal.signal(signal.SIGTERM, lambda *_: relay_.stop())  # finish the batch, then exit
     started = time.perf_counter()
     try:
         start = relay_.position

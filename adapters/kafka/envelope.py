@@ -14,9 +14,10 @@ Envelope v1 (JSON object, UTF-8):
 Headers: reelpulse-type, reelpulse-schema-version, reelpulse-event-id.
 """
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Notification, StoredEvent
@@ -50,18 +51,69 @@ def family_of(topic: str) -> str:
     return FAMILY_OF_MODULE[topic.split(":", 1)[0]]
 
 
-def event_id(stream_id: UUID | str, version: int) -> UUID:
-    return uuid5(REELPULSE_NAMESPACE, f"event:{stream_id}:{version}")
+_NAMESPACE_BYTES = REELPULSE_NAMESPACE.bytes
+
+
+def event_id(stream_id: UUID | str, version: int) -> str:
+    """str(uuid5(REELPULSE_NAMESPACE, "event:<stream>:<version>")), computed without
+    building UUID objects (the relay does this for every event)."""
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + f"event:{stream_id}:{version}".encode()).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def encode(
+    event_id: str,
+    type_: str,
+    schema_version: int,
+    topic: str,
+    position: int,
+    stream_id: str,
+    stream_version: int,
+    occurred_at: str | None,
+    recorded_at: str | None,
+    key: str,
+    payload: dict[str, Any],
+) -> bytes:
+    """The envelope's bytes. The relay calls this directly (no object per event)."""
+    return orjson.dumps(
+        {
+            "envelope_version": ENVELOPE_VERSION,
+            "event_id": event_id,
+            "type": type_,
+            "schema_version": schema_version,
+            "topic": topic,
+            "position": position,
+            "stream_id": stream_id,
+            "stream_version": stream_version,
+            "occurred_at": occurred_at,
+            "recorded_at": recorded_at,
+            "key": key,
+            "payload": payload,
+        }
+    )
+
+
+def headers(type_: str, schema_version: int, event_id: str) -> list[tuple[str, bytes]]:
+    return [
+        ("reelpulse-type", type_.encode()),
+        ("reelpulse-schema-version", str(schema_version).encode()),
+        ("reelpulse-event-id", event_id.encode()),
+    ]
 
 
 @dataclass(frozen=True)
 class Envelope:
-    event_id: UUID
+    event_id: str
     type: str
     schema_version: int
     topic: str
     position: int
-    stream_id: UUID
+    stream_id: str
     stream_version: int
     occurred_at: str | None
     recorded_at: str | None
@@ -69,29 +121,22 @@ class Envelope:
     payload: dict[str, Any]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "envelope_version": ENVELOPE_VERSION,
-                "event_id": str(self.event_id),
-                "type": self.type,
-                "schema_version": self.schema_version,
-                "topic": self.topic,
-                "position": self.position,
-                "stream_id": str(self.stream_id),
-                "stream_version": self.stream_version,
-                "occurred_at": self.occurred_at,
-                "recorded_at": self.recorded_at,
-                "key": self.key,
-                "payload": self.payload,
-            }
+        return encode(
+            self.event_id,
+            self.type,
+            self.schema_version,
+            self.topic,
+            self.position,
+            self.stream_id,
+            self.stream_version,
+            self.occurred_at,
+            self.recorded_at,
+            self.key,
+            self.payload,
         )
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
-            ("reelpulse-type", self.type.encode()),
-            ("reelpulse-schema-version", str(self.schema_version).encode()),
-            ("reelpulse-event-id", str(self.event_id).encode()),
-        ]
+        return headers(self.type, self.schema_version, self.event_id)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Envelope":
@@ -99,12 +144,12 @@ class Envelope:
         if doc.get("envelope_version") != ENVELOPE_VERSION:
             raise ValueError(f"unsupported envelope version {doc.get('envelope_version')!r}")
         return cls(
-            event_id=UUID(doc["event_id"]),
+            event_id=str(doc["event_id"]),
             type=doc["type"],
             schema_version=int(doc["schema_version"]),
             topic=doc["topic"],
             position=int(doc["position"]),
-            stream_id=UUID(doc["stream_id"]),
+            stream_id=str(doc["stream_id"]),
             stream_version=int(doc["stream_version"]),
             occurred_at=doc["occurred_at"],
             recorded_at=doc["recorded_at"],
@@ -115,14 +160,15 @@ class Envelope:
     def stored_event(self) -> StoredEvent:
         """Back to eventsourcing's stored form, so a mapper rebuilds the domain event."""
         return StoredEvent(
-            originator_id=self.stream_id,
+            originator_id=UUID(self.stream_id),
             originator_version=self.stream_version,
             topic=self.topic,
             state=orjson.dumps(self.payload),
         )
 
 
-def _iso(value: Any) -> str | None:
+def iso_of(value: Any) -> str | None:
+    """A transcoded datetime field as its ISO string."""
     if isinstance(value, dict) and value.get("_type_") == "datetime_iso":
         return str(value["_data_"])
     return None
@@ -130,28 +176,31 @@ def _iso(value: Any) -> str | None:
 
 def _hex_uuid(value: Any) -> str | None:
     if isinstance(value, dict) and value.get("_type_") == "uuid_hex":
-        return str(UUID(value["_data_"]))
+        h = str(value["_data_"])
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
     return None
 
 
-def build_envelope(n: Notification, key: str) -> Envelope:
-    payload = orjson.loads(n.state)
-    type_name = n.topic.split(":", 1)[1]
+def build_envelope(n: Notification, key: str, payload: dict[str, Any] | None = None) -> Envelope:
+    """The envelope of a stored event; pass `payload` if the state is already parsed."""
+    if payload is None:
+        payload = orjson.loads(n.state)
+    stream_id = str(n.originator_id)
     return Envelope(
-        event_id=event_id(n.originator_id, n.originator_version),
-        type=type_name,
+        event_id=event_id(stream_id, n.originator_version),
+        type=n.topic.split(":", 1)[1],
         schema_version=int(payload.get("class_version", 1)),
         topic=n.topic,
         position=n.id,
-        stream_id=UUID(str(n.originator_id)),
+        stream_id=stream_id,
         stream_version=n.originator_version,
-        occurred_at=_iso(payload.get("occurred_at")),
-        recorded_at=_iso(payload.get("timestamp")),
+        occurred_at=iso_of(payload.get("occurred_at")),
+        recorded_at=iso_of(payload.get("timestamp")),
         key=key,
         payload=payload,
     )
 
 
-def payload_uuid(n: StoredEvent, field: str) -> str | None:
-    """A UUID field of a stored event, without decoding the whole event."""
-    return _hex_uuid(orjson.loads(n.state).get(field))
+def payload_uuid(n: StoredEvent, field: str, payload: dict[str, Any] | None = None) -> str | None:
+    """A UUID field of a stored event (as a string), without decoding the whole event."""
+    return _hex_uuid((payload if payload is not None else orjson.loads(n.state)).get(field))

@@ -15,10 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from eventsourcing.persistence import Notification, Tracking
 
 from adapters.kafka.client import ensure_topics, producer
-from adapters.kafka.envelope import build_envelope, event_topic, family_of, payload_uuid
+from adapters.kafka.envelope import (
+    FAMILY_OF_MODULE,
+    encode,
+    event_id,
+    event_topic,
+    headers,
+    iso_of,
+    payload_uuid,
+)
 from adapters.settings import Settings
 from commands.base import SharedStore
 
@@ -37,16 +47,18 @@ class KeyResolver:
         self.maxsize = maxsize
         self._first: OrderedDict[str, str] = OrderedDict()
 
-    def key(self, n: Notification) -> str:
+    def key(
+        self, n: Notification, payload: dict[str, Any] | None = None, stream: str | None = None
+    ) -> str:
         module = n.topic.split(":", 1)[0]
-        stream = str(n.originator_id)
+        stream = stream or str(n.originator_id)
         if module in ("domain.video", "domain.creator"):
             return stream
         if module == "domain.engagement":
-            return payload_uuid(n, "video_id") or stream
+            return payload_uuid(n, "video_id", payload) or stream
         field_name = "creator_id" if module == "domain.following" else "video_id"
         if n.originator_version == 1:
-            key = payload_uuid(n, field_name) or stream
+            key = payload_uuid(n, field_name, payload) or stream
             self._remember(stream, key)
             return key
         if stream not in self._first:
@@ -81,10 +93,27 @@ class Relay:
         self.keys = KeyResolver(store)
         self.stats = RelayStats()
         self._stopping = asyncio.Event()
+        self._partitions: dict[tuple[str, bytes], int] = {}
+        self._topic_partitions: dict[str, list[int]] = {}
 
     @property
     def position(self) -> int:
         return self.store.recorder.max_tracking_id(TRACKING_NAME) or 0
+
+    async def _partition(self, kafka: Any, topic: str, key: bytes) -> int:
+        """aiokafka's default (murmur2) partition for a key, computed once per key: the
+        same partition any other keyed producer picks, without hashing every message."""
+        cached = self._partitions.get((topic, key))
+        if cached is None:
+            partitions = self._topic_partitions.get(topic)
+            if partitions is None:
+                partitions = sorted(await kafka.partitions_for(topic))
+                self._topic_partitions[topic] = partitions
+            cached = DefaultPartitioner()(key, partitions, partitions)
+            if len(self._partitions) > 200_000:
+                self._partitions.clear()
+            self._partitions[(topic, key)] = cached
+        return cached
 
     def stop(self) -> None:
         self._stopping.set()
@@ -126,14 +155,29 @@ class Relay:
         prefix = self.settings.kafka_topic_prefix
         acks = []
         for n in notifications:
-            envelope = build_envelope(n, self.keys.key(n))
-            topic = event_topic(prefix, family_of(n.topic))
+            # Hot path: parse the state once, no envelope object, one await per message.
+            payload = orjson.loads(n.state)
+            stream = str(n.originator_id)
+            key = self.keys.key(n, payload, stream)
+            module, type_ = n.topic.split(":", 1)
+            topic = event_topic(prefix, FAMILY_OF_MODULE[module])
+            eid = event_id(stream, n.originator_version)
+            version = int(payload.get("class_version", 1))
+            key_bytes = key.encode()
+            partition = self._partitions.get((topic, key_bytes))
+            if partition is None:
+                partition = await self._partition(kafka, topic, key_bytes)
+            value = encode(
+                eid, type_, version, n.topic, n.id, stream, n.originator_version,
+                iso_of(payload.get("occurred_at")), iso_of(payload.get("timestamp")), key, payload,
+            )  # fmt: skip
             acks.append(
                 await kafka.send(
                     topic,
-                    value=envelope.to_bytes(),
-                    key=envelope.key.encode(),
-                    headers=envelope.headers(),
+                    value=value,
+                    key=key_bytes,
+                    partition=partition,
+                    headers=headers(type_, version, eid),
                 )
             )
             self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + 1
