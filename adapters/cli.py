@@ -306,6 +306,50 @@ def ingest(
         container.close()
 
 
+@app.command("kafka-project")
+def kafka_project(
+    once: Annotated[
+        bool, typer.Option(help="Stop when the assigned partitions are caught up")
+    ] = False,
+    group: Annotated[str | None, typer.Option(help="Consumer group id")] = None,
+) -> None:
+    """Run the partitionable projection (per-video engagement counters) from Kafka as a
+    consumer group member: start N of these to split the partitions. Offsets are stored
+    with the read-model changes, so every event takes effect exactly once."""
+    import asyncio
+    import signal
+
+    from adapters.kafka.projection_consumer import DEFAULT_GROUP, KafkaProjectionWorker
+
+    settings = Settings()
+    if not settings.kafka_bootstrap_servers:
+        console.print("[red]set REELPULSE_KAFKA_BOOTSTRAP_SERVERS to run Kafka projections[/red]")
+        raise typer.Exit(2)
+    container = _open(settings)
+    worker = KafkaProjectionWorker.for_container(container, group_id=group or DEFAULT_GROUP)
+
+    async def run() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.stop)
+        with Progress(
+            TextColumn("[bold]projecting from Kafka"),
+            TextColumn("{task.completed:,.0f} events"),
+            console=console,
+        ) as progress:
+            task = progress.add_task("kafka", total=None)
+            await worker.run(
+                until_idle=once,
+                on_batch=lambda stats: progress.update(task, completed=stats.applied),
+            )
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print(f"kafka projection stopped: {worker.stats}")
+        container.close()
+
+
 def main() -> None:
     try:
         app()

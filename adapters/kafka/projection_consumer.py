@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -88,6 +88,20 @@ class _Applied:
 
 
 OnBatch = Callable[[WorkerStats], Any]  # may return an awaitable
+_T = TypeVar("_T")
+
+
+async def _finish_in_thread(fn: Callable[..., _T], *args: Any) -> _T:
+    """Run a transaction in a thread. If the caller is cancelled meanwhile, wait for the
+    thread's commit or rollback before passing the cancellation on, so that no batch is
+    still in flight once the worker has let go of its lock."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -152,7 +166,8 @@ class KafkaProjectionWorker:
         )
 
     def stop(self) -> None:
-        """Ask run() to finish its current batch, leave the group and return."""
+        """Ask run() to finish its current batch, leave the group and return (call it on
+        the event loop's thread, e.g. from a signal handler added to the loop)."""
         self._stopping.set()
 
     async def run(
@@ -162,12 +177,8 @@ class KafkaProjectionWorker:
         consumed to its end and nothing arrived for idle_ms). `on_batch` is called after
         every committed batch, outside the batch lock; it may be a coroutine function."""
         await ensure_topics(self.settings, [self.topic])
-        kafka = consumer(
-            self.settings,
-            group_id=self.group_id,
-            max_poll_records=self.batch_size,
-            **self.consumer_options,
-        )
+        options = {"max_poll_records": self.batch_size, **self.consumer_options}
+        kafka = consumer(self.settings, group_id=self.group_id, **options)
         kafka.subscribe([self.topic], listener=_Listener(self))
         self._consumer = kafka
         started = time.perf_counter()
@@ -198,20 +209,14 @@ class KafkaProjectionWorker:
     # -- batches ----------------------------------------------------------------------------
     async def _process(self, records: dict[TopicPartition, list[Any]]) -> bool:
         """Apply one getmany result; True when a transaction committed."""
+        done: _Applied | None = None
         async with self._lock:
-            batch: dict[int, list[Any]] = {}
-            for tp, messages in records.items():
-                if tp not in self._owned:  # revoked meanwhile: the new owner reads them
-                    continue
-                stored = self._expected[tp.partition]
-                fresh = [m for m in messages if stored is None or m.offset >= stored]
-                if fresh:
-                    batch[tp.partition] = fresh
+            batch = self._fresh(records)
             if not batch:
                 return False
             expected = {p: self._expected[p] for p in batch}
             try:
-                done = await asyncio.to_thread(self._apply, batch, expected)
+                done = await _finish_in_thread(self._apply, batch, expected)
             except OffsetConflict as e:
                 self.stats.conflicts += 1
                 log.warning("%s: %s; re-reading from the stored offsets", self.group_id, e)
@@ -222,22 +227,32 @@ class KafkaProjectionWorker:
                 self.stats.last_error = f"{type(e).__name__}: {e}"
                 log.exception("%s: batch failed; will retry", self.group_id)
                 await self._reseek(batch)
-                failed = True
             else:
-                failed = False
                 self._expected.update(done.next_offsets)
                 self.stats.messages += done.messages
                 self.stats.applied += done.applied
                 self.stats.duplicates += done.duplicates
                 self.stats.ignored += done.ignored
                 self.stats.batches += 1
-        if failed:
+        if done is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), RETRY_SECONDS)
             return False
         if self.commit_to_kafka:
             await self._commit_to_kafka(done.next_offsets)
         return True
+
+    def _fresh(self, records: dict[TopicPartition, list[Any]]) -> dict[int, list[Any]]:
+        """The records of owned partitions from their stored offsets on, by partition."""
+        batch: dict[int, list[Any]] = {}
+        for tp, messages in records.items():
+            if tp not in self._owned:  # revoked meanwhile: the new owner reads them
+                continue
+            stored = self._expected[tp.partition]
+            fresh = [m for m in messages if stored is None or m.offset >= stored]
+            if fresh:
+                batch[tp.partition] = fresh
+        return batch
 
     def _apply(self, batch: dict[int, list[Any]], expected: dict[int, int | None]) -> _Applied:
         """One read-model transaction: claim the offsets, apply the events, record."""
@@ -353,4 +368,9 @@ class KafkaProjectionWorker:
             positions = [await self._consumer.position(tp) for tp in owned]
         except (KafkaError, IllegalStateError):  # a rebalance began meanwhile
             return False
-        return all(pos >= ends[tp] for tp, pos in zip(owned, positions, strict=True))
+        # The high watermark of the last fetch counts too: some brokers (Tansu 0.6) answer
+        # ListOffsets(latest) with the base offset of the last record batch.
+        return all(
+            pos >= max(ends[tp], self._consumer.highwater(tp) or 0)
+            for tp, pos in zip(owned, positions, strict=True)
+        )

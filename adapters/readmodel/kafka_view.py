@@ -21,10 +21,10 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from adapters.readmodel.tables import kafka_offsets, rm_kafka_video_engagement, rm_kafka_view_pairs
-from adapters.readmodel.upsert import add_counters, insert_for, insert_ignore
+from adapters.readmodel.upsert import insert_for, insert_ignore
 from projections.video_engagement import VideoEngagementView
 
-COUNTERS = ("views", "likes", "shares", "comments", "watch_ms", "completions")
+COUNTERS = ("views", "unique_viewers", "likes", "shares", "comments", "watch_ms", "completions")
 
 
 class SqlVideoEngagementView(VideoEngagementView):
@@ -58,23 +58,23 @@ class SqlVideoEngagementView(VideoEngagementView):
             self.viewed_pairs[(video_id, viewer_id)] = None
 
     def flush(self) -> set[str]:
-        """Write the batch; return change keys (`video:<id>`)."""
+        """Write the batch with one upsert; return change keys (`video:<id>`)."""
         changed = {f"video:{v}" for v in self.deltas}
         self._flush_unique_viewers()
-        # A video touched by the batch gets a row even when its net delta is zero, so the
-        # table does not depend on how messages were split into batches or workers.
-        touched = {v: {c: 0 for c in COUNTERS} for v in self.deltas}
-        insert_ignore(self.conn, rm_kafka_video_engagement, [
-            {"video_id": v, **zeros} for v, zeros in sorted(touched.items())
-        ])  # fmt: skip
-        # Sorted keys: concurrent transactions lock rows in one order (no deadlocks).
-        add_counters(
-            self.conn,
-            rm_kafka_video_engagement,
-            "video_id",
-            dict(sorted(self.deltas.items())),
-            create=False,
-        )
+        if self.deltas:
+            # Every touched video gets a row, even when its net delta is zero, so the table
+            # does not depend on how messages were split into batches and workers. Sorted
+            # keys: concurrent transactions lock rows in one order (no deadlocks).
+            rows = [
+                {"video_id": v, **{c: d.get(c, 0) for c in COUNTERS}}
+                for v, d in sorted(self.deltas.items())
+            ]
+            stmt = insert_for(self.conn, rm_kafka_video_engagement)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["video_id"],
+                set_={c: rm_kafka_video_engagement.c[c] + stmt.excluded[c] for c in COUNTERS},
+            )
+            self.conn.execute(stmt, rows)
         self.deltas.clear()
         return changed
 
@@ -157,12 +157,15 @@ def claim_offsets(
     for partition in sorted(new):
         old = expected[partition]
         if old is None:
+            # RETURNING, not rowcount: psycopg reports -1 for INSERT .. ON CONFLICT DO NOTHING
             stmt = (
                 insert_for(conn, kafka_offsets)
                 .values(consumer_group=group, topic=topic, partition=partition,
                         next_offset=new[partition], last_position=0, events=0, updated_at=now)
                 .on_conflict_do_nothing()
+                .returning(kafka_offsets.c.partition)
             )  # fmt: skip
+            claimed = conn.execute(stmt).first() is not None
         else:
             stmt = (
                 kafka_offsets.update()
@@ -173,7 +176,8 @@ def claim_offsets(
                 )
                 .values(next_offset=new[partition], updated_at=now)
             )
-        if conn.execute(stmt).rowcount != 1:
+            claimed = conn.execute(stmt).rowcount == 1
+        if not claimed:
             moved.append(partition)
     if moved:
         raise OffsetConflict(moved)
