@@ -5,20 +5,17 @@ table, written in the same transaction as the policy's own events, so a restart 
 exactly where the last committed decision left off.
 """
 
-import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import Mapper, Tracking
 
+from adapters.background import FollowingWorker
 from commands.base import SharedStore
 
-log = logging.getLogger(__name__)
 
-
-class EventFollower:
+class EventFollower(FollowingWorker):
     def __init__(
         self,
         store: SharedStore,
@@ -30,17 +27,17 @@ class EventFollower:
         poll_seconds: float = 0.5,
         batch_size: int = 200,
     ) -> None:
-        self.store = store
+        super().__init__(store, poll_seconds=poll_seconds)
         self.mapper = mapper
         self.processor = processor
         self.tracking_name = tracking_name
         self.topics = list(topics)
-        self.poll_seconds = poll_seconds
         self.batch_size = batch_size
-        self.last_error: str | None = None
         self.processed = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    @property
+    def thread_name(self) -> str:
+        return self.tracking_name
 
     @property
     def position(self) -> int:
@@ -61,29 +58,6 @@ class EventFollower:
                 done += 1
                 self.processed += 1
         return done
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=self.tracking_name, daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self.store.notify_committed()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        generation = self.store.commit_generation
-        while not self._stop.is_set():
-            try:
-                self.run_until_idle()
-                self.last_error = None
-            except Exception as e:  # keep following; the event is retried, never skipped
-                self.last_error = f"{type(e).__name__}: {e}"
-                log.exception("follower %s failed; retrying", self.tracking_name)
-                self._stop.wait(1.0)
-                continue
-            generation = self.store.wait_for_commit(generation, self.poll_seconds)
 
     def wait_until(self, predicate: Any, timeout: float = 5.0) -> bool:
         """Test helper: poll a condition while the follower runs (bounded)."""

@@ -9,7 +9,6 @@ waits rely on this).
 """
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from eventsourcing.persistence import Mapper
 
+from adapters.background import FollowingWorker
 from adapters.readmodel.tables import projection_tracking
 from adapters.readmodel.upsert import insert_for
 from commands.base import SharedStore
@@ -66,7 +66,7 @@ def write_position(conn: sa.Connection, name: str, position: int, events: int) -
     conn.execute(stmt)
 
 
-class ProjectionRunner:
+class ProjectionRunner(FollowingWorker):
     def __init__(
         self,
         spec: ProjectionSpec,
@@ -78,16 +78,12 @@ class ProjectionRunner:
         poll_seconds: float = 0.5,
         on_commit: OnCommit | None = None,
     ) -> None:
+        super().__init__(store, poll_seconds=poll_seconds)
         self.spec = spec
-        self.store = store
         self.mapper = mapper
         self.engine = engine
         self.batch_size = batch_size
-        self.poll_seconds = poll_seconds
         self.on_commit = on_commit
-        self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def name(self) -> str:
@@ -130,31 +126,12 @@ class ProjectionRunner:
             total += n
         return total
 
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._loop, name=f"projection-{self.name}", daemon=True
-        )
-        self._thread.start()
+    @property
+    def thread_name(self) -> str:
+        return f"projection-{self.name}"
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.store.notify_committed()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        generation = self.store.commit_generation
-        while not self._stop.is_set():
-            try:
-                self.run_until_idle()
-                self.last_error = None
-            except Exception as e:  # never skip an event: record, back off, retry
-                self.last_error = f"{type(e).__name__}: {e}"
-                log.exception("projection %s failed; will retry", self.name)
-                self._record_error(self.last_error)
-                self._stop.wait(1.0)
-                continue
-            generation = self.store.wait_for_commit(generation, self.poll_seconds)
+    def on_error(self, message: str) -> None:
+        self._record_error(message)
 
     def _record_error(self, message: str) -> None:
         try:

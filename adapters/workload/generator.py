@@ -29,7 +29,7 @@ from typing import Any
 from uuid import UUID
 
 from commands.engagement import Signal
-from domain.moderation import ModerationCase
+from domain.moderation import REPORT_REASONS, ModerationCase
 
 DAY = 86_400.0
 SLOT = 3600.0  # traffic is drawn per simulated hour (a video gets views from the next one)
@@ -705,18 +705,7 @@ class _Simulation:
 
 
 # -- vocabulary: what the simulated people write and use ---------------------------------
-REASONS = (
-    "spam",
-    "nudity",
-    "violence",
-    "hate",
-    "harassment",
-    "misinformation",
-    "self_harm",
-    "copyright",
-    "minor_safety",
-    "other",
-)
+REASONS = tuple(sorted(REPORT_REASONS))  # the domain's list, in a stable order
 WAVE_REASONS = ("violence", "hate", "harassment", "misinformation", "nudity", "spam")
 APPEALS = (
     "This is satire, not misinformation.",
