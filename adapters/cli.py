@@ -95,6 +95,7 @@ def serve(
     base = f"http://{host}:{port}"
     console.print(f"[bold green]ReelPulse[/bold green] on {settings.database_url}")
     console.print(f"  REST API:   {base}/v1  (OpenAPI docs: {base}/docs)")
+    console.print(f"  dashboard:  {base}/dashboard")
     console.print(f"  GraphQL:    {base}/graphql  (GraphiQL in development mode)")
     console.print(f"  health:     {base}/healthz, {base}/readyz; metrics: {base}/metrics")
     from adapters.observability.logging import configure_logging

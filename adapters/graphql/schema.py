@@ -1,7 +1,7 @@
 """The strawberry schema: queries and subscriptions over the read models."""
 
 from collections.abc import AsyncGenerator
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 from uuid import UUID
@@ -64,12 +64,47 @@ class TrendingItem:
         description="Change of velocity vs the previous window, per hour"
     )
 
+    @strawberry.field(description="Views per minute over the last `minutes` (sparklines)")
+    async def series(self, info: Info[GraphQLContext, None], minutes: int = 60) -> list[int]:
+        if not 1 <= minutes <= 1440:
+            raise UserError("`minutes` must be between 1 and 1440")
+        points = await call(
+            info.context.readers.trending.series, self.kind.value, self.key, minutes
+        )
+        return [views for _, views in points]
+
     @strawberry.field(description="The video, for kind VIDEO")
     async def video(self, info: Info[GraphQLContext, None]) -> Video | None:
         if self.kind is not TrendingKind.VIDEO:
             return None
         found = await info.context.loaders["video"].load(UUID(self.key))
         return Video.of(found) if found else None
+
+
+@strawberry.type
+class SeriesPoint:
+    minute: datetime
+    views: int
+
+
+async def _summary(info: Info[GraphQLContext, None]) -> Summary:
+    container = info.context.container
+    s = await call(info.context.readers.stats.summary)
+    positions = await call(container.projections.positions)
+    return Summary(
+        creators=s.creators,
+        suspended_creators=s.suspended_creators,
+        videos=s.videos,
+        removed_videos=s.removed_videos,
+        views=s.views,
+        likes=s.likes,
+        shares=s.shares,
+        comments=s.comments,
+        watch_hours=s.watch_seconds / 3600,
+        open_cases=s.open_cases,
+        head_position=await call(lambda: container.head_position),
+        projection_positions=positions,
+    )
 
 
 @strawberry.type
@@ -192,27 +227,32 @@ class Query:
 
     @strawberry.field
     async def summary(self, info: Info[GraphQLContext, None]) -> Summary:
-        container = info.context.container
-        s = await call(info.context.readers.stats.summary)
-        positions = await call(container.projections.positions)
-        return Summary(
-            creators=s.creators,
-            suspended_creators=s.suspended_creators,
-            videos=s.videos,
-            removed_videos=s.removed_videos,
-            views=s.views,
-            likes=s.likes,
-            shares=s.shares,
-            comments=s.comments,
-            watch_hours=s.watch_seconds / 3600,
-            open_cases=s.open_cases,
-            head_position=await call(lambda: container.head_position),
-            projection_positions=positions,
-        )
+        return await _summary(info)
+
+    @strawberry.field(description="Views per minute of one trending key (e.g. a video id)")
+    async def trending_series(
+        self,
+        info: Info[GraphQLContext, None],
+        kind: TrendingKind,
+        key: str,
+        minutes: int = 120,
+    ) -> list[SeriesPoint]:
+        if not 1 <= minutes <= 2880:
+            raise UserError("`minutes` must be between 1 and 2880")
+        points = await call(info.context.readers.trending.series, kind.value, key, minutes)
+        return [SeriesPoint(minute=datetime.fromtimestamp(m * 60, UTC), views=v) for m, v in points]
 
 
 @strawberry.type
 class Subscription:
+    @strawberry.subscription(description="The platform summary, after every stats commit")
+    async def summary(self, info: Info[GraphQLContext, None]) -> AsyncGenerator[Summary, None]:
+        changes = info.context.container.projections.hub.subscribe()
+        yield await _summary(info)
+        async for changed in changes:
+            if "summary" in changed:
+                yield await _summary(info)
+
     @strawberry.subscription(description="A video's stats, now and after every change")
     async def video_stats(
         self, info: Info[GraphQLContext, None], id: UUID

@@ -2,9 +2,12 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from adapters.bootstrap import Container
 from adapters.graphql.router import mount_graphql
@@ -13,6 +16,8 @@ from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import RequestContextMiddleware
 from adapters.http.ops import install_ops
 from adapters.http.schemas import ErrorResponse
+
+STATIC = Path(__file__).parent / "static"
 
 DESCRIPTION = """
 ReelPulse command API. Every command returns the aggregate id, its new version and
@@ -47,6 +52,12 @@ def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
         app.include_router(module.router)
     mount_graphql(app, container)
     install_ops(app, container)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/dashboard", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        """The live dashboard: a static page over the public GraphQL API."""
+        return FileResponse(STATIC / "dashboard.html")
 
     @app.get("/", tags=["meta"])
     def index() -> dict[str, str]:

@@ -15,7 +15,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(database_url: str, port: int, **env: str) -> subprocess.Popen:
+def start_server(
+    database_url: str, port: int, *args: str, timeout: float = 30, **env: str
+) -> subprocess.Popen:
     environment = {
         **os.environ,
         "REELPULSE_DATABASE_URL": database_url,
@@ -23,12 +25,12 @@ def start_server(database_url: str, port: int, **env: str) -> subprocess.Popen:
         **env,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), *args],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read().decode()}")
@@ -38,4 +40,4 @@ def start_server(database_url: str, port: int, **env: str) -> subprocess.Popen:
         except httpx.TransportError:
             time.sleep(0.05)  # the port is not open yet; bounded by the deadline
     proc.kill()
-    raise TimeoutError("server did not become ready in 30 s")
+    raise TimeoutError(f"server did not become ready in {timeout:.0f} s")
