@@ -76,3 +76,29 @@ def test_health_and_readiness(tmp_path: Path):
             assert client.get("/readyz").status_code == 200
     finally:
         container.close()
+
+
+def test_logs_are_json_and_carry_the_request_id(tmp_path: Path, capsys):
+    import json
+    import logging
+
+    from adapters.observability.logging import configure_logging
+
+    configure_logging("info", json=True)
+    container = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}"))
+    try:
+        with TestClient(create_app(container)) as client:
+            app_log = logging.getLogger("reelpulse.test")
+            client.app.add_api_route("/v1/log-probe", lambda: app_log.info("probe") or {})
+            r = client.get("/v1/log-probe", headers={"X-Request-ID": "req-12345"})
+            assert r.headers["x-request-id"] == "req-12345"
+        lines = [
+            json.loads(line)
+            for line in capsys.readouterr().err.splitlines()
+            if line.startswith("{")
+        ]
+        probe = [rec for rec in lines if rec.get("message") == "probe"]
+        assert probe and probe[0]["request_id"] == "req-12345" and probe[0]["level"] == "INFO"
+    finally:
+        logging.getLogger().handlers.clear()
+        container.close()
