@@ -2,7 +2,8 @@
 that apply it to the applications directly or to the REST API."""
 
 from adapters.workload.drivers import DriveStats, drive_application, drive_http
-from adapters.workload.generator import (
+from adapters.workload.generator import generate
+from adapters.workload.model import (
     AppealCase,
     AutoFlagVideo,
     BotBurst,
@@ -17,7 +18,6 @@ from adapters.workload.generator import (
     ResolveAppeal,
     Workload,
     WorkloadConfig,
-    generate,
 )
 
 __all__ = [

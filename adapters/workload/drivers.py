@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from adapters.bootstrap import Container
-from adapters.workload.generator import (
+from adapters.workload.model import (
     AppealCase,
     AutoFlagVideo,
     Command,

@@ -18,232 +18,50 @@ Invariants are kept (no double likes or follows, nothing on a video while it is 
 so a correct backend rejects almost nothing; drivers tolerate rejections anyway.
 """
 
-import bisect
-import itertools
 import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from commands.engagement import Signal
-from domain.moderation import REPORT_REASONS, ModerationCase
-
-DAY = 86_400.0
-SLOT = 3600.0  # traffic is drawn per simulated hour (a video gets views from the next one)
-
-
-# -- configuration -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class WorkloadConfig:
-    """Sizes are totals over the run, except views_per_day. Defaults: a small, busy app."""
-
-    seed: int = 7
-    days: int = 1
-    creators: int = 200
-    viewers: int = 5_000
-    videos_per_creator_mean: float = 4.0
-    views_per_day: int = 5_000
-    bot_bursts: int = 3
-    report_waves: int = 4
-    start: datetime = datetime(2026, 3, 2, tzinfo=UTC)
-    batch_size: int = 500  # at most this many signals per EngagementBatch
-    batch_window_seconds: float = 60.0  # and all of them within one such window
-    redelivery_rate: float = 0.003
-    zipf_exponent: float = 1.1
-    diurnal_amplitude: float = 0.6
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.start.utcoffset() is None:
-            raise ValueError("start must be timezone-aware")
-        if self.days < 1 or self.creators < 1 or self.viewers < 1:
-            raise ValueError("days, creators and viewers must be at least 1")
-        if not 1 <= self.batch_size <= 100_000:
-            raise ValueError("batch_size must be between 1 and 100000")
-
-    @property
-    def end(self) -> datetime:
-        return self.start + timedelta(days=self.days)
-
-    def scale(self, factor: float) -> "WorkloadConfig":
-        """The same shape of workload, `factor` times bigger (population and traffic)."""
-
-        def n(value: int) -> int:
-            return max(1, round(value * factor))
-
-        return replace(
-            self,
-            creators=n(self.creators),
-            viewers=n(self.viewers),
-            views_per_day=n(self.views_per_day),
-            bot_bursts=n(self.bot_bursts) if self.bot_bursts else 0,
-            report_waves=n(self.report_waves) if self.report_waves else 0,
-        )
-
-
-# -- generated commands (plain data; drivers apply them) ---------------------------------
-@dataclass(frozen=True)
-class RegisterCreator:
-    creator_id: UUID
-    handle: str
-    display_name: str
-    region: str
-    occurred_at: datetime
-
-
-@dataclass(frozen=True)
-class PublishVideo:
-    video_id: UUID
-    creator_id: UUID
-    caption: str
-    hashtags: tuple[str, ...]
-    sound_id: str | None
-    duration_seconds: float
-    occurred_at: datetime
-
-
-@dataclass(frozen=True)
-class EngagementBatch:
-    """Signals (views, likes, shares, comments, follows...) for one ingest call."""
-
-    signals: tuple[Signal, ...]
-    occurred_at: datetime  # of the first signal; the others are no earlier
-
-
-@dataclass(frozen=True)
-class ReportVideo:
-    video_id: UUID
-    reporter_id: UUID
-    reason: str
-    occurred_at: datetime
-
-
-@dataclass(frozen=True)
-class AutoFlagVideo:
-    video_id: UUID
-    model: str
-    score: float
-    reasons: tuple[str, ...]
-    occurred_at: datetime
-
-
-@dataclass(frozen=True)
-class DecideCase:
-    case_id: UUID
-    video_id: UUID
-    moderator_id: UUID
-    outcome: str
-    policy: str
-    note: str
-    occurred_at: datetime
-
-
-@dataclass(frozen=True)
-class AppealCase:
-    case_id: UUID
-    video_id: UUID
-    appellant_id: UUID
-    statement: str
-    occurred_at: datetime
-
-
-@dataclass(frozen=True)
-class ResolveAppeal:
-    case_id: UUID
-    video_id: UUID
-    moderator_id: UUID
-    resolution: str
-    note: str
-    occurred_at: datetime
-
-
-Command = (
-    RegisterCreator
-    | PublishVideo
-    | EngagementBatch
-    | ReportVideo
-    | AutoFlagVideo
-    | DecideCase
-    | AppealCase
-    | ResolveAppeal
+from adapters.workload.model import (
+    DAY,
+    SLOT,
+    AppealCase,
+    AutoFlagVideo,
+    BotBurst,
+    Command,
+    DecideCase,
+    EngagementBatch,
+    GroundTruth,
+    PublishVideo,
+    RegisterCreator,
+    ReportVideo,
+    ReportWave,
+    ResolveAppeal,
+    Workload,
+    WorkloadConfig,
 )
-
-
-# -- ground truth ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BotBurst:
-    video_id: UUID
-    start: datetime
-    end: datetime
-    bot_ids: tuple[UUID, ...]
-    views: int
-
-
-@dataclass(frozen=True)
-class ReportWave:
-    video_id: UUID
-    case_id: UUID
-    creator_id: UUID
-    start: datetime
-    end: datetime
-    reports: int
-    reason: str
-    outcome: str
-    decided_at: datetime
-    appealed_at: datetime | None = None
-    resolution: str | None = None
-    resolved_at: datetime | None = None
-
-    @property
-    def final_video_status(self) -> str:
-        """The video's status at the end of the run, once the policy has applied it all."""
-        if self.resolution == "overturned" or self.outcome == "keep":
-            return "active"
-        return "removed" if self.outcome == "remove" else "restricted"
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    bot_bursts: tuple[BotBurst, ...]
-    report_waves: tuple[ReportWave, ...]
-
-    @property
-    def bot_viewer_ids(self) -> frozenset[UUID]:
-        return frozenset(b for burst in self.bot_bursts for b in burst.bot_ids)
-
-    @property
-    def bot_video_ids(self) -> frozenset[UUID]:
-        return frozenset(burst.video_id for burst in self.bot_bursts)
-
-
-@dataclass(frozen=True)
-class Workload:
-    config: WorkloadConfig
-    commands: tuple[Command, ...]
-    truth: GroundTruth
-
-    def signals(self) -> Iterator[Signal]:
-        for command in self.commands:
-            if isinstance(command, EngagementBatch):
-                yield from command.signals
-
-    @property
-    def items(self) -> int:
-        """Signals plus other commands: the total a driver's progress callback reaches."""
-        return sum(len(c.signals) if isinstance(c, EngagementBatch) else 1 for c in self.commands)
-
-    def counts(self) -> dict[str, int]:
-        """How many of each command type and signal kind, e.g. for a summary line."""
-        counts: dict[str, int] = {}
-        for command in self.commands:
-            name = type(command).__name__
-            counts[name] = counts.get(name, 0) + 1
-            if isinstance(command, EngagementBatch):
-                for signal in command.signals:
-                    counts[signal.kind] = counts.get(signal.kind, 0) + 1
-        return counts
+from adapters.workload.vocabulary import (
+    APPEALS,
+    ENGAGEMENT_RATES,
+    REASONS,
+    WAVE_REASONS,
+    _caption,
+    _channel,
+    _comment,
+    _cumulative,
+    _device,
+    _duration,
+    _handle,
+    _region,
+    _sound,
+    _traffic_source,
+)
+from commands.engagement import Signal
+from domain.moderation import ModerationCase
 
 
 def generate(config: WorkloadConfig | None = None) -> Workload:
@@ -702,160 +520,3 @@ class _Simulation:
             yield cls(occurred_at=when, **kwargs)
         if batch:
             yield EngagementBatch(tuple(batch), batch[0].occurred_at)
-
-
-# -- vocabulary: what the simulated people write and use ---------------------------------
-REASONS = tuple(sorted(REPORT_REASONS))  # the domain's list, in a stable order
-WAVE_REASONS = ("violence", "hate", "harassment", "misinformation", "nudity", "spam")
-APPEALS = (
-    "This is satire, not misinformation.",
-    "The clip is from a licensed film; I have the rights.",
-    "Educational content about safety, please review again.",
-    "My video was mass-reported by a rival account.",
-)
-# (like, share, comment, follow) probabilities per view stage: skip, partial, completed.
-ENGAGEMENT_RATES = (
-    (0.002, 0.0005, 0.0005, 0.0002),
-    (0.03, 0.004, 0.004, 0.002),
-    (0.15, 0.025, 0.025, 0.01),
-)
-_REGIONS = ("US", "BR", "ID", "MX", "GB", "DE", "FR", "JP", "PH", "VN", "TR", "NG", "EG", "KR")
-_REGION_CUM = tuple(itertools.accumulate((22, 12, 11, 8, 6, 5, 5, 4, 6, 5, 4, 4, 4, 4)))
-_SOURCES = ("for_you", "search", "profile", "share", "other")
-_SOURCE_CUM = tuple(itertools.accumulate((78, 7, 6, 5, 4)))
-_DEVICES = ("ios", "android", "web", "tv")
-_DEVICE_CUM = tuple(itertools.accumulate((45, 45, 8, 2)))
-_CHANNELS = ("copy_link", "whatsapp", "instagram", "messenger", "sms", "email", "x", "other")
-_CHANNEL_CUM = tuple(itertools.accumulate((30, 25, 15, 10, 5, 3, 7, 5)))
-_WORDS = (
-    "sunny",
-    "pixel",
-    "neon",
-    "lofi",
-    "chef",
-    "dance",
-    "vibe",
-    "retro",
-    "cosmic",
-    "urban",
-    "wild",
-    "mellow",
-    "turbo",
-    "cozy",
-    "glitch",
-    "ocean",
-    "velvet",
-    "echo",
-    "maple",
-    "nova",
-)
-_TAGS = (
-    "fyp",
-    "foryou",
-    "viral",
-    "dance",
-    "comedy",
-    "cooking",
-    "fitness",
-    "pets",
-    "travel",
-    "diy",
-    "beauty",
-    "gaming",
-    "music",
-    "fashion",
-    "learnontiktok",
-    "booktok",
-    "asmr",
-    "football",
-    "skincare",
-    "lifehack",
-    "challenge",
-    "duet",
-    "storytime",
-    "art",
-    "cars",
-)
-_TAG_CUM = tuple(itertools.accumulate(1 / rank for rank in range(1, len(_TAGS) + 1)))
-_CAPTIONS = (
-    "wait for it",
-    "pov: monday morning",
-    "tried this so you don't have to",
-    "day {n} of posting until it blows up",
-    "rate this 1-10",
-    "part {n}",
-    "the ending though",
-    "nobody talks about this",
-    "quick recipe",
-    "new trend alert",
-)
-_COMMENTS = (
-    "omg",
-    "this is so real",
-    "part 2 please",
-    "who else is here from fyp",
-    "the ending 😂",
-    "tutorial?",
-    "song name?",
-    "I needed this today",
-    "first",
-    "not me watching this 5 times",
-    "🔥🔥🔥",
-    "underrated",
-)
-
-
-def _pick(rng: random.Random, items: tuple[str, ...], cum: tuple[float, ...]) -> str:
-    return items[bisect.bisect(cum, rng.random() * cum[-1])]
-
-
-def _handle(rng: random.Random, index: int) -> tuple[str, str]:
-    first, second = rng.choice(_WORDS), rng.choice(_WORDS)
-    return f"{first}.{second}{index}"[:24], f"{first.title()} {second.title()}"
-
-
-def _region(rng: random.Random) -> str:
-    return _pick(rng, _REGIONS, _REGION_CUM)
-
-
-def _duration(rng: random.Random) -> float:
-    """Mostly short clips, some minute-long ones, a few long-form (3 s to 600 s)."""
-    u = rng.random()
-    low, high = (5, 30) if u < 0.6 else (30, 90) if u < 0.9 else (90, 600)
-    return round(rng.uniform(low, high), 1)
-
-
-def _caption(rng: random.Random) -> tuple[str, list[str]]:
-    tags = list(dict.fromkeys(rng.choices(_TAGS, cum_weights=_TAG_CUM, k=rng.randint(1, 5))))
-    text = rng.choice(_CAPTIONS).format(n=rng.randint(1, 30))
-    return f"{text} " + " ".join(f"#{t}" for t in tags), tags
-
-
-def _sound(rng: random.Random) -> str | None:
-    if rng.random() < 0.15:
-        return None  # original sound
-    return f"snd-{int(rng.paretovariate(1.0)) % 5000:04d}"  # a few sounds are everywhere
-
-
-def _traffic_source(rng: random.Random) -> str:
-    return _pick(rng, _SOURCES, _SOURCE_CUM)
-
-
-def _device(rng: random.Random) -> str:
-    return _pick(rng, _DEVICES, _DEVICE_CUM)
-
-
-def _channel(rng: random.Random) -> str:
-    return _pick(rng, _CHANNELS, _CHANNEL_CUM)
-
-
-def _comment(rng: random.Random) -> str:
-    return rng.choice(_COMMENTS)
-
-
-def _cumulative(weights: Iterator[float]) -> list[float]:
-    total, out = 0.0, []
-    for w in weights:
-        total += w
-        out.append(total)
-    return out
