@@ -207,3 +207,17 @@ def test_no_field_suggestions_or_graphiql_outside_development(tmp_path):
             assert "Did you mean" in gql(client, "{ videoz { id } }")["errors"][0]["message"]
     finally:
         dev.close()
+
+
+def test_unexpected_errors_are_masked(served, monkeypatch):
+    client, _ = served
+
+    def broken(*_args):
+        raise RuntimeError("secret connection string postgres://admin:hunter2@db")
+
+    from adapters.readmodel.stats_reader import SqlStatsReader
+
+    monkeypatch.setattr(SqlStatsReader, "summary", broken)
+    body = gql(client, "{ summary { views } }")
+    message = body["errors"][0]["message"]
+    assert "hunter2" not in message and "Unexpected error" in message
