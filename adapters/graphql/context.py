@@ -37,9 +37,11 @@ class Readers:
     trending: Any
     moderation: Any
     sessions: Any
+    models: Any
 
     @classmethod
     def build(cls, container: Container) -> "Readers":
+        from adapters.readmodel.models_reader import SqlModelsReader
         from adapters.readmodel.moderation_reader import SqlModerationReader
         from adapters.readmodel.sessions_reader import SqlSessionsReader
         from adapters.readmodel.trending_reader import SqlTrendingReader
@@ -50,6 +52,7 @@ class Readers:
             trending=SqlTrendingReader(engine),
             moderation=SqlModerationReader(engine),
             sessions=SqlSessionsReader(engine),
+            models=SqlModelsReader(engine),
         )
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
@@ -79,6 +80,25 @@ class TrendingItem:
             return None
         found = await info.context.loaders["video"].load(UUID(self.key))
         return Video.of(found) if found else None
+
+
+@strawberry.type
+class ViralityPrediction:
+    video_id: UUID
+    predicted_at: datetime = strawberry.field(description="Event time: one hour after publication")
+    probability: float = strawberry.field(description="P(views within 24 h >= the viral threshold)")
+    features: JSON
+    labelled_at: datetime | None
+    viral: bool | None = strawberry.field(description="Known once 24 h of event time passed")
+    views_24h: int | None
+
+
+@strawberry.type
+class ModelMetric:
+    model: str
+    metric: str
+    value: float
+    samples: int
 
 
 @strawberry.type
@@ -228,6 +248,31 @@ class Query:
     @strawberry.field
     async def summary(self, info: Info[GraphQLContext, None]) -> Summary:
         return await _summary(info)
+
+    @strawberry.field(description="The virality predictor's output for a video")
+    async def virality(
+        self, info: Info[GraphQLContext, None], video_id: UUID
+    ) -> ViralityPrediction | None:
+        p = await call(info.context.readers.models.virality, video_id)
+        if p is None:
+            return None
+        return ViralityPrediction(
+            video_id=p.video_id,
+            predicted_at=p.predicted_at,
+            probability=p.probability,
+            features=p.features,
+            labelled_at=p.labelled_at,
+            viral=p.viral,
+            views_24h=p.views_24h,
+        )
+
+    @strawberry.field(description="Progressive-validation metrics of the online models")
+    async def model_metrics(self, info: Info[GraphQLContext, None]) -> list[ModelMetric]:
+        rows = await call(info.context.readers.models.metrics)
+        return [
+            ModelMetric(model=m.model, metric=m.metric, value=m.value, samples=m.samples)
+            for m in rows
+        ]
 
     @strawberry.field(description="Views per minute of one trending key (e.g. a video id)")
     async def trending_series(

@@ -9,10 +9,12 @@ from adapters.readmodel.moderation_view import moderation_view_factory
 from adapters.readmodel.sessions_view import SqlSessionsView
 from adapters.readmodel.stats_view import SqlStatsView
 from adapters.readmodel.trending_view import SqlTrendingView
+from adapters.readmodel.virality_view import SqlViralityView
 from projections.moderation_queue import ModerationQueueProjection
 from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
 from projections.trending import TrendingProjection
+from projections.virality import ViralityProjection
 
 
 def projection_specs() -> list[ProjectionSpec]:
@@ -25,4 +27,5 @@ def projection_specs() -> list[ProjectionSpec]:
         ProjectionSpec(moderation, moderation_view_factory(moderation)),
         ProjectionSpec(TrendingProjection(), lambda conn: SqlTrendingView(conn)),
         ProjectionSpec(SessionsProjection(), lambda conn: SqlSessionsView(conn)),
+        ProjectionSpec(ViralityProjection(), lambda conn: SqlViralityView(conn)),
     ]

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Mapper
 
 from adapters.background import FollowingWorker
-from adapters.readmodel.tables import projection_tracking
+from adapters.readmodel.tables import projection_checkpoints, projection_tracking
 from adapters.readmodel.upsert import insert_for
 from commands.base import SharedStore
 from projections.base import Projection
@@ -66,6 +66,25 @@ def write_position(conn: sa.Connection, name: str, position: int, events: int) -
     conn.execute(stmt)
 
 
+def read_checkpoint(conn: sa.Connection, name: str) -> bytes | None:
+    row = conn.execute(
+        sa.select(projection_checkpoints.c.state).where(projection_checkpoints.c.name == name)
+    ).first()
+    return bytes(row[0]) if row else None
+
+
+def write_checkpoint(conn: sa.Connection, name: str, position: int, state: bytes) -> None:
+    stmt = insert_for(conn, projection_checkpoints).values(
+        name=name, position=position, state=state, updated_at=datetime.now(UTC)
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"],
+        set_={"position": stmt.excluded.position, "state": stmt.excluded.state,
+              "updated_at": stmt.excluded.updated_at},
+    )  # fmt: skip
+    conn.execute(stmt)
+
+
 class ProjectionRunner(FollowingWorker):
     def __init__(
         self,
@@ -84,6 +103,7 @@ class ProjectionRunner(FollowingWorker):
         self.engine = engine
         self.batch_size = batch_size
         self.on_commit = on_commit
+        self._state_loaded = False
 
     @property
     def name(self) -> str:
@@ -93,9 +113,24 @@ class ProjectionRunner(FollowingWorker):
         with self.engine.connect() as conn:
             return read_position(conn, self.name)
 
+    @property
+    def checkpointed(self) -> bool:
+        """Projections with in-memory state (online models) checkpoint it with the position."""
+        return hasattr(self.spec.projection, "dump_state")
+
     def run_once(self) -> int:
         """Apply the next batch; return how many events it held (0 when caught up)."""
+        try:
+            return self._run_once()
+        except BaseException:
+            self._state_loaded = False  # the batch rolled back: reload state from checkpoint
+            raise
+
+    def _run_once(self) -> int:
         with self.engine.begin() as conn:
+            if self.checkpointed and not self._state_loaded:
+                self.spec.projection.load_state(read_checkpoint(conn, self.name))  # type: ignore[attr-defined]
+                self._state_loaded = True
             start = read_position(conn, self.name)
             head = self.store.recorder.max_notification_id() or 0
             if head <= start:
@@ -113,6 +148,9 @@ class ProjectionRunner(FollowingWorker):
                 self.spec.projection.process(self.mapper.to_domain_event(n), n.id, view)
             changed = view.flush()
             write_position(conn, self.name, end, len(notifications))
+            if self.checkpointed and notifications:
+                state = self.spec.projection.dump_state()  # type: ignore[attr-defined]
+                write_checkpoint(conn, self.name, end, state)
         if self.on_commit is not None:
             self.on_commit(self.name, end, changed)
         return len(notifications) or 1  # advanced over ignored events: still progress

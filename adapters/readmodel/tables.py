@@ -212,3 +212,36 @@ kafka_offsets = sa.Table(
     sa.Column("events", sa.BigInteger, nullable=False, server_default="0"),  # applied
     sa.Column("updated_at", Ts, nullable=True),
 )
+
+# -- online models: checkpoints, predictions, progressive metrics --------------------------
+# A stateful projection's in-memory state (river models included), pickled and written in
+# the same transaction as its position, so restarts resume exactly.
+projection_checkpoints = sa.Table(
+    "projection_checkpoints",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", Ts, nullable=True),
+)
+
+rm_virality = sa.Table(
+    "rm_virality",
+    metadata,
+    sa.Column("video_id", sa.Uuid, primary_key=True),
+    sa.Column("predicted_at", Ts, nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("labelled_at", Ts, nullable=True),
+    sa.Column("viral", sa.Boolean, nullable=True),
+    sa.Column("views_24h", sa.Integer, nullable=True),
+)
+
+rm_model_metrics = sa.Table(
+    "rm_model_metrics",
+    metadata,
+    sa.Column("model", sa.String(64), primary_key=True),
+    sa.Column("metric", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("samples", sa.BigInteger, nullable=False),
+)

@@ -24,7 +24,13 @@ from psycopg import sql
 from adapters.bootstrap import Container, bootstrap
 from adapters.readmodel.db import create_read_engine, read_model_url
 from adapters.readmodel.recount import recount_check
-from adapters.readmodel.tables import projection_tracking, rm_creators, rm_videos
+from adapters.readmodel.tables import (
+    projection_tracking,
+    rm_creators,
+    rm_model_metrics,
+    rm_videos,
+    rm_virality,
+)
 from adapters.settings import Settings
 from adapters.workload import Workload, WorkloadConfig, drive_application, generate
 from projections.recount import CREATOR_COUNTERS, VIDEO_COUNTERS
@@ -126,7 +132,15 @@ def read_models(engine: sa.Engine) -> dict[str, Any]:
             sa.select(rm_creators.c.creator_id, *counters(rm_creators, CREATOR_COUNTERS))
         )
         tracking = conn.execute(sa.select(projection_tracking.c.name, projection_tracking.c.events))
+        # The online model's outputs: predictions are made by a model whose state is
+        # checkpointed with the position, so a crashed run must predict exactly the same.
+        virality = conn.execute(
+            sa.select(rm_virality.c.video_id, rm_virality.c.probability, rm_virality.c.viral)
+        )
+        model_metrics = conn.execute(sa.select(rm_model_metrics))
         return {
+            "virality": {row[0]: (row.probability, row.viral) for row in virality},
+            "model_metrics": {(r.model, r.metric): (r.value, r.samples) for r in model_metrics},
             "videos": {row[0]: dict(row._mapping) for row in videos},
             "creators": {row[0]: dict(row._mapping) for row in creators},
             "events_applied": {row.name: int(row.events) for row in tracking},
@@ -235,6 +249,8 @@ def test_killed_projection_worker_resumes_exactly_once(
 
     assert crashed["videos"] == reference["videos"]
     assert crashed["creators"] == reference["creators"]
+    assert crashed["virality"] == reference["virality"]  # same model state after restarts
+    assert crashed["virality"] and crashed["model_metrics"] == reference["model_metrics"]
     # Each projection applied each of its events once: batches and tracking commit together.
     assert crashed["events_applied"] == reference["events_applied"]
     print(  # shown with -s: where the kills landed and where the time went

@@ -1,0 +1,40 @@
+"""SQL implementation of ModelsReader."""
+
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from adapters.readmodel.stats_reader import aware
+from adapters.readmodel.tables import rm_model_metrics, rm_virality
+from queries.models import ModelMetric, ModelsReader, ViralityPrediction
+
+
+class SqlModelsReader(ModelsReader):
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def virality(self, video_id: UUID) -> ViralityPrediction | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(rm_virality).where(rm_virality.c.video_id == video_id)
+            ).first()
+        if row is None:
+            return None
+        return ViralityPrediction(
+            video_id=row.video_id,
+            predicted_at=aware(row.predicted_at),
+            probability=row.probability,
+            features=dict(row.features),
+            labelled_at=aware(row.labelled_at) if row.labelled_at else None,
+            viral=row.viral,
+            views_24h=row.views_24h,
+        )
+
+    def metrics(self) -> list[ModelMetric]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(rm_model_metrics).order_by(
+                    rm_model_metrics.c.model, rm_model_metrics.c.metric
+                )
+            )
+            return [ModelMetric(r.model, r.metric, r.value, r.samples) for r in rows]

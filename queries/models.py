@@ -1,0 +1,33 @@
+"""Query side of the online models: predictions and progressive metrics."""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class ViralityPrediction:
+    video_id: UUID
+    predicted_at: datetime
+    probability: float
+    features: dict[str, float]
+    labelled_at: datetime | None
+    viral: bool | None
+    views_24h: int | None
+
+
+@dataclass(frozen=True)
+class ModelMetric:
+    model: str
+    metric: str
+    value: float
+    samples: int
+
+
+class ModelsReader(ABC):
+    @abstractmethod
+    def virality(self, video_id: UUID) -> ViralityPrediction | None: ...
+
+    @abstractmethod
+    def metrics(self) -> list[ModelMetric]: ...

@@ -1,0 +1,133 @@
+"""ViralityProjection: delayed labels in event time, progressive validation, checkpoints."""
+
+import random
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+from domain.creator import Creator
+from domain.engagement import Engagement
+from domain.video import Video
+from projections.virality import VIRAL_VIEWS, ViralityProjection, ViralityView
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+class RecordingView(ViralityView):
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def prediction(self, video_id, at, probability, features):
+        self.calls.append(("prediction", video_id, at, probability, dict(features)))
+
+    def label(self, video_id, at, viral, views_24h):
+        self.calls.append(("label", video_id, at, viral, views_24h))
+
+    def metric(self, model, name, value, samples):
+        self.calls.append(("metric", model, name, value, samples))
+
+
+def publish(at: datetime) -> tuple[Creator, Video, list]:
+    creator = Creator.register(
+        creator_id=uuid4(),
+        handle="c" + uuid4().hex[:6],
+        display_name="C",
+        region="US",
+        occurred_at=at,
+    )
+    video = Video.publish(
+        video_id=uuid4(), creator=creator, caption="x", hashtags=[], sound_id=None,
+        duration_seconds=30, occurred_at=at,
+    )  # fmt: skip
+    return creator, video, list(video.collect_events())
+
+
+def views(video: Video, times: list[datetime], viewer: UUID | None = None) -> list:
+    events = []
+    for t in times:
+        e = Engagement.start(viewer_id=viewer or uuid4(), video=video, occurred_at=t)
+        e.view(
+            video,
+            watch_seconds=10,
+            completed=False,
+            traffic_source="for_you",
+            device="ios",
+            occurred_at=t,
+        )
+        events += [x for x in e.collect_events() if isinstance(x, Engagement.Viewed)]
+    return events
+
+
+def run(projection: ViralityProjection, events: list, view: ViralityView) -> None:
+    for position, e in enumerate(events, start=1):
+        projection.process(e, position, view)
+
+
+def test_predicts_at_one_hour_and_labels_at_24_hours_in_event_time():
+    _, video, published = publish(T0)
+    early = views(video, [T0 + timedelta(minutes=m) for m in (5, 10, 50)])
+    late = views(video, [T0 + timedelta(hours=2, minutes=m) for m in range(VIRAL_VIEWS)])
+    *_, tick = publish(T0 + timedelta(hours=25))  # moves the watermark past 24 h
+    view = RecordingView()
+    run(ViralityProjection(), published + early + late + tick, view)
+
+    kinds = [c[0] for c in view.calls if c[1] == video.id or c[0] == "metric"]
+    assert kinds[0] == "prediction" and "label" in kinds
+    prediction = next(c for c in view.calls if c[0] == "prediction" and c[1] == video.id)
+    assert prediction[2] == T0 + timedelta(hours=1)  # due time, not the wall clock
+    assert prediction[4]["log_views_1h"] == __import__("math").log1p(3)  # only the first hour
+    label = next(c for c in view.calls if c[0] == "label")
+    assert label[1:] == (video.id, T0 + timedelta(hours=24), True, 3 + VIRAL_VIEWS)
+    metrics = {(c[1], c[2]): c[4] for c in view.calls if c[0] == "metric"}
+    assert (
+        metrics[("virality", "roc_auc")] == 1 and metrics[("virality_base_rate", "log_loss")] == 1
+    )
+
+
+def test_no_label_before_24_hours_of_event_time_have_passed():
+    _, video, published = publish(T0)
+    events = published + views(video, [T0 + timedelta(hours=h) for h in (2, 23)])
+    view = RecordingView()
+    run(ViralityProjection(), events, view)
+    assert [c[0] for c in view.calls] == ["prediction"]
+
+
+def workload(seed: int = 3) -> list:
+    rng = random.Random(seed)
+    events: list = []
+    for i in range(12):
+        at = T0 + timedelta(hours=i * 3)
+        _, video, published = publish(at)
+        n = rng.choice([1, 2, 40, 60]) if i % 3 == 0 else rng.randint(0, 8)
+        events += published + views(
+            video, sorted(at + timedelta(minutes=rng.randint(1, 1400)) for _ in range(n))
+        )
+    events.sort(key=lambda e: e.occurred_at)
+    return events + publish(T0 + timedelta(days=4))[2]
+
+
+def test_a_restart_from_the_checkpoint_predicts_exactly_like_an_uninterrupted_run():
+    events = workload()
+    straight = RecordingView()
+    run(ViralityProjection(), events, straight)
+
+    resumed = RecordingView()
+    first = ViralityProjection()
+    half = len(events) // 2
+    run(first, events[:half], resumed)
+    checkpoint = first.dump_state()
+    second = ViralityProjection()  # a new process: state comes only from the checkpoint
+    second.load_state(checkpoint)
+    for position, e in enumerate(events[half:], start=half + 1):
+        second.process(e, position, resumed)
+
+    assert resumed.calls == straight.calls
+    assert any(c[0] == "metric" for c in straight.calls)  # labels happened: the model learned
+
+
+def test_a_rebuild_reproduces_predictions_exactly():
+    events = workload(seed=9)
+    a, b = RecordingView(), RecordingView()
+    run(ViralityProjection(), events, a)
+    run(ViralityProjection(), events, b)
+    assert a.calls == b.calls
+    assert len([c for c in a.calls if c[0] == "prediction"]) == 12  # the last video: not yet due
