@@ -25,7 +25,20 @@ class ModelMetric:
     samples: int
 
 
+@dataclass(frozen=True)
+class FeatureVector:
+    id: UUID
+    computed_at: datetime  # event time of the last event that changed it
+    values: dict[str, float]
+
+
 class ModelsReader(ABC):
+    @abstractmethod
+    def video_features(self, video_id: UUID) -> FeatureVector | None: ...
+
+    @abstractmethod
+    def creator_features(self, creator_id: UUID) -> FeatureVector | None: ...
+
     @abstractmethod
     def virality(self, video_id: UUID) -> ViralityPrediction | None: ...
 

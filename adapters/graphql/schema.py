@@ -94,6 +94,42 @@ class ViralityPrediction:
 
 
 @strawberry.type
+class EngagementFeatures:
+    id: UUID
+    computed_at: datetime = strawberry.field(description="Event time of the last update")
+    views: int
+    velocity: float = strawberry.field(
+        description="Views per hour, EWMA with a 10-minute time constant"
+    )
+    baseline_velocity: float = strawberry.field(
+        description="Views per hour, 60-minute time constant"
+    )
+    acceleration: float = strawberry.field(description="velocity - baseline_velocity")
+    completion_rate: float
+    like_rate: float = strawberry.field(description="Net likes per view")
+    share_rate: float
+    follower_share: float = strawberry.field(
+        description="Share of views from the creator's followers"
+    )
+
+    @classmethod
+    def of(cls, f: Any) -> "EngagementFeatures":
+        v = f.values
+        return cls(
+            id=f.id,
+            computed_at=f.computed_at,
+            views=int(v["views"]),
+            velocity=v["velocity"],
+            baseline_velocity=v["baseline_velocity"],
+            acceleration=v["acceleration"],
+            completion_rate=v["completion_rate"],
+            like_rate=v["like_rate"],
+            share_rate=v["share_rate"],
+            follower_share=v["follower_share"],
+        )
+
+
+@strawberry.type
 class ModelMetric:
     model: str
     metric: str
@@ -248,6 +284,20 @@ class Query:
     @strawberry.field
     async def summary(self, info: Info[GraphQLContext, None]) -> Summary:
         return await _summary(info)
+
+    @strawberry.field(description="Online engagement features of a video")
+    async def features(
+        self, info: Info[GraphQLContext, None], video_id: UUID
+    ) -> EngagementFeatures | None:
+        f = await call(info.context.readers.models.video_features, video_id)
+        return EngagementFeatures.of(f) if f else None
+
+    @strawberry.field(description="Online engagement features of a creator (all their videos)")
+    async def creator_features(
+        self, info: Info[GraphQLContext, None], creator_id: UUID
+    ) -> EngagementFeatures | None:
+        f = await call(info.context.readers.models.creator_features, creator_id)
+        return EngagementFeatures.of(f) if f else None
 
     @strawberry.field(description="The virality predictor's output for a video")
     async def virality(

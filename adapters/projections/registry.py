@@ -5,11 +5,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.projections.runner import ProjectionSpec
+from adapters.readmodel.features_view import SqlEngagementFeaturesView
 from adapters.readmodel.moderation_view import moderation_view_factory
 from adapters.readmodel.sessions_view import SqlSessionsView
 from adapters.readmodel.stats_view import SqlStatsView
 from adapters.readmodel.trending_view import SqlTrendingView
 from adapters.readmodel.virality_view import SqlViralityView
+from projections.engagement_features import EngagementFeaturesProjection
 from projections.moderation_queue import ModerationQueueProjection
 from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
@@ -28,4 +30,7 @@ def projection_specs() -> list[ProjectionSpec]:
         ProjectionSpec(TrendingProjection(), lambda conn: SqlTrendingView(conn)),
         ProjectionSpec(SessionsProjection(), lambda conn: SqlSessionsView(conn)),
         ProjectionSpec(ViralityProjection(), lambda conn: SqlViralityView(conn)),
+        ProjectionSpec(
+            EngagementFeaturesProjection(), lambda conn: SqlEngagementFeaturesView(conn)
+        ),
     ]

@@ -5,13 +5,33 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from adapters.readmodel.stats_reader import aware
-from adapters.readmodel.tables import rm_model_metrics, rm_virality
-from queries.models import ModelMetric, ModelsReader, ViralityPrediction
+from adapters.readmodel.tables import (
+    rm_creator_features,
+    rm_model_metrics,
+    rm_video_features,
+    rm_virality,
+)
+from queries.models import FeatureVector, ModelMetric, ModelsReader, ViralityPrediction
 
 
 class SqlModelsReader(ModelsReader):
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+
+    def video_features(self, video_id: UUID) -> FeatureVector | None:
+        return self._features(rm_video_features, rm_video_features.c.video_id, video_id)
+
+    def creator_features(self, creator_id: UUID) -> FeatureVector | None:
+        return self._features(rm_creator_features, rm_creator_features.c.creator_id, creator_id)
+
+    def _features(self, table: sa.Table, key: sa.Column, value: UUID) -> FeatureVector | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(key == value)).first()
+        return (
+            None
+            if row is None
+            else FeatureVector(value, aware(row.computed_at), dict(row.features))
+        )
 
     def virality(self, video_id: UUID) -> ViralityPrediction | None:
         with self.engine.connect() as conn:

@@ -245,3 +245,19 @@ rm_model_metrics = sa.Table(
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("samples", sa.BigInteger, nullable=False),
 )
+
+rm_video_features = sa.Table(
+    "rm_video_features",
+    metadata,
+    sa.Column("video_id", sa.Uuid, primary_key=True),
+    sa.Column("computed_at", Ts, nullable=False),  # event time of the last update
+    sa.Column("features", sa.JSON, nullable=False),
+)
+
+rm_creator_features = sa.Table(
+    "rm_creator_features",
+    metadata,
+    sa.Column("creator_id", sa.Uuid, primary_key=True),
+    sa.Column("computed_at", Ts, nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+)
