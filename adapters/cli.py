@@ -73,6 +73,30 @@ def _load_demo(
     console.print(f"demo loaded (seed {seed}, {days:g} simulated days): {stats.summary()}")
 
 
+def _catch_up(container: Container) -> None:
+    """Run every projection to the head in this process, with a progress bar."""
+    manager = container.projections
+    head = container.head_position
+    start = min(manager.positions().get(n, 0) for n in manager.names)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]building read models"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("catch-up", total=max(head - start, 0))
+        while not all([r.run_once() == 0 for r in manager.runners]):
+            low = min(manager.positions().get(n, 0) for n in manager.names)
+            progress.update(task, completed=min(low, head) - start)
+        progress.update(task, completed=max(head - start, 0))
+    console.print(
+        f"read models at position {head} ({len(manager.names)} projections) "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
@@ -92,6 +116,8 @@ def serve(
     container = _open(settings)
     if demo and container.head_position == 0:
         _load_demo(container, seed=seed, days=demo_days)
+        if settings.projections_in_process:
+            _catch_up(container)  # so the demo's read models are complete when serving starts
     base = f"http://{host}:{port}"
     console.print(f"[bold green]ReelPulse[/bold green] on {settings.database_url}")
     console.print(f"  REST API:   {base}/v1  (OpenAPI docs: {base}/docs)")

@@ -4,7 +4,9 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 
@@ -24,16 +26,18 @@ def start_server(
         "REELPULSE_LOG_LEVEL": "warning",
         **env,
     }
+    # stderr goes to a file, not a pipe: a chatty server must never block on a full pipe.
+    log = tempfile.NamedTemporaryFile(prefix="reelpulse-serve-", suffix=".log", delete=False)  # noqa: SIM115 (outlives this function)
     proc = subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), *args],
         env=environment,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()}")
+            raise RuntimeError(f"server exited: {Path(log.name).read_text()[-4000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
                 return proc

@@ -25,7 +25,7 @@ def test_dashboard_renders_live_data_and_updates_without_reload(tmp_path):
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    proc = start_server(f"sqlite:///{tmp_path / 'store.db'}", port, "--demo", timeout=120)
+    proc = start_server(f"sqlite:///{tmp_path / 'store.db'}", port, "--demo", timeout=240)
     base = f"http://127.0.0.1:{port}"
     try:
         with sync_playwright() as p:
@@ -36,8 +36,8 @@ def test_dashboard_renders_live_data_and_updates_without_reload(tmp_path):
             )  # fmt: skip
             page = browser.new_page(viewport={"width": 1400, "height": 950})
             page.goto(f"{base}/dashboard")
-            page.wait_for_selector("#trend-video li", timeout=30_000)
-            page.wait_for_selector("#queue tbody tr[data-video]", timeout=30_000)
+            page.wait_for_selector("#trend-video li", timeout=60_000)
+            page.wait_for_selector("#queue tbody tr[data-video]", timeout=60_000)
             first = page.locator("#trend-video li .num").first.inner_text()
             assert first.endswith("views") and int(first.split()[0].replace(",", "")) > 0
             assert page.locator("#trend-hashtag li").count() > 0
@@ -54,7 +54,7 @@ def test_dashboard_renders_live_data_and_updates_without_reload(tmp_path):
                 "n => Number(document.querySelector('[data-k=creators]').textContent"
                 ".replace(/,/g, '')) === n",
                 arg=creators + 1,
-                timeout=15_000,
+                timeout=30_000,
             )  # pushed by the summary subscription: no reload
 
             page.locator("#trend-video li").first.click()
