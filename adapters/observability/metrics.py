@@ -12,6 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from adapters.readmodel.tables import projection_tracking
+from adapters.readmodel.times import as_utc
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -88,9 +89,7 @@ class PositionCollector(Collector):
             behind = max(head - pos, 0)
             position.add_metric([name], pos)
             lag.add_metric([name], behind)
-            updated = row.updated_at if row and row.updated_at else None
-            if updated is not None and updated.tzinfo is None:
-                updated = updated.replace(tzinfo=UTC)
+            updated = as_utc(row.updated_at) if row and row.updated_at else None
             seconds = (now - updated).total_seconds() if (behind and updated) else 0.0
             lag_seconds.add_metric([name], max(seconds, 0.0))
             t = time.monotonic()

@@ -4,13 +4,13 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.stats_reader import aware
 from adapters.readmodel.tables import (
     rm_creator_features,
     rm_model_metrics,
     rm_video_features,
     rm_virality,
 )
+from adapters.readmodel.times import as_utc
 from queries.models import FeatureVector, ModelMetric, ModelsReader, ViralityPrediction
 
 
@@ -30,7 +30,7 @@ class SqlModelsReader(ModelsReader):
         return (
             None
             if row is None
-            else FeatureVector(value, aware(row.computed_at), dict(row.features))
+            else FeatureVector(value, as_utc(row.computed_at), dict(row.features))
         )
 
     def virality(self, video_id: UUID) -> ViralityPrediction | None:
@@ -42,10 +42,10 @@ class SqlModelsReader(ModelsReader):
             return None
         return ViralityPrediction(
             video_id=row.video_id,
-            predicted_at=aware(row.predicted_at),
+            predicted_at=as_utc(row.predicted_at),
             probability=row.probability,
             features=dict(row.features),
-            labelled_at=aware(row.labelled_at) if row.labelled_at else None,
+            labelled_at=as_utc(row.labelled_at) if row.labelled_at else None,
             viral=row.viral,
             views_24h=row.views_24h,
         )

@@ -1,13 +1,14 @@
 """SQL implementation of ModerationReader (SQLAlchemy Core, keyset pagination)."""
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 
 from adapters.readmodel.tables import rm_case_timeline, rm_cases
+from adapters.readmodel.times import as_utc
 from queries.moderation import (
     CaseSummary,
     ModerationReader,
@@ -18,11 +19,6 @@ from queries.moderation import (
 
 K = rm_cases.c
 CHUNK = 400  # ids per IN (...) list
-
-
-def aware(at: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone columns: they were stored in UTC."""
-    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _summary(row: Any) -> CaseSummary:
@@ -38,8 +34,8 @@ def _summary(row: Any) -> CaseSummary:
         reach=int(row.reach),
         outcome=row.outcome,
         appealed=bool(row.appealed),
-        opened_at=aware(row.opened_at),
-        updated_at=aware(row.updated_at),
+        opened_at=as_utc(row.opened_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 
@@ -94,7 +90,7 @@ class SqlModerationReader(ModerationReader):
             TimelineEntry(
                 position=int(r.position),
                 event_type=r.event_type,
-                occurred_at=aware(r.occurred_at),
+                occurred_at=as_utc(r.occurred_at),
                 actor_id=r.actor_id,
                 details=dict(r.details),
             )

@@ -2,13 +2,13 @@
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 
 from adapters.readmodel.tables import rm_case_reach, rm_case_timeline, rm_cases
+from adapters.readmodel.times import as_utc
 from adapters.readmodel.upsert import add_counters, insert_for, insert_ignore
 from projections.moderation_queue import (
     CaseState,
@@ -21,11 +21,6 @@ CASE_COLUMNS = tuple(c.name for c in rm_cases.columns)
 CHUNK = 400  # ids per IN (...) list, well below every driver's parameter limit
 
 
-def utc(at: datetime) -> datetime:
-    """Aware datetimes are stored in UTC; SQLite hands them back naive (they are UTC)."""
-    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _chunks(ids: Iterable[Any]) -> Iterable[list[Any]]:
     items = list(ids)
     for i in range(0, len(items), CHUNK):
@@ -34,8 +29,8 @@ def _chunks(ids: Iterable[Any]) -> Iterable[list[Any]]:
 
 def case_from_row(row: Any) -> CaseState:
     values = {c: getattr(row, c) for c in CASE_COLUMNS}
-    values["opened_at"] = utc(values["opened_at"])
-    values["updated_at"] = utc(values["updated_at"])
+    values["opened_at"] = as_utc(values["opened_at"])
+    values["updated_at"] = as_utc(values["updated_at"])
     return CaseState(**values)
 
 
@@ -73,7 +68,7 @@ class SqlModerationView(ModerationView):
                 case_id=row.case_id,
                 position=row.position,
                 event_type=row.event_type,
-                occurred_at=utc(row.occurred_at),
+                occurred_at=as_utc(row.occurred_at),
                 actor_id=row.actor_id,
                 details=row.details,
             )
@@ -154,8 +149,8 @@ class SqlModerationView(ModerationView):
     @staticmethod
     def _case_row(case: CaseState) -> dict[str, Any]:
         row = {c: getattr(case, c) for c in CASE_COLUMNS}
-        row["opened_at"] = utc(case.opened_at)
-        row["updated_at"] = utc(case.updated_at)
+        row["opened_at"] = as_utc(case.opened_at)
+        row["updated_at"] = as_utc(case.updated_at)
         return row
 
 

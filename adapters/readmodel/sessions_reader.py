@@ -4,8 +4,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.sessions_view import as_utc
 from adapters.readmodel.tables import rm_viewer_sessions
+from adapters.readmodel.times import as_utc
 from queries.sessions import SessionsReader, ViewerSession, check_first
 
 S = rm_viewer_sessions.c

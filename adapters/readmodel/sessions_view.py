@@ -2,21 +2,17 @@
 once at flush (one upsert for sessions, one insert for session videos)."""
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 import sqlalchemy as sa
 
 from adapters.readmodel.tables import rm_session_videos, rm_viewer_sessions
+from adapters.readmodel.times import as_utc
 from adapters.readmodel.upsert import insert_for, insert_ignore
 from projections.sessions import SessionState, SessionsView
 
 S, SV = rm_viewer_sessions.c, rm_session_videos.c
-
-
-def as_utc(at: datetime) -> datetime:
-    """SQLite returns naive datetimes (stored as UTC); PostgreSQL aware ones."""
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 @dataclass

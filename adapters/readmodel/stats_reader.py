@@ -1,12 +1,13 @@
 """SQL implementation of StatsReader (SQLAlchemy Core, keyset pagination)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 
 from adapters.readmodel.tables import rm_cases, rm_creators, rm_hashtags, rm_sounds, rm_videos
+from adapters.readmodel.times import as_utc
 from queries.stats import (
     CreatorStats,
     Page,
@@ -24,11 +25,6 @@ V = rm_videos.c
 C = rm_creators.c
 
 
-def aware(at: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone columns: they are stored in UTC."""
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _video(row: Any) -> VideoStats:
     return VideoStats(
         video_id=row.video_id,
@@ -38,7 +34,7 @@ def _video(row: Any) -> VideoStats:
         sound_id=row.sound_id,
         duration_seconds=row.duration_seconds,
         status=row.status,
-        published_at=aware(row.published_at),
+        published_at=as_utc(row.published_at),
         views=row.views,
         unique_viewers=row.unique_viewers,
         likes=row.likes,
@@ -56,7 +52,7 @@ def _creator(row: Any) -> CreatorStats:
         display_name=row.display_name,
         region=row.region,
         status=row.status,
-        registered_at=aware(row.registered_at),
+        registered_at=as_utc(row.registered_at),
         followers=row.followers,
         videos=row.videos,
         views=row.views,

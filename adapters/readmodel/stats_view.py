@@ -1,7 +1,7 @@
 """SQL implementation of StatsView: accumulates a batch's deltas, writes them at flush."""
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,14 +15,11 @@ from adapters.readmodel.tables import (
     rm_videos,
     rm_view_pairs,
 )
+from adapters.readmodel.times import as_utc
 from adapters.readmodel.upsert import add_counters, insert_ignore
 from projections.stats import StatsView
 
 COUNTERS = ("views", "likes", "shares", "comments")
-
-
-def utc(at: datetime) -> datetime:
-    return at.astimezone(UTC)
 
 
 class SqlStatsView(StatsView):
@@ -46,7 +43,7 @@ class SqlStatsView(StatsView):
             self.conn,
             rm_creators,
             [dict(creator_id=creator_id, handle=handle, display_name=display_name,
-                  region=region, status="active", registered_at=utc(at))],
+                  region=region, status="active", registered_at=as_utc(at))],
         )  # fmt: skip
 
     def creator_profile(self, creator_id: UUID, display_name: str, region: str) -> None:
@@ -82,7 +79,7 @@ class SqlStatsView(StatsView):
             rm_videos,
             [dict(video_id=video_id, creator_id=creator_id, caption=caption, hashtags=hashtags,
                   sound_id=sound_id, duration_seconds=duration_seconds, status="active",
-                  published_at=utc(at))],
+                  published_at=as_utc(at))],
         )  # fmt: skip
         self._videos[video_id] = (creator_id, hashtags, sound_id)
         add_counters(
@@ -155,7 +152,7 @@ class SqlStatsView(StatsView):
         d["comments"] += comments
         if views:
             self.viewed_pairs[(video_id, viewer_id)] = None
-        at = utc(at)
+        at = as_utc(at)
         if video_id not in self.last_engaged or at > self.last_engaged[video_id]:
             self.last_engaged[video_id] = at
 
