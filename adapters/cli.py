@@ -83,13 +83,16 @@ def _catch_up(container: Container) -> None:
         TextColumn("[bold]building read models"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("catch-up", total=max(head - start, 0))
+        task = progress.add_task("catch-up", total=max(head - start, 0), rate="")
+        # One batch per projection per round, until every projection is idle.
         while not all([r.run_once() == 0 for r in manager.runners]):
             low = min(manager.positions().get(n, 0) for n in manager.names)
-            progress.update(task, completed=min(low, head) - start)
+            rate = (low - start) / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=min(low, head) - start, rate=f"{rate:,.0f} pos/s")
         progress.update(task, completed=max(head - start, 0))
     console.print(
         f"read models at position {head} ({len(manager.names)} projections) "
@@ -195,31 +198,8 @@ def project(
 
     settings = Settings()
     container = _open(settings)
-    manager = container.projections
     try:
-        head = container.head_position
-        positions = manager.positions()
-        start = min((positions.get(n, 0) for n in manager.names), default=0)
-        started = time.perf_counter()
-        with Progress(
-            TextColumn("[bold]catching up"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task("catch-up", total=max(head - start, 0), rate="")
-            done = False
-            while not done:
-                done = all([r.run_once() == 0 for r in manager.runners])
-                low = min(manager.positions().values(), default=head)
-                rate = (low - start) / max(time.perf_counter() - started, 1e-9)
-                progress.update(task, completed=min(low, head) - start, rate=f"{rate:,.0f} pos/s")
-        console.print(
-            f"projections caught up to position {container.head_position} "
-            f"({', '.join(manager.names)}) in {time.perf_counter() - started:.1f}s"
-        )
+        _catch_up(container)
         if once:
             return
         stop = threading.Event()
