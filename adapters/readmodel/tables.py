@@ -261,3 +261,104 @@ rm_creator_features = sa.Table(
     sa.Column("computed_at", Ts, nullable=False),
     sa.Column("features", sa.JSON, nullable=False),
 )
+
+# -- alerts (raised by rule and model projections; acted on by the alert-action worker) ----
+rm_alerts = sa.Table(
+    "rm_alerts",
+    metadata,
+    sa.Column("alert_id", sa.Uuid, primary_key=True),  # uuid5 of rule, subject and window
+    sa.Column("rule", sa.String(32), nullable=False),  # bot_burst | report_spike | ...
+    sa.Column("source", sa.String(64), nullable=False),  # the projection that raised it
+    sa.Column("subject_type", sa.String(16), nullable=False),  # video | creator | hashtag | sound
+    sa.Column("subject_id", sa.String(100), nullable=False),
+    sa.Column("severity", sa.String(8), nullable=False),  # info | warning | critical
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("raised_at", Ts, nullable=False),  # event time
+    sa.Column("position", sa.BigInteger, nullable=False),  # the event that raised it
+    sa.Column("action", sa.String(32), nullable=True),  # auto_flag | escalate | None
+    sa.Column("action_status", sa.String(16), nullable=True),  # pending | done | failed
+    sa.Column("action_result", sa.Text, nullable=True),
+    sa.Column("acted_at", Ts, nullable=True),
+    sa.Index("ix_rm_alerts_position", "position", "alert_id"),
+    sa.Index("ix_rm_alerts_action_status", "action_status"),
+)
+
+# -- bot detector: per-video anomaly scores over per-minute vectors -------------------------
+rm_video_anomaly = sa.Table(
+    "rm_video_anomaly",
+    metadata,
+    sa.Column("video_id", sa.Uuid, primary_key=True),
+    sa.Column("scored_at", Ts, nullable=False),  # event time of the last scored minute
+    sa.Column("score", sa.Float, nullable=False),  # of the last scored minute
+    sa.Column("max_score", sa.Float, nullable=False),
+    sa.Column("max_score_at", Ts, nullable=False),
+    sa.Column("minutes", sa.Integer, nullable=False),  # minutes scored so far
+    sa.Column("vector", sa.JSON, nullable=False),  # the last minute's feature vector
+)
+
+# -- moderation risk: P(open case ends in restrict/remove) ---------------------------------
+rm_moderation_risk = sa.Table(
+    "rm_moderation_risk",
+    metadata,
+    sa.Column("case_id", sa.Uuid, primary_key=True),
+    sa.Column("video_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("predicted_at", Ts, nullable=False),  # event time
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=True),  # once decided
+    sa.Column("decided_at", Ts, nullable=True),
+)
+
+# -- recommendations: matrix-factorisation factors, seen sets, the source bandit ----------
+rm_reco_items = sa.Table(
+    "rm_reco_items",
+    metadata,
+    sa.Column("video_id", sa.Uuid, primary_key=True),
+    sa.Column("creator_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("published_at", Ts, nullable=False, index=True),
+    sa.Column("bias", sa.Float, nullable=False, server_default="0"),
+    sa.Column("factors", sa.JSON, nullable=False),
+    sa.Column("popularity", sa.Float, nullable=False, server_default="0"),
+    sa.Column("updated_at", Ts, nullable=False),  # event time
+)
+
+rm_reco_viewers = sa.Table(
+    "rm_reco_viewers",
+    metadata,
+    sa.Column("viewer_id", sa.Uuid, primary_key=True),
+    sa.Column("bias", sa.Float, nullable=False, server_default="0"),
+    sa.Column("factors", sa.JSON, nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+rm_reco_seen = sa.Table(
+    "rm_reco_seen",
+    metadata,
+    sa.Column("viewer_id", sa.Uuid, primary_key=True),
+    sa.Column("video_id", sa.Uuid, primary_key=True),
+)
+
+rm_reco_bandit = sa.Table(
+    "rm_reco_bandit",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("state", sa.LargeBinary, nullable=False),  # the pickled river bandit policy
+    sa.Column("arms", sa.JSON, nullable=False),  # {arm: {"pulls": n, "reward": r}}
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+# -- emerging trends: drift detection on hashtag and sound velocity ------------------------
+rm_emerging_trends = sa.Table(
+    "rm_emerging_trends",
+    metadata,
+    sa.Column("kind", sa.String(8), primary_key=True),  # hashtag | sound
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # emerging | steady
+    sa.Column("velocity", sa.Float, nullable=False),  # views per hour, event time
+    sa.Column("baseline", sa.Float, nullable=False),
+    sa.Column("detections", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("detected_at", Ts, nullable=True),
+    sa.Column("updated_at", Ts, nullable=False),
+)
