@@ -39,20 +39,44 @@ class SqlAlertSink(AlertSink):
             self.changed.add("alerts")
 
 
-def pending_actions(conn: sa.Connection, limit: int = 100) -> list[sa.Row]:
+ACTION_STATUSES = ("pending", "done", "skipped", "failed", "abandoned")
+
+
+def pending_actions(
+    conn: sa.Connection, limit: int = 100, *, retry_failed_before: datetime | None = None
+) -> list[sa.Row]:
+    """Alerts whose action is still to be carried out, oldest first; with
+    `retry_failed_before`, also failed ones last attempted before then (their back-off
+    is over). Skipped, done and abandoned actions are never returned."""
+    due = rm_alerts.c.action_status == "pending"
+    if retry_failed_before is not None:
+        retry = sa.and_(
+            rm_alerts.c.action_status == "failed",
+            rm_alerts.c.acted_at <= retry_failed_before.astimezone(UTC),
+        )
+        due = sa.or_(due, retry)
     return list(
         conn.execute(
             sa.select(rm_alerts)
-            .where(rm_alerts.c.action_status == "pending")
+            .where(due)
             .order_by(rm_alerts.c.position, rm_alerts.c.alert_id)
             .limit(limit)
         )
     )
 
 
-def record_action(conn: sa.Connection, alert_id: UUID, status: str, result: str) -> None:
+def record_action(
+    conn: sa.Connection, alert_id: UUID, status: str, result: str, *, at: datetime | None = None
+) -> None:
+    """Record what the action worker did (`at` defaults to now: bookkeeping, not event time)."""
+    if status not in ACTION_STATUSES:
+        raise ValueError(f"action status must be one of {ACTION_STATUSES}")
     conn.execute(
         rm_alerts.update()
         .where(rm_alerts.c.alert_id == alert_id)
-        .values(action_status=status, action_result=result[:2000], acted_at=datetime.now(UTC))
+        .values(
+            action_status=status,
+            action_result=result[:2000],
+            acted_at=(at or datetime.now(UTC)).astimezone(UTC),
+        )
     )
