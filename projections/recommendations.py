@@ -1,0 +1,494 @@
+"""RecommendationsProjection: online matrix factorisation and a bandit over candidate sources.
+
+The model is river's BiasedMF, learned in event time from implicit ratings: a view rates
+the video by its watch fraction (a completion is 1.0) and a like adds a strong positive.
+Besides the model the projection keeps what candidate lists need: per-viewer seen sets,
+follow relations, video availability (restricted, removed or deleted videos are never
+recommended) and an event-time decaying view rate per video (popularity).
+
+Three candidate sources produce a viewer's top-K at a point in event time:
+  trending  - the most popular videos (the trivial baseline);
+  personal  - the model's score plus a small popularity term, over a bounded pool;
+  following - recent videos of the creators the viewer follows.
+All three draw from bounded pools (the popular pool is refreshed every few minutes of
+event time from the previous pool plus the videos viewed since), so a list costs the
+same whatever the catalogue size.
+
+Progressive validation (predict, then learn): every view is first predicted (MAE/RMSE
+against the global mean rating), and every `sample_every`-th view also checks whether
+the watched video was in each source's top-K (hit rate; trending is the baseline).
+The same sampled views train a river bandit by the replay method: the policy pulls a
+source; only when that source's list holds the watched video is the policy rewarded
+(1.0 for a completion, else 0.0), otherwise the sample is skipped.
+
+Ids are interned to small ints (cheap to pickle and hash), all state lives in one
+pickled dataclass checkpointed with the position, time comes from events and every
+random choice from seeded generators in that state: a restart or a rebuild reproduces
+every output exactly.
+"""
+
+import collections
+import copy
+import heapq
+import math
+import pickle
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+from eventsourcing.utils import get_topic
+from river import bandit, metrics, optim, reco, stats
+
+from domain.engagement import Engagement
+from domain.following import Following
+from domain.video import Video
+from projections.base import Projection
+
+MODEL = "recommendations"
+BASELINE = "recommendations_baseline"
+ARMS = ("trending", "personal", "following")
+BANDIT_NAME = "sources"
+
+
+@dataclass(frozen=True)
+class RecommendationParams:
+    n_factors: int = 8
+    bias_lr: float = 0.02
+    latent_lr: float = 0.05
+    l2_bias: float = 0.001
+    l2_latent: float = 0.01
+    like_rating: float = 1.0  # a like is a full-strength positive on the [0, 1] scale
+    seed: int = 42
+    popularity_tau_seconds: float = 6 * 3600.0
+    pool_size: int = 100  # popular candidates kept between refreshes
+    recent_size: int = 50  # newest available videos, so fresh ones can be recommended
+    pool_refresh_seconds: float = 600.0
+    follow_videos_per_creator: int = 3
+    top_k: int = 10
+    sample_every: int = 10  # views between hit-rate checks and bandit replays
+    personal_popularity_weight: float = 0.1  # score += weight * log1p(views per hour)
+    bandit: str = "ucb"  # ucb | epsilon
+    ucb_delta: float = 0.5
+    epsilon: float = 0.1
+
+
+DEFAULT_PARAMS = RecommendationParams()
+
+
+def personal_score(
+    viewer_bias: float, item_bias: float, dot: float, popularity: float, weight: float
+) -> float:
+    """The personal source's ranking score; the reader uses the same formula. The global
+    mean is left out: it shifts every item of a viewer alike."""
+    return viewer_bias + item_bias + dot + weight * math.log1p(popularity)
+
+
+def decayed(value: float, since: float, now: float, tau: float) -> float:
+    return value * math.exp(-max(now - since, 0.0) / tau)
+
+
+class RecommendationsView(ABC):
+    @abstractmethod
+    def item(
+        self,
+        video_id: UUID,
+        creator_id: UUID,
+        published_at: datetime,
+        bias: float,
+        factors: list[float],
+        popularity: float,
+        at: datetime,
+    ) -> None: ...
+
+    @abstractmethod
+    def viewer(self, viewer_id: UUID, bias: float, factors: list[float], at: datetime) -> None: ...
+
+    @abstractmethod
+    def seen(self, viewer_id: UUID, video_id: UUID) -> None: ...
+
+    @abstractmethod
+    def bandit(
+        self, name: str, state: bytes, arms: dict[str, dict[str, float]], at: datetime
+    ) -> None: ...
+
+    @abstractmethod
+    def metric(self, model: str, name: str, value: float, samples: int) -> None: ...
+
+
+def new_model(p: RecommendationParams) -> Any:
+    return reco.BiasedMF(
+        n_factors=p.n_factors,
+        bias_optimizer=optim.SGD(p.bias_lr),
+        latent_optimizer=optim.SGD(p.latent_lr),
+        l2_bias=p.l2_bias,
+        l2_latent=p.l2_latent,
+        latent_initializer=optim.initializers.Normal(mu=0.0, sigma=0.1, seed=p.seed),
+        seed=p.seed,
+    )
+
+
+def new_policy(p: RecommendationParams) -> Any:
+    if p.bandit == "epsilon":
+        return bandit.EpsilonGreedy(epsilon=p.epsilon, seed=p.seed)
+    return bandit.UCB(delta=p.ucb_delta, seed=p.seed)
+
+
+@dataclass
+class RecoState:
+    model: Any
+    policy: Any
+    mae: Any = field(default_factory=metrics.MAE)
+    rmse: Any = field(default_factory=metrics.RMSE)
+    base_mae: Any = field(default_factory=metrics.MAE)
+    base_rmse: Any = field(default_factory=metrics.RMSE)
+    base_mean: Any = field(default_factory=stats.Mean)  # the trivial model: mean rating so far
+    views: int = 0
+    samples: int = 0
+    hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ARMS, 0))
+    replay_matches: int = 0
+    replay_reward: float = 0.0
+    # videos, by interned index (publication order)
+    video_ids: list[UUID] = field(default_factory=list)
+    video_index: dict[UUID, int] = field(default_factory=dict)
+    creator_of: list[int] = field(default_factory=list)
+    published: list[float] = field(default_factory=list)  # epoch seconds: cheap to pickle
+    duration: list[float] = field(default_factory=list)
+    pop_value: list[float] = field(default_factory=list)  # views/s at pop_at
+    pop_at: list[float] = field(default_factory=list)
+    unavailable: set[int] = field(default_factory=set)  # restricted, removed or deleted
+    creator_ids: list[UUID] = field(default_factory=list)
+    creator_index: dict[UUID, int] = field(default_factory=dict)
+    creator_videos: dict[int, list[int]] = field(default_factory=dict)
+    # viewers
+    viewer_ids: list[UUID] = field(default_factory=list)
+    viewer_index: dict[UUID, int] = field(default_factory=dict)
+    seen: dict[int, set[int]] = field(default_factory=dict)
+    # pair stream id (as an int: cheaper to pickle than a UUID) -> viewer, creator
+    follow_pairs: dict[int, tuple[int, int]] = field(default_factory=dict)
+    following: dict[int, dict[int, None]] = field(default_factory=dict)  # ordered sets
+    # bounded candidate pools
+    pool: list[int] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
+    recent: list[int] = field(default_factory=list)
+    pool_at: float = -math.inf
+    now: float = -math.inf  # event-time watermark (epoch seconds)
+
+    # The checkpoint is written with every batch, so it must pickle fast: thousands of
+    # small numpy vectors and UUIDs pickle one by one, packed they are a few buffers.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        model = copy.copy(self.model)  # shallow: shares optimisers and the initialiser
+        for attr in ("u_latents", "i_latents"):
+            latents = getattr(self.model, attr)
+            keys = list(latents)
+            matrix = np.stack(list(latents.values())) if keys else None
+            state[attr] = (keys, matrix)
+            setattr(model, attr, collections.defaultdict(latents.default_factory))
+        state["model"] = model
+        for ids in ("video_ids", "creator_ids", "viewer_ids"):
+            state[ids] = b"".join(x.bytes for x in getattr(self, ids))
+        for index in ("video_index", "creator_index", "viewer_index"):
+            del state[index]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for attr in ("u_latents", "i_latents"):
+            keys, matrix = state.pop(attr)
+            latents = getattr(state["model"], attr)
+            for k, key in enumerate(keys):
+                latents[key] = matrix[k].copy()
+        for ids, index in (
+            ("video_ids", "video_index"), ("creator_ids", "creator_index"),
+            ("viewer_ids", "viewer_index"),
+        ):  # fmt: skip
+            raw = state[ids]
+            state[ids] = [UUID(bytes=raw[k : k + 16]) for k in range(0, len(raw), 16)]
+            state[index] = {x: n for n, x in enumerate(state[ids])}
+        self.__dict__.update(state)
+
+
+class RecommendationsProjection(Projection[RecommendationsView]):
+    name = "recommendations"
+    topics = tuple(
+        get_topic(cls)
+        for cls in (
+            Video.Published, Video.Restricted, Video.Removed, Video.Restored,
+            Video.DeletedByCreator, Engagement.Viewed, Engagement.Liked, Following.Started,
+            Following.Followed, Following.Unfollowed,
+        )
+    )  # fmt: skip
+
+    def __init__(self, params: RecommendationParams = DEFAULT_PARAMS) -> None:
+        self.params = params
+        self.state = self._new_state()
+
+    def _new_state(self) -> RecoState:
+        return RecoState(model=new_model(self.params), policy=new_policy(self.params))
+
+    # -- checkpointing (with the position, in the projection's transaction) ---------------
+    def dump_state(self) -> bytes:
+        return pickle.dumps(self.state, protocol=5)
+
+    def load_state(self, data: bytes | None) -> None:
+        self.state = pickle.loads(data) if data else self._new_state()  # our own checkpoint
+
+    # -- events ---------------------------------------------------------------------------
+    def process(self, event: Any, position: int, view: RecommendationsView) -> None:
+        s = self.state
+        when = getattr(event, "occurred_at", None)
+        if when is not None:
+            t = when.timestamp()
+            if t > s.now:
+                s.now = t
+                if t - s.pool_at >= self.params.pool_refresh_seconds:
+                    self._refresh_pool(t)
+        match event:
+            case Engagement.Viewed():
+                self._viewed(event, view)
+            case Engagement.Liked():
+                self._liked(event, view)
+            case Video.Published():
+                self._published(event, view)
+            case Video.Restricted() | Video.Removed() | Video.DeletedByCreator():
+                if (i := s.video_index.get(event.originator_id)) is not None:
+                    s.unavailable.add(i)
+            case Video.Restored():
+                if (i := s.video_index.get(event.originator_id)) is not None:
+                    s.unavailable.discard(i)
+            case Following.Started():
+                s.follow_pairs[event.originator_id.int] = (
+                    self._viewer(event.viewer_id),
+                    self._creator(event.creator_id),
+                )
+            case Following.Followed():
+                if (pair := s.follow_pairs.get(event.originator_id.int)) is not None:
+                    s.following.setdefault(pair[0], {})[pair[1]] = None
+            case Following.Unfollowed():
+                if (pair := s.follow_pairs.get(event.originator_id.int)) is not None:
+                    s.following.get(pair[0], {}).pop(pair[1], None)
+
+    def _published(self, event: Video.Published, view: RecommendationsView) -> None:
+        s = self.state
+        if event.originator_id in s.video_index:
+            return
+        i = len(s.video_ids)
+        c = self._creator(event.creator_id)
+        s.video_ids.append(event.originator_id)
+        s.video_index[event.originator_id] = i
+        s.creator_of.append(c)
+        s.published.append(event.occurred_at.timestamp())
+        s.duration.append(max(event.duration_seconds, 0.1))
+        s.pop_value.append(0.0)
+        s.pop_at.append(event.occurred_at.timestamp())
+        s.creator_videos.setdefault(c, []).append(i)
+        s.recent.append(i)
+        del s.recent[: -self.params.recent_size]
+        self._emit_item(i, event.occurred_at, view)
+
+    def _viewed(self, event: Engagement.Viewed, view: RecommendationsView) -> None:
+        s, p = self.state, self.params
+        i = s.video_index.get(event.video_id)
+        if i is None:
+            return
+        u = self._viewer(event.viewer_id)
+        t = event.occurred_at.timestamp()
+        rating = 1.0 if event.completed else min(event.watch_seconds / s.duration[i], 1.0)
+        # Predict, then learn: the metrics never score what the model was trained on.
+        # Ratings live in [0, 1]: so do predictions (the clamp only helps the model).
+        predicted = min(max(self._predict(u, i), 0.0), 1.0)
+        s.mae.update(rating, predicted)
+        s.rmse.update(rating, predicted)
+        s.base_mae.update(rating, s.base_mean.get())
+        s.base_rmse.update(rating, s.base_mean.get())
+        s.base_mean.update(rating)
+        s.views += 1
+        if s.views % p.sample_every == 0:
+            self._sample(u, i, event.completed, event.occurred_at, view)
+        s.model.learn_one(u, i, rating)
+        self._add_view(i, t)
+        seen = s.seen.setdefault(u, set())
+        if i not in seen:
+            seen.add(i)
+            view.seen(event.viewer_id, event.video_id)
+        self._emit_item(i, event.occurred_at, view)
+        self._emit_viewer(u, event.occurred_at, view)
+        for model, name, metric in (
+            (MODEL, "mae", s.mae), (MODEL, "rmse", s.rmse),
+            (BASELINE, "mae", s.base_mae), (BASELINE, "rmse", s.base_rmse),
+        ):  # fmt: skip
+            view.metric(model, name, metric.get(), s.views)
+
+    def _liked(self, event: Engagement.Liked, view: RecommendationsView) -> None:
+        s = self.state
+        i = s.video_index.get(event.video_id)
+        if i is None:
+            return
+        u = self._viewer(event.viewer_id)
+        s.model.learn_one(u, i, self.params.like_rating)
+        self._emit_item(i, event.occurred_at, view)
+        self._emit_viewer(u, event.occurred_at, view)
+
+    # -- progressive hit rates and the bandit's replay ----------------------------------
+    def _sample(
+        self, u: int, i: int, completed: bool, at: datetime, view: RecommendationsView
+    ) -> None:
+        s = self.state
+        lists = self._lists(u, s.now)
+        s.samples += 1
+        for arm in ARMS:
+            s.hits[arm] += int(i in lists[arm])
+        k = self.params.top_k
+        view.metric(MODEL, f"hit_rate_at_{k}", s.hits["personal"] / s.samples, s.samples)
+        view.metric(BASELINE, f"hit_rate_at_{k}", s.hits["trending"] / s.samples, s.samples)
+        view.metric(MODEL, f"following_hit_rate_at_{k}", s.hits["following"] / s.samples, s.samples)
+        arm = s.policy.pull(list(ARMS))
+        if i not in lists[arm]:
+            return  # replay: the logged view says nothing about this arm's list
+        reward = 1.0 if completed else 0.0
+        s.policy.update(arm, reward)
+        s.replay_matches += 1
+        s.replay_reward += reward
+        view.metric(MODEL, "bandit_reward", s.replay_reward / s.replay_matches, s.replay_matches)
+        view.bandit(BANDIT_NAME, pickle.dumps(s.policy, protocol=5), self.bandit_arms(), at)
+
+    def bandit_arms(self) -> dict[str, dict[str, float]]:
+        policy = self.state.policy
+        return {
+            arm: {
+                "pulls": float(policy._counts[arm]),  # river keeps these on the policy
+                "reward": float(policy._rewards[arm].get()) if arm in policy._rewards else 0.0,
+            }
+            for arm in ARMS
+        }
+
+    # -- candidate lists (read-only: calling them never changes the state) ---------------
+    def candidates(self, viewer_id: UUID, at: datetime) -> dict[str, list[UUID]]:
+        """Each source's top-K for a viewer at an event time, as video ids."""
+        u = self.state.viewer_index.get(viewer_id, -1)
+        lists = self._lists(u, at.timestamp())
+        return {arm: [self.state.video_ids[i] for i in items] for arm, items in lists.items()}
+
+    def _lists(self, u: int, now: float) -> dict[str, list[int]]:
+        s, p = self.state, self.params
+        seen = s.seen.get(u, set())
+        pool = [
+            i for i in dict.fromkeys(s.pool + s.recent) if i not in seen and i not in s.unavailable
+        ]
+        items = np.array(pool, dtype=np.int64)
+        pop = self._popularities(pool, now)
+        # lexsort: the last key is the primary one; ties go to the older video (lower index).
+        trending = items[np.lexsort((items, -pop))[: p.top_k]].tolist()
+        score = self._raw_scores(u, pool) + p.personal_popularity_weight * np.log1p(pop)
+        personal = items[np.lexsort((items, -score))[: p.top_k]].tolist()
+        followed = [
+            i
+            for c in s.following.get(u, {})
+            for i in s.creator_videos.get(c, [])[-p.follow_videos_per_creator :]
+            if i not in seen and i not in s.unavailable
+        ]
+        mine = np.array(followed, dtype=np.int64)
+        # The newest first among equally popular ones (a new video has no views yet).
+        order = np.lexsort((-mine, -self._popularities(followed, now)))[: p.top_k]
+        following = mine[order].tolist()
+        return {"trending": trending, "personal": personal, "following": following}
+
+    def _predict(self, u: int, i: int) -> float:
+        """The model's rating for (u, i). Reads the weights instead of calling predict_one,
+        which would insert random factors for every id it has not learned yet."""
+        m = self.state.model
+        y = m.global_mean.get() + m.u_biases.get(u, 0.0) + m.i_biases.get(i, 0.0)
+        pu, qi = m.u_latents.get(u), m.i_latents.get(i)
+        if pu is not None and qi is not None:
+            y += float(pu @ qi)
+        return y
+
+    def _raw_scores(self, u: int, items: list[int]) -> Any:
+        """bu + bi + <pu, qi> for many items at once (as _predict, without the mean)."""
+        m = self.state.model
+        bu = m.u_biases.get(u, 0.0)
+        scores = np.array([bu + m.i_biases.get(i, 0.0) for i in items], dtype=float)
+        pu = m.u_latents.get(u)
+        if pu is not None and items:
+            known = [(k, m.i_latents[i]) for k, i in enumerate(items) if i in m.i_latents]
+            if known:
+                rows, vectors = zip(*known, strict=True)
+                scores[list(rows)] += np.stack(vectors) @ pu
+        return scores
+
+    # -- popularity: an event-time decaying view rate ----------------------------------
+    def _popularities(self, items: list[int], now: float) -> Any:
+        """Views per hour at `now` of many videos (numpy, for the candidate lists)."""
+        s = self.state
+        value = np.array([s.pop_value[i] for i in items], dtype=float)
+        since = np.array([s.pop_at[i] for i in items], dtype=float)
+        tau = self.params.popularity_tau_seconds
+        return value * np.exp(-np.maximum(now - since, 0.0) / tau) * 3600
+
+    def _popularity(self, i: int, now: float) -> float:
+        """Views per hour at `now`."""
+        s = self.state
+        return decayed(s.pop_value[i], s.pop_at[i], now, self.params.popularity_tau_seconds) * 3600
+
+    def _add_view(self, i: int, t: float) -> None:
+        s, tau = self.state, self.params.popularity_tau_seconds
+        if t >= s.pop_at[i]:
+            s.pop_value[i] = s.pop_value[i] * math.exp(-(t - s.pop_at[i]) / tau) + 1.0 / tau
+            s.pop_at[i] = t
+        else:  # a late view: its contribution has already decayed
+            s.pop_value[i] += math.exp(-(s.pop_at[i] - t) / tau) / tau
+        s.touched.add(i)
+
+    def _refresh_pool(self, now: float) -> None:
+        """The popular pool: the previous pool plus the videos viewed since. Every rate
+        decays alike, so a video that was neither in the pool nor viewed cannot outrank
+        the pool's members now."""
+        s = self.state
+        candidates = [i for i in set(s.pool) | s.touched if i not in s.unavailable]
+        s.pool = heapq.nlargest(
+            self.params.pool_size, candidates, key=lambda i: (self._popularity(i, now), -i)
+        )
+        s.touched = set()
+        s.pool_at = now
+
+    # -- interning and view output --------------------------------------------------------
+    def _viewer(self, viewer_id: UUID) -> int:
+        s = self.state
+        u = s.viewer_index.get(viewer_id)
+        if u is None:
+            u = s.viewer_index[viewer_id] = len(s.viewer_ids)
+            s.viewer_ids.append(viewer_id)
+        return u
+
+    def _creator(self, creator_id: UUID) -> int:
+        s = self.state
+        c = s.creator_index.get(creator_id)
+        if c is None:
+            c = s.creator_index[creator_id] = len(s.creator_ids)
+            s.creator_ids.append(creator_id)
+        return c
+
+    def _emit_item(self, i: int, at: datetime, view: RecommendationsView) -> None:
+        s, m = self.state, self.state.model
+        latent = m.i_latents.get(i)
+        view.item(
+            s.video_ids[i],
+            s.creator_ids[s.creator_of[i]],
+            datetime.fromtimestamp(s.published[i], UTC),
+            float(m.i_biases.get(i, 0.0)),
+            [] if latent is None else latent.tolist(),
+            self._popularity(i, at.timestamp()),
+            at,
+        )
+
+    def _emit_viewer(self, u: int, at: datetime, view: RecommendationsView) -> None:
+        m = self.state.model
+        latent = m.u_latents.get(u)
+        view.viewer(
+            self.state.viewer_ids[u],
+            float(m.u_biases.get(u, 0.0)),
+            [] if latent is None else latent.tolist(),
+            at,
+        )
