@@ -15,7 +15,7 @@ import math
 import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -173,6 +173,8 @@ class ViralityProjection(Projection[ViralityView]):
     def features(self, w: _VideoWindow) -> dict[str, float]:
         h = self.state.creators.get(w.creator_id, _CreatorHistory())
         views = max(w.views, 1)
+        published = w.published_at.astimezone(UTC)
+        hour = (published.hour + published.minute / 60) / 24 * 2 * math.pi
         return {
             "log_views_1h": math.log1p(w.views),
             "log_viewers_1h": math.log1p(len(w.viewers)),
@@ -182,6 +184,10 @@ class ViralityProjection(Projection[ViralityView]):
             "log_creator_followers": math.log1p(max(h.followers, 0)),
             "log_creator_avg_views": math.log1p(h.views_24h / h.videos) if h.videos else 0.0,
             "creator_viral_rate": h.viral / h.videos if h.videos else 0.0,
+            # Time of day of publication (UTC): traffic is diurnal, so a video published
+            # before the evening peak collects more of its first day's views.
+            "publish_hour_sin": math.sin(hour),
+            "publish_hour_cos": math.cos(hour),
         }
 
     def _predict(self, video_id: UUID, w: _VideoWindow, at: datetime, view: ViralityView) -> None:
