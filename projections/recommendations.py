@@ -40,7 +40,7 @@ from uuid import UUID
 
 import numpy as np
 from eventsourcing.utils import get_topic
-from river import bandit, metrics, optim, reco, stats
+from river import bandit, metrics, optim, proba, reco, stats
 
 from domain.engagement import Engagement
 from domain.following import Following
@@ -68,9 +68,11 @@ class RecommendationParams:
     pool_refresh_seconds: float = 600.0
     follow_videos_per_creator: int = 3
     top_k: int = 10
-    sample_every: int = 10  # views between hit-rate checks and bandit replays
+    sample_every: int = 20  # views between hit-rate checks and bandit replays
     personal_popularity_weight: float = 0.1  # score += weight * log1p(views per hour)
-    bandit: str = "ucb"  # ucb | epsilon
+    # Thompson sampling (Beta posteriors) by default: under replay an arm whose lists rarely
+    # hold the watched video is rarely updated, and UCB's bound for it then stays infinite.
+    bandit: str = "thompson"  # thompson | ucb | epsilon
     ucb_delta: float = 0.5
     epsilon: float = 0.1
 
@@ -133,7 +135,17 @@ def new_model(p: RecommendationParams) -> Any:
 def new_policy(p: RecommendationParams) -> Any:
     if p.bandit == "epsilon":
         return bandit.EpsilonGreedy(epsilon=p.epsilon, seed=p.seed)
-    return bandit.UCB(delta=p.ucb_delta, seed=p.seed)
+    if p.bandit == "ucb":
+        return bandit.UCB(delta=p.ucb_delta, seed=p.seed)
+    # The prototype posterior is seeded too: it is pickled with the policy (clones get seeds).
+    return bandit.ThompsonSampling(reward_obj=proba.Beta(seed=p.seed), seed=p.seed)
+
+
+def arm_value(reward: Any) -> float:
+    """An arm's expected reward, whether river keeps it as a statistic or a Beta posterior."""
+    if isinstance(reward, proba.Beta):
+        return reward.alpha / (reward.alpha + reward.beta)
+    return float(reward.get())
 
 
 @dataclass
@@ -359,7 +371,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         return {
             arm: {
                 "pulls": float(policy._counts[arm]),  # river keeps these on the policy
-                "reward": float(policy._rewards[arm].get()) if arm in policy._rewards else 0.0,
+                "reward": arm_value(policy._rewards[arm]) if arm in policy._rewards else 0.0,
             }
             for arm in ARMS
         }

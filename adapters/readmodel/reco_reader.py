@@ -144,7 +144,12 @@ def _pull(conn: sa.Connection, viewer_id: UUID, arms: list[str]) -> str | None:
     if row is None:
         return random.Random(viewer_id.int).choice(arms)  # no evidence yet: any source
     policy = pickle.loads(bytes(row.state))  # written by our own projection
-    policy._rng = random.Random(viewer_id.int ^ policy._n)  # river's policies keep one
+    # River's policies (and Beta posteriors) draw from their own generators: reseed them.
+    seed = viewer_id.int ^ policy._n
+    policy._rng = random.Random(seed)
+    for k, reward in enumerate(policy._rewards.values()):
+        if hasattr(reward, "_rng"):
+            reward._rng = random.Random(seed + k + 1)
     arm = policy.pull([a for a in ARMS if a in arms])
     return str(arm)
 
