@@ -7,7 +7,7 @@ consistency token that the read side honours.
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     ProcessRecorder,
     Recording,
+    StoredEvent,
 )
 
 from domain.errors import InvalidValue, NotFound, VersionConflict
@@ -95,6 +96,17 @@ class EventStoreExtensions(ABC):
 
     @abstractmethod
     def position_of(self, originator_id: UUID, version: int) -> int | None: ...
+
+
+class StreamBatchReader(ABC):
+    """A recorder that reads many streams in one query (the PostgreSQL bulk path).
+
+    Batch ingest uses it to load every stream a batch touches at once instead of two
+    queries per aggregate; recorders without it are read one aggregate at a time.
+    """
+
+    @abstractmethod
+    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]: ...
 
 
 class IdempotencyKeyReused(InvalidValue):
@@ -290,5 +302,6 @@ __all__ = [
     "ReelPulseApplication",
     "SharedStore",
     "StoredIdempotency",
+    "StreamBatchReader",
     "utc_now",
 ]

@@ -11,11 +11,12 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from adapters.eventstore.bulk import PostgresBulkMixin
 from adapters.observability.metrics import count_recorded
 from commands.base import EventStoreExtensions, IdempotencyRecord, StoredIdempotency
 
 
-class PostgresEventStoreRecorder(PostgresProcessRecorder, EventStoreExtensions):
+class PostgresEventStoreRecorder(PostgresBulkMixin, PostgresProcessRecorder, EventStoreExtensions):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)
