@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from adapters.alert_actions import AlertActionWorker
 from adapters.eventstore import open_shared_store
 from adapters.eventstore.listener import PostgresCommitListener
 from adapters.follower import EventFollower
@@ -31,6 +32,7 @@ class Container:
     projections: ProjectionManager
     followers: list[EventFollower] = field(default_factory=list)
     listener: PostgresCommitListener | None = None
+    alert_worker: AlertActionWorker | None = None  # carries out alert actions (commands)
     _started: bool = False
 
     def start_background(self, *, projections: bool | None = None) -> None:
@@ -46,6 +48,8 @@ class Container:
             )
             if run_projections:
                 self.projections.start()
+            if self.alert_worker is not None:
+                self.alert_worker.start()
             self._started = True
 
     def run_policies_until_idle(self) -> int:
@@ -64,6 +68,8 @@ class Container:
         if self.listener is not None:
             self.listener.stop()
         self.projections.stop()
+        if self.alert_worker is not None:
+            self.alert_worker.stop()
         for follower in self.followers:
             follower.stop()
         for app in (self.content, self.engagement, self.moderation, self.policy):
@@ -117,4 +123,9 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Co
             poll_seconds=settings.policy_poll_seconds,
         )
     )
+    if settings.alert_actions_enabled:
+        container.alert_worker = AlertActionWorker(
+            container.moderation, write_engine, poll_seconds=settings.alert_actions_poll_seconds
+        )
+        container.projections.hub.add_listener(container.alert_worker.notify)
     return container

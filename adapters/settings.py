@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         description="Fallback poll interval for event followers (commits in this "
         "process wake them at once)",
     )
+    alert_actions_enabled: bool = Field(
+        True, description="Carry out alert actions (escalate, auto_flag) in this process"
+    )
+    alert_actions_poll_seconds: float = Field(
+        2.0, gt=0, description="How often the alert-action worker looks for pending actions"
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error")
     log_json: bool = Field(True, description="Structured JSON logs (false: plain text)")
     readiness_max_lag_events: int = Field(

@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from adapters.graphql.context import GraphQLContext, UserError, call, page_size
 from adapters.graphql.extensions import ConsistencyExtension, masking
+from adapters.graphql.intelligence import IntelligenceQuery, IntelligenceSubscription
 from adapters.graphql.moderation_types import (
     ModerationCase,
     ModerationCaseConnection,
@@ -204,7 +205,7 @@ async def _queue(
 
 
 @strawberry.type
-class Query:
+class Query(IntelligenceQuery):
     @strawberry.field
     async def video(self, info: Info[GraphQLContext, None], id: UUID) -> Video | None:
         found = await info.context.loaders["video"].load(id)
@@ -339,7 +340,7 @@ class Query:
 
 
 @strawberry.type
-class Subscription:
+class Subscription(IntelligenceSubscription):
     @strawberry.subscription(description="The platform summary, after every stats commit")
     async def summary(self, info: Info[GraphQLContext, None]) -> AsyncGenerator[Summary, None]:
         changes = info.context.container.projections.hub.subscribe()

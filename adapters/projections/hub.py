@@ -3,7 +3,7 @@
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 
@@ -16,11 +16,19 @@ class ChangeHub:
         self._cond = threading.Condition()
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[set[str]]]] = set()
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[str, int, set[str]], None]] = []
+
+    def add_listener(self, listener: Callable[[str, int, set[str]], None]) -> None:
+        """Call `listener(name, position, changed)` after every commit (from the runner's
+        thread: it must be quick, e.g. set an event)."""
+        self._listeners.append(listener)
 
     def publish(self, name: str, position: int, changed: set[str]) -> None:
         with self._cond:
             self._positions[name] = max(position, self._positions.get(name, 0))
             self._cond.notify_all()
+        for listener in self._listeners:
+            listener(name, position, changed)
         if not changed:
             return
         with self._lock:

@@ -1,18 +1,27 @@
-"""Every projection ReelPulse runs, with the SQL view it writes through."""
+"""Every projection ReelPulse runs, with the SQL view it writes through and the rows it
+owns (what a reset deletes before a rebuild)."""
 
 from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.projections.reset import Owned
 from adapters.projections.runner import ProjectionSpec
+from adapters.readmodel import tables as t
+from adapters.readmodel.alert_rules_view import SqlAlertRulesView
 from adapters.readmodel.features_view import SqlEngagementFeaturesView
 from adapters.readmodel.moderation_view import moderation_view_factory
+from adapters.readmodel.reco_view import SqlRecommendationsView
 from adapters.readmodel.sessions_view import SqlSessionsView
 from adapters.readmodel.stats_view import SqlStatsView
 from adapters.readmodel.trending_view import SqlTrendingView
+from adapters.readmodel.trends_view import SqlEmergingTrendsView
 from adapters.readmodel.virality_view import SqlViralityView
+from projections.alert_rules import AlertRulesProjection
+from projections.emerging_trends import EmergingTrendsProjection
 from projections.engagement_features import EngagementFeaturesProjection
 from projections.moderation_queue import ModerationQueueProjection
+from projections.recommendations import RecommendationsProjection
 from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
 from projections.trending import TrendingProjection
@@ -33,4 +42,45 @@ def projection_specs() -> list[ProjectionSpec]:
         ProjectionSpec(
             EngagementFeaturesProjection(), lambda conn: SqlEngagementFeaturesView(conn)
         ),
+        ProjectionSpec(RecommendationsProjection(), lambda conn: SqlRecommendationsView(conn)),
+        ProjectionSpec(EmergingTrendsProjection(), lambda conn: SqlEmergingTrendsView(conn)),
+        ProjectionSpec(AlertRulesProjection(), lambda conn: SqlAlertRulesView(conn)),
     ]
+
+
+def _metrics_of(*models: str) -> Owned:
+    return Owned(t.rm_model_metrics, lambda table: table.c.model.in_(models))
+
+
+def _alerts_from(source: str) -> Owned:
+    return Owned(t.rm_alerts, lambda table: table.c.source == source)
+
+
+# What each projection writes. Shared tables (metrics, alerts) are split by model/source.
+OWNED_ROWS: dict[str, tuple[Owned, ...]] = {
+    "stats": tuple(
+        Owned(x)
+        for x in (
+            t.rm_creators,
+            t.rm_videos,
+            t.rm_hashtags,
+            t.rm_sounds,
+            t.rm_view_pairs,
+            t.rm_follow_pairs,
+        )
+    ),
+    "moderation": (Owned(t.rm_cases), Owned(t.rm_case_timeline), Owned(t.rm_case_reach)),
+    "trending": (Owned(t.rm_trend_buckets), Owned(t.rm_trend_videos), Owned(t.rm_trend_meta)),
+    "sessions": (Owned(t.rm_viewer_sessions), Owned(t.rm_session_videos)),
+    "virality": (Owned(t.rm_virality), _metrics_of("virality", "virality_base_rate")),
+    "engagement_features": (Owned(t.rm_video_features), Owned(t.rm_creator_features)),
+    "recommendations": (
+        Owned(t.rm_reco_items),
+        Owned(t.rm_reco_viewers),
+        Owned(t.rm_reco_seen),
+        Owned(t.rm_reco_bandit),
+        _metrics_of("recommendations", "recommendations_baseline"),
+    ),
+    "emerging_trends": (Owned(t.rm_emerging_trends), _alerts_from("emerging_trends")),
+    "alert_rules": (_alerts_from("alert_rules"),),
+}
