@@ -1,13 +1,30 @@
-"""SQL implementation of ModerationReader (SQLAlchemy Core, keyset pagination)."""
+"""SQL implementation of ModerationReader (SQLAlchemy Core, keyset pagination).
+
+The queue is ordered by an effective priority that adds the moderation-risk model's
+prediction (rm_moderation_risk, written by ModerationRiskProjection) to the rule-based
+priority score of the moderation projection:
+
+    effective_priority = priority_score + RISK_WEIGHT * (risk - NEUTRAL_RISK)
+
+where `risk` is the latest predicted probability that the case ends in restrict/remove,
+used only while the case is OPEN; a case without a prediction (the risk projection is
+behind, or the case is not open) counts as NEUTRAL_RISK, i.e. it keeps exactly its
+priority score. Additive rather than multiplicative because priority scores can be
+negative (a case escalated to "low"), where a factor would push a riskier case DOWN.
+RISK_WEIGHT = 4 makes a certain-harmful case (+2) outrank a certain-benign one (-2) by
+about as much as two full-score auto-flags, while an escalation to critical (+5) still
+outweighs the model alone.
+"""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.tables import rm_case_timeline, rm_cases
+from adapters.readmodel.tables import rm_case_timeline, rm_cases, rm_moderation_risk
 from adapters.readmodel.times import as_utc
 from queries.moderation import (
     CaseSummary,
@@ -18,11 +35,30 @@ from queries.moderation import (
 )
 
 K = rm_cases.c
+R = rm_moderation_risk.c
 CHUNK = 400  # ids per IN (...) list
+RISK_WEIGHT = 4.0
+NEUTRAL_RISK = 0.5
+
+_open_risk = sa.case((K.status == "open", R.probability), else_=None)
+effective_priority = K.priority_score + RISK_WEIGHT * (
+    sa.func.coalesce(_open_risk, NEUTRAL_RISK) - NEUTRAL_RISK
+)
+_CASES = sa.select(
+    rm_cases, R.probability.label("risk"), effective_priority.label("effective_priority")
+).select_from(rm_cases.outerjoin(rm_moderation_risk, R.case_id == K.case_id))
 
 
-def _summary(row: Any) -> CaseSummary:
-    return CaseSummary(
+@dataclass(frozen=True)
+class RiskedCaseSummary(CaseSummary):
+    """A case with the moderation-risk model's latest prediction (None: not predicted)."""
+
+    risk: float | None = None
+    effective_priority: float = 0.0  # the queue's order (see the module docstring)
+
+
+def _summary(row: Any) -> RiskedCaseSummary:
+    return RiskedCaseSummary(
         case_id=row.case_id,
         video_id=row.video_id,
         creator_id=row.creator_id,
@@ -36,16 +72,24 @@ def _summary(row: Any) -> CaseSummary:
         appealed=bool(row.appealed),
         opened_at=as_utc(row.opened_at),
         updated_at=as_utc(row.updated_at),
+        risk=None if row.risk is None else float(row.risk),
+        effective_priority=float(row.effective_priority),
     )
 
 
+def _cursor(case: RiskedCaseSummary) -> QueueCursor:
+    # The cursor's score slot holds the effective priority: cursors are opaque to clients.
+    return QueueCursor(case.effective_priority, case.opened_at, case.case_id)
+
+
 def _after(cursor: QueueCursor) -> sa.ColumnElement[bool]:
-    """Rows strictly after the cursor in queue order (score desc, opened_at, case_id)."""
+    """Rows strictly after the cursor in queue order (effective priority desc, opened_at,
+    case_id)."""
     opened_at = cursor.opened_at.astimezone(UTC)  # compared as stored (UTC)
     return sa.or_(
-        K.priority_score < cursor.priority_score,
+        effective_priority < cursor.priority_score,
         sa.and_(
-            K.priority_score == cursor.priority_score,
+            effective_priority == cursor.priority_score,
             sa.or_(
                 K.opened_at > opened_at,
                 sa.and_(K.opened_at == opened_at, K.case_id > cursor.case_id),
@@ -66,19 +110,19 @@ class SqlModerationReader(ModerationReader):
         self, status: str | None, first: int, after: str | None
     ) -> tuple[list[CaseSummary], str | None, bool]:
         check_queue_args(status, first)
-        stmt = sa.select(rm_cases)
+        stmt = _CASES
         if status is not None:
             stmt = stmt.where(K.status == status)
         if after is not None:
             stmt = stmt.where(_after(QueueCursor.decode(after)))
-        stmt = stmt.order_by(K.priority_score.desc(), K.opened_at, K.case_id).limit(first + 1)
+        stmt = stmt.order_by(effective_priority.desc(), K.opened_at, K.case_id).limit(first + 1)
         rows = self._rows(stmt)
-        items = [_summary(r) for r in rows[:first]]
-        end = QueueCursor.after(items[-1]).encode() if items else None
-        return items, end, len(rows) > first
+        page = [_summary(r) for r in rows[:first]]
+        end = _cursor(page[-1]).encode() if page else None
+        return list[CaseSummary](page), end, len(rows) > first
 
     def case(self, case_id: UUID) -> CaseSummary | None:
-        rows = self._rows(sa.select(rm_cases).where(K.case_id == case_id))
+        rows = self._rows(_CASES.where(K.case_id == case_id))
         return _summary(rows[0]) if rows else None
 
     def timeline(self, case_id: UUID) -> list[TimelineEntry]:
@@ -101,6 +145,6 @@ class SqlModerationReader(ModerationReader):
         wanted = list(dict.fromkeys(ids))
         found: dict[UUID, CaseSummary] = {}
         for i in range(0, len(wanted), CHUNK):
-            for row in self._rows(sa.select(rm_cases).where(K.case_id.in_(wanted[i : i + CHUNK]))):
+            for row in self._rows(_CASES.where(K.case_id.in_(wanted[i : i + CHUNK]))):
                 found[row.case_id] = _summary(row)
         return found

@@ -2,7 +2,10 @@
 
 The simulation runs on a virtual clock (seconds since `config.start`), never the wall
 clock, and draws every random choice from one `random.Random(seed)`: the same config gives
-the same command list, byte for byte. What it models, and why:
+the same command list, byte for byte. Draws that shape moderation signals come from a
+second generator (`self.mod`, seeded from the seed), so adding or tuning them leaves the
+main sequence, hence organic traffic, follows and bot bursts, unchanged for a seed.
+What it models, and why:
 
 - creators with power-law (Pareto) audiences, so a few creators hold most followers;
 - Zipf video popularity (rank from creator reach x luck), decaying with video age;
@@ -12,6 +15,10 @@ the same command list, byte for byte. What it models, and why:
 - like/share/comment/follow rates conditioned on how much of the video was watched;
 - injected bot bursts and report waves (with decisions and appeals), recorded in a
   `GroundTruth` so detectors and moderation analytics can be scored against it;
+- moderation that a classifier can learn: each wave has a hidden "harmful" truth that
+  decides its outcome AND shapes what is observable (harmful: reports concentrated on
+  one reason, higher auto-flag scores; benign: fewer reports, mixed reasons, lower
+  scores), and moderators review a share of the sporadic background cases (benign: keep);
 - a small fraction of redelivered signals (same client_event_id), as mobile clients retry.
 
 Invariants are kept (no double likes or follows, nothing on a video while it is removed),
@@ -97,10 +104,31 @@ class _Video:
         return status
 
 
+# Moderation shaping (drawn from the second generator; see report_waves).
+OFF_REASON_SHARE = {True: 0.12, False: 0.55}  # harmful waves: reports agree on one reason
+BENIGN_REPORTERS_KEPT = 0.6  # benign waves draw fewer reports
+FLAG_SCORES = {True: (0.6, 0.99), False: (0.35, 0.85)}  # overlapping on purpose
+EXTRA_REPORTS_PER_VIEW = 1 / 250  # more sporadic reports, drawn by popularity
+BACKGROUND_DECIDED_SHARE = 0.7  # background cases a moderator reviews (and keeps)
+BACKGROUND_REVIEW_DELAY = (2 * 3600.0, 12 * 3600.0)
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam > 30:
+        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+    k, p, limit = 0, 1.0, math.exp(-lam)
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
 class _Simulation:
     def __init__(self, config: WorkloadConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
+        self.mod = random.Random(f"{config.seed}/moderation")  # str seeds are stable
         self.horizon = config.days * DAY - 1.0  # everything happens strictly before the end
         self.items: list[tuple[float, int, type, dict[str, Any]]] = []
         self.creators: list[_Creator] = []
@@ -110,6 +138,9 @@ class _Simulation:
         self.followed: set[tuple[UUID, int]] = set()  # ever followed (an unfollow is final)
         self.special: set[int] = set()  # videos of report waves and bot bursts
         self.reported: set[tuple[UUID, int]] = set()  # a reporter reports a case once
+        self.extra_reported: set[tuple[UUID, int]] = set()  # the same, for `mod` reports
+        self.background_cases: set[int] = set()  # videos with a background case
+        self.moderators: list[UUID] = []
         self.client_ids = 0
         self.bursts: list[BotBurst] = []
         self.waves: list[ReportWave] = []
@@ -144,14 +175,7 @@ class _Simulation:
         return self.videos[video].status_at(t) != "removed"
 
     def poisson(self, lam: float) -> int:
-        if lam > 30:
-            return max(0, round(self.rng.gauss(lam, math.sqrt(lam))))
-        k, p, limit = 0, 1.0, math.exp(-lam)
-        while True:
-            p *= self.rng.random()
-            if p <= limit:
-                return k
-            k += 1
+        return _poisson(self.rng, lam)
 
     # phases ----------------------------------------------------------------------------
     def run(self) -> Workload:
@@ -234,10 +258,17 @@ class _Simulation:
             self.signal(later, None, redeliverable=False, kind="unfollow", **who)
 
     def report_waves(self) -> None:
-        """Many reports within an hour on a popular video, then a decision, maybe an appeal."""
-        rng = self.rng
+        """Many reports within an hour on a popular video, then a decision, maybe an appeal.
+
+        Every draw of the main generator happens exactly as it always did (same calls, same
+        order), so the rest of the run is unchanged for a seed; the hidden truth is the
+        old outcome draw (harmful = restrict or remove, 75 %), and what it shapes (which
+        reports are kept, their reasons, the flag score) is drawn from `self.mod`.
+        """
+        rng, mod = self.rng, self.mod
         candidates = [i for i, v in enumerate(self.videos) if v.published < self.horizon - 8 * 3600]
         moderators = [self.uuid() for _ in range(8)]
+        self.moderators = moderators
         for n in range(self.config.report_waves):
             pool = [i for i in candidates if i not in self.special]
             if not pool:
@@ -249,28 +280,37 @@ class _Simulation:
             start = rng.uniform(video.published + 1800.0, max(video.published + 1800.0, latest))
             reason = rng.choice(WAVE_REASONS)
             reporters = rng.sample(self.viewers, min(len(self.viewers), rng.randint(15, 60)))
-            for reporter in reporters:
+            times = []
+            for _reporter in reporters:
                 other = rng.random() < 0.25
-                self.emit(
-                    start + rng.uniform(0.0, 3600.0),
-                    ReportVideo,
-                    video_id=video.id,
-                    reporter_id=reporter,
-                    reason=rng.choice(REASONS) if other else reason,
-                )
-            self.emit(
-                start + rng.uniform(0.0, 1800.0),
-                AutoFlagVideo,
-                video_id=video.id,
-                model="vision-safety-v3",
-                score=round(rng.uniform(0.55, 0.99), 3),
-                reasons=(reason,),
-            )
+                times.append(start + rng.uniform(0.0, 3600.0))
+                if other:
+                    rng.choice(REASONS)  # the old off-reason draw, kept for the sequence
+            flagged_at = start + rng.uniform(0.0, 1800.0)
+            rng.uniform(0.55, 0.99)  # the old flag score draw, kept for the sequence
             # The first wave always ends in a standing removal, so every run exercises it.
             outcome = (
                 "remove"
                 if n == 0
                 else rng.choices(("remove", "restrict", "keep"), weights=(45, 30, 25))[0]
+            )
+            harmful = outcome != "keep"
+            kept = 0
+            for reporter, t in zip(reporters, times, strict=True):
+                if not harmful and mod.random() >= BENIGN_REPORTERS_KEPT:
+                    continue
+                off = mod.random() < OFF_REASON_SHARE[harmful]
+                said = mod.choice(REASONS) if off else reason
+                self.emit(t, ReportVideo, video_id=video.id, reporter_id=reporter, reason=said)
+                kept += 1
+            low, high = FLAG_SCORES[harmful]
+            self.emit(
+                flagged_at,
+                AutoFlagVideo,
+                video_id=video.id,
+                model="vision-safety-v3",
+                score=round(mod.uniform(low, high), 3),
+                reasons=(reason if harmful or mod.random() < 0.5 else mod.choice(REASONS),),
             )
             decided = start + 3600.0 + rng.uniform(600.0, 3 * 3600.0)
             case_id = ModerationCase.create_id(video.id)
@@ -282,7 +322,7 @@ class _Simulation:
                 moderator_id=rng.choice(moderators),
                 outcome=outcome,
                 policy=f"community-guidelines/{reason}",
-                note=f"{len(reporters)} reports",
+                note=f"{kept} reports",
             )
             if outcome != "keep":
                 video.changes.append((decided, "removed" if outcome == "remove" else "restricted"))
@@ -293,7 +333,7 @@ class _Simulation:
                 case_id,
                 creator_id,
                 *window,
-                len(reporters),
+                kept,
                 reason,
                 outcome,
                 self.at(decided),
@@ -408,7 +448,7 @@ class _Simulation:
             watchers = rng.choices(self.viewers, cum_weights=self.viewer_cum, k=count)
             for video, viewer in zip(picks, watchers, strict=True):
                 self.view(viewer, video, t0 + rng.uniform(0.0, SLOT))
-            self.background_moderation(count, eligible, t0)
+            self.background_moderation(count, eligible, weights, t0)
 
     def eligible(self, published: list[int], t: float) -> tuple[list[int], list[float]]:
         videos, cum, total = [], [], 0.0
@@ -472,8 +512,11 @@ class _Simulation:
         if not follows and rng.random() < follow * boost:
             self.follow(viewer, creator, t + rng.uniform(1.0, 10.0))
 
-    def background_moderation(self, views: int, eligible: list[int], t0: float) -> None:
-        """Sporadic reports and low-score model flags on ordinary videos (left undecided)."""
+    def background_moderation(
+        self, views: int, eligible: list[int], weights: list[float], t0: float
+    ) -> None:
+        """Sporadic reports and low-score model flags on ordinary videos; moderators review
+        a share of these cases, a few hours after they open, and keep the video."""
         rng = self.rng
         for cls, rate in ((ReportVideo, 1 / 3000), (AutoFlagVideo, 1 / 5000)):
             for _ in range(self.poisson(views * rate)):
@@ -486,9 +529,10 @@ class _Simulation:
                     if (reporter, index) in self.reported:  # the open case would refuse it
                         continue
                     self.reported.add((reporter, index))
-                    self.emit(
-                        t, cls, video_id=video_id, reporter_id=reporter, reason=rng.choice(REASONS)
-                    )
+                    reason = rng.choice(REASONS)
+                    if (reporter, index) not in self.extra_reported:
+                        self.emit(t, cls, video_id=video_id, reporter_id=reporter, reason=reason)
+                        self.background_case(index, t)
                 else:
                     self.emit(
                         t,
@@ -498,6 +542,60 @@ class _Simulation:
                         score=round(rng.uniform(0.05, 0.5), 3),
                         reasons=(rng.choice(REASONS),),
                     )
+                    self.background_case(index, t)
+        self.extra_reports(views, eligible, weights, t0)
+
+    def extra_reports(
+        self, views: int, eligible: list[int], weights: list[float], t0: float
+    ) -> None:
+        """More sporadic reports (from `mod`), on videos picked by popularity: popular
+        ordinary videos collect several, like the benign report waves do."""
+        mod = self.mod
+        count = _poisson(mod, views * EXTRA_REPORTS_PER_VIEW)
+        if not count:
+            return
+        pool, cum, total, previous = [], [], 0.0, 0.0
+        for index, w in zip(eligible, weights, strict=True):
+            if index not in self.special:  # their cases tell their own story
+                total += w - previous
+                pool.append(index)
+                cum.append(total)
+            previous = w
+        if not pool:
+            return
+        for index in mod.choices(pool, cum_weights=cum, k=count):
+            reporter = mod.choice(self.viewers)
+            pair = (reporter, index)
+            if pair in self.reported or pair in self.extra_reported:
+                continue
+            self.extra_reported.add(pair)
+            t = t0 + mod.uniform(0.0, SLOT)
+            reason = mod.choice(REASONS)
+            video_id = self.videos[index].id
+            self.emit(t, ReportVideo, video_id=video_id, reporter_id=reporter, reason=reason)
+            self.background_case(index, t)
+
+    def background_case(self, index: int, t: float) -> None:
+        """A background case's first report or flag: maybe schedule its review (keep)."""
+        if index in self.background_cases:
+            return  # reviewed once at most; later reports reopen it and it stays open
+        self.background_cases.add(index)
+        if not self.moderators or self.mod.random() >= BACKGROUND_DECIDED_SHARE:
+            return
+        decided = t + self.mod.uniform(*BACKGROUND_REVIEW_DELAY)
+        if decided >= self.horizon:
+            return
+        video_id = self.videos[index].id
+        self.emit(
+            decided,
+            DecideCase,
+            case_id=ModerationCase.create_id(video_id),
+            video_id=video_id,
+            moderator_id=self.mod.choice(self.moderators),
+            outcome="keep",
+            policy="community-guidelines/review",
+            note="no violation found",
+        )
 
     # output ----------------------------------------------------------------------------
     def batched(self) -> Iterator[Command]:

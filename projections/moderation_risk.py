@@ -1,0 +1,292 @@
+"""ModerationRiskProjection: will an open moderation case end in restrict or remove?
+
+An online classifier over text and behaviour, trained from moderators' decisions. After
+every event that changes an OPEN case (opened, reported, flagged, escalated) it predicts
+the probability that the case ends in restrict/remove and writes it: the moderation
+queue ranks open cases by it. When a moderator decides, the latest prediction made
+before the decision is scored (progressive validation: predict, then learn, never
+scored on what it trained on) beside a trivial model, the running base rate, and then
+the model learns the decision from the features of that prediction (not from features
+recomputed at decision time, which would leak how long the moderator took).
+
+Text: report reasons (one token per report, so the mix of reasons counts), flag models
+and reasons, caption words and hashtags, as TF-IDF. Behaviour: reports, distinct
+reporters, reports in the last hour, flags and their max score, reach (views of the
+video), the creator's active strikes and prior restrict/remove decisions, how long the
+case has been open, its escalation. Time comes only from events; the model and every
+counter live in the pickled state checkpointed with the position, so a restart or a
+rebuild reproduces the same predictions.
+"""
+
+import math
+import pickle
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from river import compose, feature_extraction, linear_model, metrics, optim, preprocessing
+
+from domain.creator import Creator
+from domain.engagement import Engagement
+from domain.moderation import PRIORITIES, AppealResolution, ModerationCase, Outcome
+from domain.video import Video
+from projections.base import Projection
+
+MODEL = "moderation_risk"
+BASELINE = "moderation_risk_base_rate"
+HARMFUL = frozenset({Outcome.RESTRICT.value, Outcome.REMOVE.value})
+NUMERIC = (
+    "log_reports",
+    "log_reporters",
+    "log_recent_reports",
+    "top_reason_share",
+    "distinct_reasons",
+    "log_flags",
+    "max_flag_score",
+    "log_reach",
+    "creator_strikes",
+    "log_creator_prior_harmful",
+    "log_hours_open",
+    "priority",
+)
+CASE_EVENTS = (
+    ModerationCase.Opened,
+    ModerationCase.Reported,
+    ModerationCase.AutoFlagged,
+    ModerationCase.Escalated,
+    ModerationCase.Decided,
+    ModerationCase.Appealed,
+    ModerationCase.AppealResolved,
+)
+
+
+@dataclass(frozen=True)
+class ModerationRiskParams:
+    """Replay parameters: change one, rebuild the projection."""
+
+    learning_rate: float = 0.05
+    l2: float = 0.0
+    recent_window: timedelta = timedelta(hours=1)  # "reports in the last hour"
+
+
+class ModerationRiskView(ABC):
+    @abstractmethod
+    def risk(
+        self,
+        case_id: UUID,
+        video_id: UUID,
+        at: datetime,
+        probability: float,
+        features: dict[str, float],
+    ) -> None:
+        """The case's latest prediction (clears any earlier decision: the case is open)."""
+
+    @abstractmethod
+    def decided(self, case_id: UUID, at: datetime, outcome: str) -> None: ...
+
+    @abstractmethod
+    def metric(self, model: str, name: str, value: float, samples: int) -> None: ...
+
+
+@dataclass
+class _Case:
+    video_id: UUID
+    creator_id: UUID
+    opened_at: datetime
+    open: bool = True
+    priority: str = "normal"
+    reports: int = 0
+    reporters: set[UUID] = field(default_factory=set)  # since the case last (re)opened
+    recent: deque[datetime] = field(default_factory=deque)  # report times, pruned lazily
+    reasons: dict[str, int] = field(default_factory=dict)
+    flags: int = 0
+    max_flag_score: float = 0.0
+    flag_tokens: list[str] = field(default_factory=list)
+    # The latest prediction since the case (re)opened: scored and learned at the decision.
+    x: dict[str, Any] | None = None
+    probability: float | None = None
+
+
+def numeric(x: dict[str, Any]) -> dict[str, float]:
+    # Not compose.Select: it keeps its keys in a set, whose order (hence the order of the
+    # dot product's sum) changes with the hash seed and across a pickle round trip, so a
+    # restored model would predict differently in the last bits.
+    return {k: x[k] for k in NUMERIC}
+
+
+def new_model(params: ModerationRiskParams) -> Any:
+    numbers = compose.FuncTransformer(numeric) | preprocessing.StandardScaler()
+    text = feature_extraction.TFIDF(on="text")
+    return compose.Pipeline(
+        compose.TransformerUnion(numbers, text),
+        linear_model.LogisticRegression(optimizer=optim.SGD(params.learning_rate), l2=params.l2),
+    )
+
+
+@dataclass
+class ModerationRiskState:
+    model: Any
+    roc_auc: Any = field(default_factory=metrics.ROCAUC)
+    log_loss: Any = field(default_factory=metrics.LogLoss)
+    base_roc_auc: Any = field(default_factory=metrics.ROCAUC)
+    base_log_loss: Any = field(default_factory=metrics.LogLoss)
+    labels: int = 0
+    positives: int = 0
+    cases: dict[UUID, _Case] = field(default_factory=dict)
+    views: dict[UUID, int] = field(default_factory=dict)  # reach per video
+    video_text: dict[UUID, str] = field(default_factory=dict)  # caption and hashtags
+    strikes: dict[UUID, int] = field(default_factory=dict)  # active strikes per creator
+    prior_harmful: dict[UUID, int] = field(default_factory=dict)  # per creator
+
+
+class ModerationRiskProjection(Projection[ModerationRiskView]):
+    name = "moderation_risk"
+    topics = tuple(
+        get_topic(cls)
+        for cls in (
+            *CASE_EVENTS, Video.Published, Video.CaptionEdited, Creator.StrikeIssued,
+            Creator.StrikeWithdrawn, Engagement.Viewed,
+        )
+    )  # fmt: skip
+
+    def __init__(self, params: ModerationRiskParams | None = None) -> None:
+        self.params = params or ModerationRiskParams()
+        self.state = self._fresh()
+
+    def _fresh(self) -> ModerationRiskState:
+        return ModerationRiskState(model=new_model(self.params))
+
+    # -- checkpointing (with the position, in the projection's transaction) ---------------
+    def dump_state(self) -> bytes:
+        return pickle.dumps(self.state, protocol=5)
+
+    def load_state(self, data: bytes | None) -> None:
+        self.state = pickle.loads(data) if data else self._fresh()  # our own checkpoint blob
+
+    # -- events ---------------------------------------------------------------------------
+    def process(self, event: Any, position: int, view: ModerationRiskView) -> None:
+        s = self.state
+        if type(event) is Engagement.Viewed:  # by far the most frequent: O(1) and out
+            s.views[event.video_id] = s.views.get(event.video_id, 0) + 1
+            return
+        match event:
+            case Video.Published() | Video.CaptionEdited():
+                tags = " ".join(f"tag_{t}" for t in event.hashtags)
+                s.video_text[event.originator_id] = f"{event.caption} {tags}"
+            case Creator.StrikeIssued():
+                s.strikes[event.originator_id] = s.strikes.get(event.originator_id, 0) + 1
+            case Creator.StrikeWithdrawn():
+                s.strikes[event.originator_id] = max(s.strikes.get(event.originator_id, 0) - 1, 0)
+            case ModerationCase.Decided():
+                self._decided(event, view)
+            case ModerationCase.Appealed():
+                pass  # the case is not open: nothing to predict
+            case ModerationCase.AppealResolved():
+                self._appeal_resolved(event)
+            case _ if isinstance(event, CASE_EVENTS):
+                case = self._apply(event)
+                if case is not None and case.open:
+                    self._predict(event.originator_id, case, event.occurred_at, view)
+
+    def _apply(self, event: Any) -> _Case | None:
+        s = self.state
+        if isinstance(event, ModerationCase.Opened):
+            case = _Case(event.video_id, event.creator_id, event.occurred_at)
+            s.cases[event.originator_id] = case
+            return case
+        found = s.cases.get(event.originator_id)
+        if found is None:
+            return None  # opened before this projection's history (cannot happen on a rebuild)
+        match event:
+            case ModerationCase.Reported():
+                self._reopen_if_settled(found)
+                found.reports += 1
+                found.reporters.add(event.reporter_id)
+                found.recent.append(event.occurred_at)
+                found.reasons[event.reason] = found.reasons.get(event.reason, 0) + 1
+            case ModerationCase.AutoFlagged():
+                self._reopen_if_settled(found)
+                found.flags += 1
+                found.max_flag_score = max(found.max_flag_score, event.score)
+                found.flag_tokens.append(f"model_{event.model}")
+                found.flag_tokens.extend(f"flag_{r}" for r in event.reasons)
+            case ModerationCase.Escalated():
+                found.priority = event.priority
+        return found
+
+    @staticmethod
+    def _reopen_if_settled(case: _Case) -> None:
+        # As in the aggregate: a report or flag on a settled case reopens it.
+        if not case.open:
+            case.open = True
+            case.reporters = set()
+
+    def features(self, case: _Case, at: datetime) -> dict[str, Any]:
+        """The model's input: NUMERIC features plus "text" (for TF-IDF)."""
+        s, p = self.state, self.params
+        while case.recent and case.recent[0] < at - p.recent_window:
+            case.recent.popleft()  # report times arrive in (case) event-time order
+        top = max(case.reasons.values(), default=0)
+        hours_open = max((at - case.opened_at).total_seconds(), 0.0) / 3600.0
+        reports = " ".join(
+            f"report_{reason}" for reason, n in sorted(case.reasons.items()) for _ in range(n)
+        )
+        caption = s.video_text.get(case.video_id, "")
+        return {
+            "log_reports": math.log1p(case.reports),
+            "log_reporters": math.log1p(len(case.reporters)),
+            "log_recent_reports": math.log1p(len(case.recent)),
+            "top_reason_share": top / case.reports if case.reports else 0.0,
+            "distinct_reasons": float(len(case.reasons)),
+            "log_flags": math.log1p(case.flags),
+            "max_flag_score": case.max_flag_score,
+            "log_reach": math.log1p(s.views.get(case.video_id, 0)),
+            "creator_strikes": float(s.strikes.get(case.creator_id, 0)),
+            "log_creator_prior_harmful": math.log1p(s.prior_harmful.get(case.creator_id, 0)),
+            "log_hours_open": math.log1p(hours_open),
+            "priority": float(PRIORITIES.index(case.priority)),
+            "text": f"{reports} {' '.join(case.flag_tokens)} {caption}",
+        }
+
+    def _predict(self, case_id: UUID, case: _Case, at: datetime, view: ModerationRiskView) -> None:
+        x = self.features(case, at)
+        p = float(self.state.model.predict_proba_one(x).get(True, 0.5))
+        case.x, case.probability = x, p
+        view.risk(case_id, case.video_id, at, p, {k: x[k] for k in NUMERIC})
+
+    def _decided(self, event: ModerationCase.Decided, view: ModerationRiskView) -> None:
+        s = self.state
+        case = s.cases.get(event.originator_id)
+        if case is None:
+            return
+        harmful = event.outcome in HARMFUL
+        if case.x is not None and case.probability is not None:
+            # Progressive validation: score the prediction made before the decision, then learn.
+            base = (s.positives + 1) / (s.labels + 2)  # the trivial model: the base rate so far
+            s.roc_auc.update(harmful, case.probability)
+            s.log_loss.update(harmful, case.probability)
+            s.base_roc_auc.update(harmful, base)
+            s.base_log_loss.update(harmful, base)
+            s.model.learn_one(case.x, harmful)
+            s.labels += 1
+            s.positives += int(harmful)
+            view.metric(MODEL, "roc_auc", s.roc_auc.get(), s.labels)
+            view.metric(MODEL, "log_loss", s.log_loss.get(), s.labels)
+            view.metric(BASELINE, "roc_auc", s.base_roc_auc.get(), s.labels)
+            view.metric(BASELINE, "log_loss", s.base_log_loss.get(), s.labels)
+        case.open, case.x, case.probability = False, None, None  # one label per opening
+        if harmful:
+            s.prior_harmful[case.creator_id] = s.prior_harmful.get(case.creator_id, 0) + 1
+        view.decided(event.originator_id, event.occurred_at, event.outcome)
+
+    def _appeal_resolved(self, event: ModerationCase.AppealResolved) -> None:
+        # An overturned restrict/remove no longer counts against the creator. (The model
+        # keeps what it learned: the decision was the label moderators gave at the time.)
+        case = self.state.cases.get(event.originator_id)
+        if case is not None and event.resolution == AppealResolution.OVERTURNED:
+            n = self.state.prior_harmful.get(case.creator_id, 0)
+            self.state.prior_harmful[case.creator_id] = max(n - 1, 0)
