@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from adapters.graphql.context import GraphQLContext, UserError, call, page_size
 from adapters.graphql.types import PageInfo, Video
-from adapters.readmodel import alerts_reader, emerging_reader, reco_reader
+from adapters.readmodel import alerts_reader, anomaly_reader, emerging_reader, reco_reader
 from adapters.readmodel.alerts_reader import AlertFeed, AlertItem
 
 ALERT_PROJECTIONS = ("alert_rules", "bot_detector", "emerging_trends")
@@ -69,6 +69,17 @@ class EmergingTrend:
     detections: int
     detected_at: datetime | None
     updated_at: datetime
+
+
+@strawberry.type
+class VideoAnomaly:
+    video_id: UUID
+    scored_at: datetime = strawberry.field(description="Start of the last scored minute")
+    score: float = strawberry.field(description="Anomaly score of that minute, 0..1")
+    max_score: float
+    max_score_at: datetime
+    minutes: int = strawberry.field(description="Active minutes scored so far")
+    vector: JSON = strawberry.field(description="The last minute's features")
 
 
 @strawberry.type(name="Alert")
@@ -157,6 +168,18 @@ class IntelligenceQuery:
             )
             for r in rows
         ]
+
+    @strawberry.field(description="The bot detector's per-minute anomaly scores of a video")
+    async def video_anomaly(
+        self, info: Info[GraphQLContext, None], video_id: UUID
+    ) -> VideoAnomaly | None:
+        a = await _query(info, anomaly_reader.video_anomaly, video_id)
+        if a is None:
+            return None
+        return VideoAnomaly(
+            video_id=a.video_id, scored_at=a.scored_at, score=a.score, max_score=a.max_score,
+            max_score_at=a.max_score_at, minutes=a.minutes, vector=a.vector,
+        )  # fmt: skip
 
     @strawberry.field(description="Alerts, newest first (by the event that raised them)")
     async def alerts(

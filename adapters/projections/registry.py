@@ -9,6 +9,7 @@ from adapters.projections.reset import Owned
 from adapters.projections.runner import ProjectionSpec
 from adapters.readmodel import tables as t
 from adapters.readmodel.alert_rules_view import SqlAlertRulesView
+from adapters.readmodel.anomaly_view import SqlBotDetectorView
 from adapters.readmodel.features_view import SqlEngagementFeaturesView
 from adapters.readmodel.moderation_view import moderation_view_factory
 from adapters.readmodel.reco_view import SqlRecommendationsView
@@ -18,6 +19,7 @@ from adapters.readmodel.trending_view import SqlTrendingView
 from adapters.readmodel.trends_view import SqlEmergingTrendsView
 from adapters.readmodel.virality_view import SqlViralityView
 from projections.alert_rules import AlertRulesProjection
+from projections.bot_detector import BotDetectorProjection
 from projections.emerging_trends import EmergingTrendsProjection
 from projections.engagement_features import EngagementFeaturesProjection
 from projections.moderation_queue import ModerationQueueProjection
@@ -43,6 +45,7 @@ def projection_specs() -> list[ProjectionSpec]:
             EngagementFeaturesProjection(), lambda conn: SqlEngagementFeaturesView(conn)
         ),
         ProjectionSpec(RecommendationsProjection(), lambda conn: SqlRecommendationsView(conn)),
+        ProjectionSpec(BotDetectorProjection(), lambda conn: SqlBotDetectorView(conn)),
         ProjectionSpec(EmergingTrendsProjection(), lambda conn: SqlEmergingTrendsView(conn)),
         ProjectionSpec(AlertRulesProjection(), lambda conn: SqlAlertRulesView(conn)),
     ]
@@ -81,6 +84,7 @@ OWNED_ROWS: dict[str, tuple[Owned, ...]] = {
         Owned(t.rm_reco_bandit),
         _metrics_of("recommendations", "recommendations_baseline"),
     ),
+    "bot_detector": (Owned(t.rm_video_anomaly), _alerts_from("bot_detector")),
     "emerging_trends": (Owned(t.rm_emerging_trends), _alerts_from("emerging_trends")),
     "alert_rules": (_alerts_from("alert_rules"),),
 }

@@ -154,3 +154,11 @@ def test_emerging_trends_answer_with_a_list(served):
     body = gql(client, "{ emergingTrends(kind: HASHTAG, first: 5) { key status lift } }")
     assert body["data"]["emergingTrends"] == []  # nothing has happened yet
     assert gql(client, "{ emergingTrends(kind: NOPE) { key } }")["errors"]
+
+
+def test_video_anomaly_is_null_until_a_minute_was_scored(served):
+    client, _ = served
+    video, _ = video_with_views(client, 3)  # one minute, not yet closed by later events
+    query = "query($v: UUID!) { videoAnomaly(videoId: $v) { score maxScore minutes } }"
+    assert gql(client, query, v=video)["data"]["videoAnomaly"] is None
+    assert gql(client, query, v="not-a-uuid")["errors"]

@@ -31,7 +31,7 @@ def test_full_rebuild_reproduces_every_model_exactly(tmp_path: Path) -> None:
         c.run_projections_until_idle()
         names = model_projection_names()
         before, states = model_outputs(c.write_engine, names), model_states(c.write_engine, names)
-        assert len(names) >= 5, names
+        assert len(names) >= 6, names
         empty = [table for table, rows in before.items() if not rows]
         assert not empty, f"the workload left these model outputs empty: {empty}"
 
