@@ -29,6 +29,13 @@ class ModerationCase:
     status: str
     priority: str
     priority_score: float
+    risk: float | None = strawberry.field(
+        description="Predicted probability that the case ends in restrict/remove "
+        "(moderation_risk model); null until predicted"
+    )
+    effective_priority: float = strawberry.field(
+        description="The queue's order: priorityScore + 4 * (risk - 0.5) while open"
+    )
     reports: int
     max_flag_score: float
     reach: int
@@ -46,6 +53,8 @@ class ModerationCase:
             status=c.status,
             priority=c.priority,
             priority_score=c.priority_score,
+            risk=getattr(c, "risk", None),
+            effective_priority=getattr(c, "effective_priority", c.priority_score),
             reports=c.reports,
             max_flag_score=c.max_flag_score,
             reach=c.reach,

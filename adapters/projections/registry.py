@@ -13,6 +13,7 @@ from adapters.readmodel.anomaly_view import SqlBotDetectorView
 from adapters.readmodel.features_view import SqlEngagementFeaturesView
 from adapters.readmodel.moderation_view import moderation_view_factory
 from adapters.readmodel.reco_view import SqlRecommendationsView
+from adapters.readmodel.risk_view import SqlModerationRiskView
 from adapters.readmodel.sessions_view import SqlSessionsView
 from adapters.readmodel.stats_view import SqlStatsView
 from adapters.readmodel.trending_view import SqlTrendingView
@@ -23,6 +24,7 @@ from projections.bot_detector import BotDetectorProjection
 from projections.emerging_trends import EmergingTrendsProjection
 from projections.engagement_features import EngagementFeaturesProjection
 from projections.moderation_queue import ModerationQueueProjection
+from projections.moderation_risk import ModerationRiskProjection
 from projections.recommendations import RecommendationsProjection
 from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
@@ -45,6 +47,7 @@ def projection_specs() -> list[ProjectionSpec]:
             EngagementFeaturesProjection(), lambda conn: SqlEngagementFeaturesView(conn)
         ),
         ProjectionSpec(RecommendationsProjection(), lambda conn: SqlRecommendationsView(conn)),
+        ProjectionSpec(ModerationRiskProjection(), lambda conn: SqlModerationRiskView(conn)),
         ProjectionSpec(BotDetectorProjection(), lambda conn: SqlBotDetectorView(conn)),
         ProjectionSpec(EmergingTrendsProjection(), lambda conn: SqlEmergingTrendsView(conn)),
         ProjectionSpec(AlertRulesProjection(), lambda conn: SqlAlertRulesView(conn)),
@@ -83,6 +86,10 @@ OWNED_ROWS: dict[str, tuple[Owned, ...]] = {
         Owned(t.rm_reco_seen),
         Owned(t.rm_reco_bandit),
         _metrics_of("recommendations", "recommendations_baseline"),
+    ),
+    "moderation_risk": (
+        Owned(t.rm_moderation_risk),
+        _metrics_of("moderation_risk", "moderation_risk_base_rate"),
     ),
     "bot_detector": (Owned(t.rm_video_anomaly), _alerts_from("bot_detector")),
     "emerging_trends": (Owned(t.rm_emerging_trends), _alerts_from("emerging_trends")),

@@ -59,7 +59,7 @@ def test_the_open_queue_ranks_by_priority_score_plus_risk(container):
             cases[video] = container.moderation.report_video(
                 video, reporter_id=sa_uuid(video, r), reason="spam", occurred_at=T0
             ).id
-    container.run_projections_until_idle()
+    container.projections.runner("moderation").run_until_idle()  # the queue, no risk yet
     reader = SqlModerationReader(container.read_engine)
     by_score = [c.case_id for c in reader.queue("open", 10, None)[0]]
     assert by_score == [cases[videos[0]], cases[videos[2]], cases[videos[1]]]  # no risk yet
@@ -90,7 +90,7 @@ def test_the_open_queue_ranks_by_priority_score_plus_risk(container):
         cases[videos[1]], moderator_id=sa_uuid(videos[1], 99), outcome="keep", policy="p",
         occurred_at=T0 + timedelta(hours=1),
     )  # fmt: skip
-    container.run_projections_until_idle()
+    container.projections.runner("moderation").run_until_idle()  # risk row as it was
     decided = reader.case(cases[videos[1]])
     assert decided.status == "decided" and decided.risk == pytest.approx(0.95)
     assert decided.effective_priority == pytest.approx(decided.priority_score)
@@ -117,7 +117,7 @@ def rows(container) -> tuple[list, list]:
 def test_a_restart_from_the_checkpoint_and_a_rebuild_write_the_same_rows(container):
     workload = generate(WorkloadConfig(seed=3, days=2, report_waves=12).scale(0.3))
     drive_application(container, workload.commands)
-    container.run_projections_until_idle()  # the moderation queue, for the reader
+    container.projections.runner("moderation").run_until_idle()  # the queue, for the reader
 
     interrupted = risk_runner(container, batch_size=97)
     for _ in range(5):
