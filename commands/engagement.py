@@ -170,6 +170,7 @@ class EngagementApplication(ReelPulseApplication):
     ) -> CommandResult:
         def decide() -> Outcome:
             ws = _Workspace(self)
+            ws.prefetch([signal])  # the video (or creator) and the pair stream: one query
             stream, recorded, details = self.apply_signal(ws, signal, expected_version)
             details["status"] = "recorded" if recorded else "duplicate"
             return Outcome([stream], stream, details)

@@ -1,0 +1,12 @@
+# Benchmarks (issue 7): scripts, not timed tests. See docs/benchmarks.md.
+PYTHON ?= .venv/bin/python
+
+.PHONY: bench bench-smoke
+
+# Every row (B1..B8) against its baseline, interleaved, medians; writes docs/benchmarks.md.
+bench:
+	$(PYTHON) -m benchmarks run --all
+
+# The same code on a tiny workload, one round, docs untouched: checks that it still runs.
+bench-smoke:
+	$(PYTHON) -m benchmarks run --all --scale tiny --repeat 1 --no-docs

@@ -1,0 +1,364 @@
+"""ReelPulse's performance targets (issue 7), each measured against a baseline in the same run.
+
+    .venv/bin/python -m benchmarks run --all          # what `make bench` runs
+    .venv/bin/python -m benchmarks run --rows B1,B4   # some rows
+    .venv/bin/python -m benchmarks run --all --scale tiny --no-docs   # the smoke test
+
+Starts a throwaway PostgreSQL 15 (or uses REELPULSE_TEST_DATABASE_URL) with fsync,
+full_page_writes and synchronous_commit on, builds a template database holding a seeded
+workload's creators and videos, then runs each row: ReelPulse and its baseline
+alternate, `--repeat` rounds, the order rotating each round; medians are compared.
+Prints the table (figure, baseline, ratio, target, met) and writes it with the machine's
+facts into docs/benchmarks.md (between the bench:results markers).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import serving
+from benchmarks.core import (
+    REPO,
+    Row,
+    Stopwatch,
+    console,
+    interleave,
+    machine_facts,
+    median,
+    render,
+    write_docs,
+)
+from benchmarks.env import Server, Workload, make_template, server, workload
+from benchmarks.growth import grow
+from benchmarks.ingest import IngestBench, head, ingest_in_process
+
+ALL_ROWS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
+
+
+@dataclass(frozen=True)
+class Scale:
+    views: int  # the workload's views per day (signals: about 1.2x that)
+    creators: int
+    b1_signals: int
+    b2_signals: int
+    b3_requests: int
+    b4_signals: int  # signals ingested into the store that B4 rebuilds
+    b5_rate: float
+    b5_seconds: float
+    b67_requests: int
+    growth: tuple[int, int]  # B8 store sizes (events)
+
+
+SCALES = {
+    "tiny": Scale(600, 10, 300, 300, 40, 300, 50, 1, 20, (2_000, 4_000)),
+    "default": Scale(30_000, 200, 10_000, 6_000, 1_500, 20_000, 500, 8, 300, (100_000, 1_000_000)),
+}
+
+
+@dataclass
+class Context:
+    srv: Server
+    template: str
+    work: Workload
+    scale: Scale
+    repeat: int
+
+
+def b1_b2(ctx: Context, rows: set[str]) -> list[Row]:
+    s = ctx.scale
+    bench = IngestBench(
+        ctx.srv,
+        ctx.template,
+        ctx.work.signals[: s.b1_signals],
+        ctx.work.signals[s.b1_signals : s.b1_signals + s.b2_signals],
+    )
+    bench.prepare()
+    runs: dict[str, Callable[[], float]] = {"raw COPY": bench.copy}
+    if "B1" in rows:
+        runs["B1 bulk ingest"] = bench.in_process
+    if "B2" in rows:
+        runs["B2 HTTP batch"] = bench.over_http
+    got = interleave(runs, ctx.repeat, "B1/B2")
+    out = []
+    if "B1" in rows:
+        r = Row("B1", "ingest, in process (events/s)", "ev/s", ">= 0.5",
+                got["B1 bulk ingest"], got["raw COPY"])  # fmt: skip
+        r.ratio = r.figure / r.baseline  # type: ignore[operator]
+        r.met = r.ratio >= 0.5
+        out.append(r)
+    if "B2" in rows:
+        r = Row("B2", "ingest, HTTP batch (events/s)", "ev/s", ">= 0.35",
+                got["B2 HTTP batch"], got["raw COPY"])  # fmt: skip
+        r.ratio = r.figure / r.baseline  # type: ignore[operator]
+        r.met = r.ratio >= 0.35
+        out.append(r)
+    return out
+
+
+def b3(ctx: Context) -> list[Row]:
+    videos = serving.sample(ctx.work.videos, 200)
+    n = ctx.scale.b3_requests
+    with (
+        ctx.srv.fresh(ctx.template) as rp_url,
+        ctx.srv.fresh(ctx.template) as base_url,
+        serving.reelpulse(rp_url, REELPULSE_PROJECTIONS_IN_PROCESS="false") as rp,
+        serving.baseline(base_url) as base,
+    ):
+        send = serving.command_sender(videos)
+        serving.closed_loop(rp, send, max(20, n // 10))  # warm up both
+        serving.closed_loop(base, serving.insert_send, max(20, n // 10))
+        results: dict[str, list[serving.Latencies]] = {"rp": [], "base": []}
+
+        def run(name: str, base_url: str, s: serving.Send) -> Callable[[], float]:
+            def measure() -> float:
+                lat = serving.closed_loop(base_url, s, n)
+                results[name].append(lat)
+                return lat.rate
+
+            return measure
+
+        runs = {"B3 command": run("rp", rp, send),
+                "bare INSERT": run("base", base, serving.insert_send)}  # fmt: skip
+        got = interleave(runs, ctx.repeat, "B3")
+    p99 = median([lat.p(99) for lat in results["rp"]])
+    base_p99 = median([lat.p(99) for lat in results["base"]])
+    p50 = median([lat.p(50) for lat in results["rp"]])
+    base_p50 = median([lat.p(50) for lat in results["base"]])
+    r = Row("B3", f"single command, {serving.CONCURRENCY} clients (req/s)", "req/s",
+            ">= 0.7; p99 <= 1.5x", got["B3 command"], got["bare INSERT"])  # fmt: skip
+    r.ratio = r.figure / r.baseline  # type: ignore[operator]
+    r.met = r.ratio >= 0.7 and p99 <= 1.5 * base_p99
+    r.notes.append(
+        f"latency p50 {p50:.1f} ms vs {base_p50:.1f} ms; p99 {p99:.1f} ms vs {base_p99:.1f} ms "
+        f"({p99 / base_p99:.2f}x, target <= 1.5x)"
+    )
+    return [r]
+
+
+def b5(ctx: Context) -> list[Row]:
+    s = ctx.scale
+    videos = serving.sample(ctx.work.videos, 200)
+    rounds: list[dict[str, float]] = []
+    with ctx.srv.fresh(ctx.template) as url, serving.reelpulse(url) as rp:
+        serving.freshness(rp, videos, s.b5_rate / 5, 1)  # warm up
+        for i in range(ctx.repeat):
+            got = serving.freshness(rp, videos, s.b5_rate, s.b5_seconds)
+            rounds.append(got)
+            console.print(f"  B5 round {i + 1}/{ctx.repeat}: p99 {got['p99']:.1f} ms, "
+                          f"p50 {got['p50']:.1f} ms at {got['rate']:.0f} commands/s")  # fmt: skip
+    r = Row("B5", f"freshness p99 at {s.b5_rate:.0f} commands/s (ms)", "ms", "<= 50 ms",
+            [x["p99"] for x in rounds])  # fmt: skip
+    achieved = median([x["rate"] for x in rounds])
+    r.met = r.figure <= 50 and achieved >= 0.95 * s.b5_rate
+    r.notes.append(
+        f"p50 {median([x['p50'] for x in rounds]):.1f} ms; commands completed at "
+        f"{achieved:.0f}/s (offered {s.b5_rate:.0f}/s)"
+    )
+    return [r]
+
+
+def b4_b6_b7(ctx: Context, rows: set[str]) -> list[Row]:
+    """One store with engagement (ingested, projected): rebuilt for B4, queried for B6/B7."""
+    out: list[Row] = []
+    with ctx.srv.fresh(ctx.template) as url:
+        ingest_in_process(url, ctx.work.signals[: ctx.scale.b4_signals])
+        child("--store", url, "--read", url)  # the core read models of this store
+        if "B4" in rows:
+            out.append(b4(ctx, url))
+        if rows & {"B6", "B7"}:
+            out += b6_b7(ctx, url, rows)
+    return out
+
+
+def child(*args: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.rebuild", *args],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def rebuild_rate(ctx: Context, store_url: str, peaks: list[float]) -> float:
+    with ctx.srv.fresh() as read_url:
+        got = child("--store", store_url, "--read", read_url)
+    peaks.append(got["peak_rss_mb"])
+    return got["events"] / got["seconds"]
+
+
+def scan_rate(store_url: str) -> float:
+    got = child("--store", store_url, "--scan")
+    return got["events"] / got["seconds"]
+
+
+def b4(ctx: Context, url: str) -> Row:
+    peaks: list[float] = []
+    runs = {"B4 rebuild": lambda: rebuild_rate(ctx, url, peaks),
+            "scan + decode": lambda: scan_rate(url)}  # fmt: skip
+    got = interleave(runs, ctx.repeat, "B4")
+    r = Row("B4", f"rebuild of the core read models, {head(url):,} events (events/s)", "ev/s",
+            ">= 0.3", got["B4 rebuild"], got["scan + decode"])  # fmt: skip
+    r.ratio = r.figure / r.baseline  # type: ignore[operator]
+    r.met = r.ratio >= 0.3
+    r.notes.append(f"rebuild peak RSS {max(peaks):.0f} MB")
+    return r
+
+
+def b6_b7(ctx: Context, url: str, rows: set[str]) -> list[Row]:
+    videos = serving.sample(ctx.work.videos, 100)
+    n = ctx.scale.b67_requests
+    out = []
+    with (
+        serving.reelpulse(url, REELPULSE_PROJECTIONS_IN_PROCESS="false") as rp,
+        serving.baseline(url) as base,
+    ):
+        pairs = {
+            "B6": ("GraphQL video page", serving.video_page_sender(videos),
+                   serving.plain_video_sender(videos), "p50 <= 2x", 2.0),
+            "B7": ("GraphQL trending, 100 items", serving.trending_send,
+                   serving.plain_trending_send, "p50 <= 3x", 3.0),
+        }  # fmt: skip
+        for row_id, (measure, gql, plain, target, limit) in pairs.items():
+            if row_id not in rows:
+                continue
+            got, lats = latency_pair(ctx, rp, gql, base, plain, n, row_id)
+            if row_id == "B7":
+                note = f"{serving.trending_size(rp)} items per answer"
+            r = Row(row_id, f"{measure}, p50 (ms)", "ms", target, got["GraphQL"], got["plain"])
+            r.ratio = r.figure / r.baseline  # type: ignore[operator]
+            r.met = r.ratio <= limit
+            p99 = median([x.p(99) for x in lats["gql"]])
+            base_p99 = median([x.p(99) for x in lats["plain"]])
+            r.notes.append(f"p99 {p99:.1f} ms vs {base_p99:.1f} ms ({p99 / base_p99:.2f}x)")
+            if row_id == "B7":
+                r.notes.append(note)
+            out.append(r)
+    return out
+
+
+def latency_pair(
+    ctx: Context, rp: str, gql: serving.Send, base: str, plain: serving.Send, n: int, label: str
+) -> tuple[dict[str, list[float]], dict[str, list[serving.Latencies]]]:
+    """p50 latencies (ms) per round of one client on each side, interleaved."""
+    serving.closed_loop(rp, gql, max(10, n // 10), 1)  # warm up
+    serving.closed_loop(base, plain, max(10, n // 10), 1)
+    lats: dict[str, list[serving.Latencies]] = {"gql": [], "plain": []}
+
+    def run(name: str, base_url: str, s: serving.Send) -> Callable[[], float]:
+        def measure() -> float:
+            lat = serving.closed_loop(base_url, s, n, 1)
+            lats[name].append(lat)
+            return lat.p(50)
+
+        return measure
+
+    runs = {"GraphQL": run("gql", rp, gql), "plain": run("plain", base, plain)}
+    return interleave(runs, ctx.repeat, label), lats
+
+
+def b8(ctx: Context) -> list[Row]:
+    """Ingest and rebuild rates at two store sizes; the larger against the smaller."""
+    small, large = ctx.scale.growth
+    s = ctx.scale
+    block = ctx.work.signals[: s.b4_signals]
+    probe = ctx.work.signals[s.b1_signals : s.b1_signals + s.b2_signals]
+    ingest: dict[int, list[float]] = {}
+    rebuild: dict[int, list[float]] = {}
+    peaks: dict[int, list[float]] = {}
+    for size in (small, large):
+        with ctx.srv.fresh(ctx.template) as url:
+            catalog_head = head(url)
+            ingest_in_process(url, block)
+            stored = grow(url, catalog_head, size)
+            template = url.rsplit("/", 1)[1]
+            ingest[size], rebuild[size], peaks[size] = [], [], []
+            for i in range(ctx.repeat):
+                rebuild[size].append(rebuild_rate(ctx, url, peaks[size]))
+                with ctx.srv.fresh(template) as copy_url:  # ingest into a copy of the store
+                    events, seconds = ingest_in_process(copy_url, probe)
+                ingest[size].append(events / seconds)
+                console.print(f"  B8 {stored:,} events, round {i + 1}/{ctx.repeat}: ingest "
+                              f"{ingest[size][-1]:,.0f} ev/s, rebuild {rebuild[size][-1]:,.0f} "
+                              f"ev/s, peak RSS {peaks[size][-1]:.0f} MB")  # fmt: skip
+    out = []
+    for name, rates in (("B1 ingest", ingest), ("B4 rebuild", rebuild)):
+        r = Row("B8", f"{name} at {large:,} vs {small:,} events (events/s)", "ev/s",
+                "within 20%", rates[large], rates[small])  # fmt: skip
+        r.ratio = r.figure / r.baseline  # type: ignore[operator]
+        r.met = r.ratio >= 0.8
+        out.append(r)
+    worst = max(max(p) for p in peaks.values())
+    r = Row("B8", "rebuild peak RSS at both sizes (MB)", "MB", "< 500 MB", [worst])
+    r.met = worst < 500
+    out.append(r)
+    return out
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    rows = set(ALL_ROWS if args.all or not args.rows else args.rows.upper().split(","))
+    scale = SCALES[args.scale]
+    if args.growth:
+        scale = Scale(**{**scale.__dict__, "growth": tuple(int(x) for x in args.growth.split(","))})
+    given = sys.argv[1:] if args.argv is None else args.argv
+    command = " ".join([".venv/bin/python -m benchmarks", *given])
+    with Stopwatch() as watch, server() as srv:
+        catalog, work = workload(scale.views, scale.creators)
+        ctx = Context(srv, make_template(srv, catalog), work, scale, args.repeat)
+        results: list[Row] = []
+        if rows & {"B1", "B2"}:
+            results += b1_b2(ctx, rows)
+        if "B3" in rows:
+            results += b3(ctx)
+        if rows & {"B4", "B6", "B7"}:
+            results += b4_b6_b7(ctx, rows)
+        if "B5" in rows:
+            results += b5(ctx)
+        if "B8" in rows:
+            results += b8(ctx)
+        facts = machine_facts(srv.version)
+        srv.drop(ctx.template)
+    results.sort(key=lambda r: r.id)
+    table, markdown = render(results)
+    from rich.console import Console
+
+    Console().print(table)
+    for row in results:
+        for note in row.notes:
+            print(f"{row.id}: {note}")
+    print(f"\n{facts}")
+    met = sum(1 for r in results if r.met)
+    print(f"{met}/{len(results)} targets met in {watch.seconds / 60:.1f} min")
+    if args.docs:
+        write_docs(Path(args.docs), markdown, command, facts, watch.seconds)
+    return results
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run benchmark rows and print the table")
+    p.add_argument("--all", action="store_true", help="every row (the default)")
+    p.add_argument("--rows", help="comma-separated row ids, e.g. B1,B4")
+    p.add_argument("--scale", choices=sorted(SCALES), default="default")
+    p.add_argument("--repeat", type=int, default=3, help="interleaved rounds per row")
+    p.add_argument("--growth", help="B8 store sizes in events, e.g. 1000000,10000000")
+    p.add_argument("--docs", default=str(REPO / "docs" / "benchmarks.md"),
+                   help="Markdown file to write the results into")  # fmt: skip
+    p.add_argument("--no-docs", dest="docs", action="store_const", const=None)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    return run(parse(argv))
+
+
+if __name__ == "__main__":
+    main()

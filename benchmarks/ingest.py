@@ -1,0 +1,143 @@
+"""B1 and B2: engagement events/s into the PostgreSQL event store, against a raw COPY.
+
+B1  `EngagementApplication.ingest` in process, batches of 1000 signals (the HTTP limit):
+    per batch one read of every stream it touches, the domain rules, the library's
+    mapper, one COPY under the store's table lock, one COMMIT.
+B2  the same signals POSTed to `/v1/engagement/batch` of a real `reelpulse serve`
+    (projections off, so only the write side runs), 1000 items per request.
+Baseline: the stored rows B1 produced (same ids, topics, state bytes) written with a
+raw binary COPY into a table with the events table's definition (primary key,
+notification_id bigserial + unique index), one COMMIT per batch of the same size.
+Figures are stored events per second; every round uses a fresh copy of the template.
+"""
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+
+from adapters.eventstore import open_shared_store
+from adapters.workload.drivers import batch_item
+from benchmarks.core import Stopwatch
+from benchmarks.env import Server
+from commands.engagement import EngagementApplication, Signal
+
+BATCH = 1000
+RAW_TABLE = """
+CREATE TABLE raw_events (
+    originator_id uuid NOT NULL, originator_version bigint NOT NULL, topic text,
+    state bytea, notification_id bigserial,
+    PRIMARY KEY (originator_id, originator_version));
+CREATE UNIQUE INDEX raw_events_notification_id_idx ON raw_events (notification_id);
+"""
+EVENTS_TABLE = "reelpulse_events"
+
+
+def head(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}")
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+def batches(signals: Sequence[Signal], size: int = BATCH) -> list[Sequence[Signal]]:
+    return [signals[i : i + size] for i in range(0, len(signals), size)]
+
+
+def ingest_in_process(url: str, signals: Sequence[Signal]) -> tuple[int, float]:
+    """(events stored, seconds) for ingesting `signals` through the bulk path."""
+    store = open_shared_store(url, cache_size=10_000)
+    app = EngagementApplication(store)
+    try:
+        before = store.recorder.max_notification_id() or 0
+        with Stopwatch() as watch:
+            for batch in batches(signals):
+                app.ingest(batch)
+        events = (store.recorder.max_notification_id() or 0) - before
+    finally:
+        app.close()
+        store.factory.close()
+    return events, watch.seconds
+
+
+def stored_rows(url: str, after: int) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        cur = conn.execute(
+            f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
+            "WHERE notification_id > %s ORDER BY notification_id",
+            (after,),
+        )
+        return [(r[0], r[1], r[2], bytes(r[3])) for r in cur]
+
+
+def raw_copy(url: str, rows: Sequence[tuple[Any, ...]], per_commit: int) -> float:
+    """Rows/s of a binary COPY of `rows`, one COMMIT every `per_commit` rows."""
+    with psycopg.connect(url) as conn:
+        conn.execute(RAW_TABLE)
+        conn.commit()
+        with Stopwatch() as watch:
+            for i in range(0, len(rows), per_commit):
+                with conn.cursor() as cur, cur.copy(
+                    "COPY raw_events (originator_id, originator_version, topic, state) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ) as copy:  # fmt: skip
+                    copy.set_types(["uuid", "int8", "text", "bytea"])
+                    for row in rows[i : i + per_commit]:
+                        copy.write_row(row)
+                conn.commit()
+    return len(rows) / watch.seconds
+
+
+@dataclass
+class IngestBench:
+    srv: Server
+    template: str
+    signals: Sequence[Signal]  # per round
+    http_signals: Sequence[Signal]
+    rows: list[tuple[Any, ...]] | None = None
+    events_per_batch: int = BATCH
+
+    def prepare(self) -> None:
+        """A warm-up ingest (not timed) that yields the rows the COPY baseline writes."""
+        with self.srv.fresh(self.template) as url:
+            start = head(url)
+            events, _ = ingest_in_process(url, self.signals)
+            self.rows = stored_rows(url, start)
+        self.events_per_batch = max(1, round(events / len(batches(self.signals))))
+
+    def in_process(self) -> float:
+        with self.srv.fresh(self.template) as url:
+            events, seconds = ingest_in_process(url, self.signals)
+        return events / seconds
+
+    def copy(self) -> float:
+        assert self.rows is not None
+        with self.srv.fresh(self.template) as url:
+            return raw_copy(url, self.rows, self.events_per_batch)
+
+    def over_http(self) -> float:
+        from benchmarks.serving import reelpulse
+
+        bodies = [
+            orjson.dumps({"items": [batch_item(s) for s in b]}) for b in batches(self.http_signals)
+        ]
+        with (
+            self.srv.fresh(self.template) as url,
+            reelpulse(url, REELPULSE_PROJECTIONS_IN_PROCESS="false") as base,
+            httpx.Client(base_url=base, timeout=120) as client,
+        ):
+            before = head(url)
+            started = time.perf_counter()
+            for body in bodies:
+                r = client.post(
+                    "/v1/engagement/batch",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+                r.raise_for_status()
+            seconds = time.perf_counter() - started
+            events = head(url) - before
+        return events / seconds
