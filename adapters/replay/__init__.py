@@ -1,0 +1,1 @@
+"""Replay and export: backtests on a sandbox, never on the live read models."""
