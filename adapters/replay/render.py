@@ -39,8 +39,8 @@ def _table(title: str, labels: list[str]) -> Table:
     return table
 
 
-def _rows(table: Table, rows: Mapping[str, list[Any]]) -> None:
-    for name, values in rows.items():
+def _rows(table: Table, rows: list[tuple[str, list[Any]]]) -> None:
+    for name, values in rows:
         cells = [_fmt(v) for v in values]
         if len(values) == 2:
             cells.append(_delta(*values))
@@ -64,13 +64,13 @@ def render(report: Mapping[str, Any], console: Console) -> None:
 
     table = _table("alerts (precision/recall against moderators' final decisions)", labels)
     rules = sorted({rule for r in results for rule in r["alerts"]["by_rule"]})
-    rows: dict[str, list[Any]] = {"total": [r["alerts"]["total"] for r in results]}
+    rows: list[tuple[str, list[Any]]] = [("total", [r["alerts"]["total"] for r in results])]
     for rule in rules:
         entries = [r["alerts"]["by_rule"].get(rule, {}) for r in results]
-        rows[rule] = [e.get("alerts", 0) for e in entries]
+        rows.append((rule, [e.get("alerts", 0) for e in entries]))
         if any("vs_decisions" in e for e in entries):
             for key in ("precision", "recall", "true_positives", "false_positives"):
-                rows[f"  {key}"] = [e.get("vs_decisions", {}).get(key) for e in entries]
+                rows.append((f"  {key}", [e.get("vs_decisions", {}).get(key) for e in entries]))
     _rows(table, rows)
     console.print(table)
 
@@ -88,18 +88,17 @@ def render(report: Mapping[str, Any], console: Console) -> None:
         console.print(table)
 
     table = _table("read models", labels)
-    rows = {}
+    rows = []
     for key in results[0].get("stats", {}):
-        rows[f"stats.{key}"] = [r["stats"][key] for r in results]
+        rows.append((f"stats.{key}", [r["stats"][key] for r in results]))
     statuses = sorted(
         {s for r in results for s in r.get("moderation", {}).get("cases_by_status", {})}
     )
     for status in statuses:
-        rows[f"cases {status}"] = [
-            r["moderation"]["cases_by_status"].get(status, 0) for r in results
-        ]
+        counts = [r["moderation"]["cases_by_status"].get(status, 0) for r in results]
+        rows.append((f"cases {status}", counts))
     for key in results[0]["rows"]:
-        rows[key] = [r["rows"].get(key) for r in results]
+        rows.append((key, [r["rows"].get(key) for r in results]))
     _rows(table, rows)
     console.print(table)
 
