@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 
 class FlushableView(Protocol):
+    """What the runner needs of a view. A view may also offer `prefetch(events)`, called
+    with the batch's decoded events before the first is processed, to read the rows the
+    batch will need in a few queries instead of one per event."""
+
     def flush(self) -> set[str]: ...
 
 
@@ -144,8 +148,13 @@ class ProjectionRunner(FollowingWorker):
             full = len(notifications) == self.batch_size
             end = notifications[-1].id if full else head
             view = self.spec.make_view(conn)
-            for n in notifications:
-                self.spec.projection.process(self.mapper.to_domain_event(n), n.id, view)
+            events = [self.mapper.to_domain_event(n) for n in notifications]
+            prefetch = getattr(view, "prefetch", None)
+            if prefetch is not None:  # a view may read what the whole batch needs at once
+                prefetch(events)
+            process = self.spec.projection.process
+            for n, event in zip(notifications, events, strict=True):
+                process(event, n.id, view)
             changed = view.flush()
             write_position(conn, self.name, end, len(notifications))
             if self.checkpointed and notifications:

@@ -1,8 +1,10 @@
 """SQL implementation of SessionsView: a batch's sessions are kept in memory and written
 once at flush (one upsert for sessions, one insert for session videos)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -10,9 +12,11 @@ import sqlalchemy as sa
 from adapters.readmodel.tables import rm_session_videos, rm_viewer_sessions
 from adapters.readmodel.times import as_utc
 from adapters.readmodel.upsert import insert_for, insert_ignore
+from domain.engagement import Engagement
 from projections.sessions import SessionState, SessionsView
 
 S, SV = rm_viewer_sessions.c, rm_session_videos.c
+PREFETCH_CHUNK = 500
 
 
 @dataclass
@@ -48,6 +52,35 @@ class SqlSessionsView(SessionsView):
                 else None
             )
         return self._latest[viewer_id]
+
+    def prefetch(self, events: Sequence[Any]) -> None:
+        """Every viewer's latest session for the batch's views, in one query per chunk."""
+        viewers = list(
+            dict.fromkeys(
+                e.viewer_id
+                for e in events
+                if isinstance(e, Engagement.Viewed) and e.viewer_id not in self._latest
+            )
+        )
+        for i in range(0, len(viewers), PREFETCH_CHUNK):
+            chunk = viewers[i : i + PREFETCH_CHUNK]
+            latest = (
+                sa.select(S.viewer_id, sa.func.max(S.session_no).label("n"))
+                .where(S.viewer_id.in_(chunk))
+                .group_by(S.viewer_id)
+                .subquery()
+            )
+            rows = self.conn.execute(
+                sa.select(S.viewer_id, S.session_no, S.started_at, S.ended_at).join(
+                    latest, sa.and_(S.viewer_id == latest.c.viewer_id, S.session_no == latest.c.n)
+                )
+            )
+            found = {
+                r.viewer_id: SessionState(r.session_no, as_utc(r.started_at), as_utc(r.ended_at))
+                for r in rows
+            }
+            for viewer in chunk:
+                self._latest[viewer] = found.get(viewer)
 
     def start_session(self, viewer_id: UUID, session_no: int, at: datetime) -> None:
         at = as_utc(at)
@@ -114,11 +147,11 @@ class SqlSessionsView(SessionsView):
             .where(SV.viewer_id == S.viewer_id, SV.session_no == S.session_no)
             .scalar_subquery()
         )
-        self.conn.execute(
-            rm_viewer_sessions.update()
-            .where(S.viewer_id == sa.bindparam("v"), S.session_no == sa.bindparam("n"))
-            .values(videos_watched=distinct),
-            [{"v": v, "n": n} for v, n in keys],
-        )
+        for i in range(0, len(keys), PREFETCH_CHUNK):  # one statement per chunk of sessions
+            self.conn.execute(
+                rm_viewer_sessions.update()
+                .where(sa.tuple_(S.viewer_id, S.session_no).in_(keys[i : i + PREFETCH_CHUNK]))
+                .values(videos_watched=distinct)
+            )
         self._touched.clear()
         return {f"sessions:{v}" for v, _ in keys}

@@ -16,7 +16,7 @@ from adapters.readmodel.tables import (
     rm_view_pairs,
 )
 from adapters.readmodel.times import as_utc
-from adapters.readmodel.upsert import add_counters, insert_ignore
+from adapters.readmodel.upsert import add_counters, insert_for, insert_ignore
 from projections.stats import StatsView
 
 COUNTERS = ("views", "likes", "shares", "comments")
@@ -32,6 +32,8 @@ class SqlStatsView(StatsView):
         self.last_engaged: dict[UUID, datetime] = {}
         self.viewed_pairs: dict[tuple[UUID, UUID], None] = {}
         self.follow_deltas: dict[UUID, int] = defaultdict(int)
+        self.new_pairs: dict[UUID, dict[str, UUID]] = {}
+        self.new_videos: dict[UUID, dict[str, Any]] = {}
         self._videos: dict[UUID, tuple[UUID, list[str], str | None]] = {}
         self._changed: set[str] = set()  # keys of mid-batch flushes (caption edits)
 
@@ -74,23 +76,37 @@ class SqlStatsView(StatsView):
         duration_seconds: float,
         at: datetime,
     ) -> None:
-        insert_ignore(
-            self.conn,
-            rm_videos,
-            [dict(video_id=video_id, creator_id=creator_id, caption=caption, hashtags=hashtags,
-                  sound_id=sound_id, duration_seconds=duration_seconds, status="active",
-                  published_at=as_utc(at))],
+        # Written at flush (or before anything that updates videos), in one statement each.
+        self.new_videos[video_id] = dict(
+            video_id=video_id, creator_id=creator_id, caption=caption, hashtags=hashtags,
+            sound_id=sound_id, duration_seconds=duration_seconds, status="active",
+            published_at=as_utc(at),
         )  # fmt: skip
         self._videos[video_id] = (creator_id, hashtags, sound_id)
-        add_counters(
-            self.conn, rm_creators, "creator_id", {creator_id: {"videos": 1}}, create=False
-        )
-        self._tag_videos(hashtags, +1)
-        if sound_id:
-            add_counters(self.conn, rm_sounds, "sound_id", {sound_id: {"videos": 1}}, create=True)
+
+    def _write_new_videos(self) -> None:
+        """Insert the videos published in this batch and count them on their creators,
+        hashtags and sounds."""
+        if not self.new_videos:
+            return
+        rows = list(self.new_videos.values())
+        self.new_videos.clear()
+        insert_ignore(self.conn, rm_videos, rows)
+        creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        tags: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        sounds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for r in rows:
+            creators[r["creator_id"]]["videos"] += 1
+            for t in r["hashtags"]:
+                tags[t]["videos"] += 1
+            if r["sound_id"]:
+                sounds[r["sound_id"]]["videos"] += 1
+        add_counters(self.conn, rm_creators, "creator_id", creators, create=False)
+        add_counters(self.conn, rm_hashtags, "tag", tags, create=True)
+        add_counters(self.conn, rm_sounds, "sound_id", sounds, create=True)
 
     def video_caption(self, video_id: UUID, caption: str, hashtags: list[str]) -> None:
-        self.flush()  # counters so far belong to the old hashtags
+        self.flush()  # counters so far belong to the old hashtags (and new videos are in)
         _, old, _ = self._video(video_id)
         self.conn.execute(
             rm_videos.update()
@@ -108,6 +124,7 @@ class SqlStatsView(StatsView):
         self._videos[video_id] = (self._videos[video_id][0], hashtags, self._videos[video_id][2])
 
     def video_status(self, video_id: UUID, status: str) -> None:
+        self._write_new_videos()
         self.conn.execute(
             rm_videos.update().where(rm_videos.c.video_id == video_id).values(status=status)
         )
@@ -157,10 +174,9 @@ class SqlStatsView(StatsView):
             self.last_engaged[video_id] = at
 
     def follow_pair(self, pair_id: UUID, viewer_id: UUID, creator_id: UUID) -> None:
-        insert_ignore(
-            self.conn,
-            rm_follow_pairs,
-            [dict(pair_id=pair_id, viewer_id=viewer_id, creator_id=creator_id)],
+        # Written at flush, before the follow counters that need the pair's creator.
+        self.new_pairs.setdefault(
+            pair_id, dict(pair_id=pair_id, viewer_id=viewer_id, creator_id=creator_id)
         )
 
     def follow(self, pair_id: UUID, delta: int) -> None:
@@ -171,7 +187,9 @@ class SqlStatsView(StatsView):
         """Write the batch's counters; return change keys for subscriptions."""
         changed = {f"video:{v}" for v in self.video_deltas} | {"summary"} | self._changed
         self._changed = changed
+        self._write_new_videos()
         self._flush_unique_viewers()
+        self._load_videos(list(self.video_deltas))
         creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         tags: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         sounds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -203,23 +221,37 @@ class SqlStatsView(StatsView):
     def _flush_unique_viewers(self) -> None:
         if not self.viewed_pairs:
             return
-        pairs = list(self.viewed_pairs)
-        existing: set[tuple[UUID, UUID]] = set()
-        for i in range(0, len(pairs), 400):
-            chunk = pairs[i : i + 400]
-            rows = self.conn.execute(
-                sa.select(rm_view_pairs.c.video_id, rm_view_pairs.c.viewer_id).where(
-                    sa.tuple_(rm_view_pairs.c.video_id, rm_view_pairs.c.viewer_id).in_(chunk)
-                )
-            )
-            existing.update((r.video_id, r.viewer_id) for r in rows)
-        new = [p for p in pairs if p not in existing]
-        insert_ignore(self.conn, rm_view_pairs, [{"video_id": v, "viewer_id": w} for v, w in new])
+        # One insert that skips known pairs and returns the new ones: each new pair is
+        # one more unique viewer of its video.
+        stmt = (
+            insert_for(self.conn, rm_view_pairs)
+            .on_conflict_do_nothing()
+            .returning(rm_view_pairs.c.video_id, rm_view_pairs.c.viewer_id)
+        )
+        rows = [{"video_id": v, "viewer_id": w} for v, w in self.viewed_pairs]
+        new = [(r.video_id, r.viewer_id) for r in self.conn.execute(stmt, rows)]
         for video_id, _ in new:
             self.video_deltas[video_id]["unique_viewers"] += 1
         self.viewed_pairs.clear()
 
+    def _load_videos(self, video_ids: list[UUID]) -> None:
+        """The creator, hashtags and sound of every video not known yet, in few queries."""
+        missing = [v for v in video_ids if v not in self._videos]
+        for i in range(0, len(missing), 500):
+            chunk = missing[i : i + 500]
+            v = rm_videos.c
+            rows = self.conn.execute(
+                sa.select(v.video_id, v.creator_id, v.hashtags, v.sound_id).where(
+                    v.video_id.in_(chunk)
+                )
+            )
+            for row in rows:
+                self._videos[row.video_id] = (row.creator_id, list(row.hashtags), row.sound_id)
+
     def _flush_follows(self) -> None:
+        if self.new_pairs:
+            insert_ignore(self.conn, rm_follow_pairs, list(self.new_pairs.values()))
+            self.new_pairs.clear()
         if not self.follow_deltas:
             return
         ids = list(self.follow_deltas)

@@ -2,7 +2,9 @@
 upserted at flush; the watermark and the video lookup are cached for the transaction."""
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -49,6 +51,23 @@ class SqlTrendingView(TrendingView):
         found = self.video_keys(video_id)
         if found is not None:
             self._videos[video_id] = VideoKeys(list(hashtags), found.sound_id)
+
+    def prefetch(self, events: Sequence[Any]) -> None:
+        """The hashtags and sound of every video the batch's events name, in few queries."""
+        wanted = [
+            v
+            for v in dict.fromkeys(getattr(e, "video_id", None) for e in events)
+            if isinstance(v, UUID) and v not in self._videos
+        ]
+        t = rm_trend_videos.c
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = self.conn.execute(
+                sa.select(t.video_id, t.hashtags, t.sound_id).where(t.video_id.in_(chunk))
+            )
+            found = {r.video_id: VideoKeys(list(r.hashtags), r.sound_id) for r in rows}
+            for video_id in chunk:
+                self._videos[video_id] = found.get(video_id)
 
     def video_keys(self, video_id: UUID) -> VideoKeys | None:
         if video_id not in self._videos:

@@ -1,18 +1,18 @@
-"""The Kafka relay benchmark still runs: a tiny store, one round, every figure positive.
+"""The benchmarks still run: tiny inputs, one round, every figure positive.
 
-It times nothing that the suite asserts on (benchmarks are scripts, not timed tests);
-it only keeps `python -m benchmarks.kafka_relay` from rotting as the code under it moves.
+They time nothing that the suite asserts on (benchmarks are scripts, not timed tests);
+they only keep `python -m benchmarks.kafka_relay` and `python -m benchmarks run` (issue 7,
+`make bench`) from rotting as the code under them moves.
 """
 
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.kafka
-
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.kafka
 def test_kafka_relay_benchmark_runs_and_reports_ratios(
     kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -31,3 +31,60 @@ def test_kafka_relay_benchmark_runs_and_reports_ratios(
         assert "ingest / direct ingest" in result.ratios, result.skipped
     report = capsys.readouterr().out
     assert "| relay / raw producer |" in report
+
+
+@pytest.mark.postgres
+def test_issue7_in_process_rows_run_on_a_tiny_workload(
+    pg_server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """B1 (bulk ingest vs raw COPY) and B4 (rebuild vs scan) on the session's PostgreSQL
+    server: every figure positive, both rows in the printed table."""
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.setenv("REELPULSE_TEST_DATABASE_URL", pg_server.admin_url)
+    import benchmarks.__main__ as bench
+
+    rows = bench.main(["run", "--rows", "B1,B4", "--scale", "tiny", "--repeat", "1",
+                       "--no-docs"])  # fmt: skip
+
+    assert [r.id for r in rows] == ["B1", "B4"]
+    assert all(r.rounds and r.figure > 0 for r in rows)
+    assert all(r.ratio is not None and r.ratio > 0 for r in rows if r.baseline_rounds)
+    report = capsys.readouterr().out
+    assert "B1" in report and "B4" in report and "targets met" in report
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_issue7_server_rows_run_on_a_tiny_workload(
+    pg_server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """B2, B3, B5, B6, B7 and B8 (with real `reelpulse serve` and baseline servers: minutes,
+    so only with `-m slow`)."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("starts several servers (minutes): run with -m slow, or `make bench-smoke`")
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.setenv("REELPULSE_TEST_DATABASE_URL", pg_server.admin_url)
+    import benchmarks.__main__ as bench
+
+    rows = bench.main(["run", "--rows", "B2,B3,B5,B6,B7,B8", "--scale", "tiny", "--repeat", "1",
+                       "--no-docs"])  # fmt: skip
+
+    assert [r.id for r in rows] == ["B2", "B3", "B5", "B6", "B7", "B8", "B8", "B8"]
+    assert all(r.rounds and r.figure > 0 for r in rows)
+    assert all(r.baseline and r.ratio for r in rows if r.baseline_rounds)
+
+
+def test_issue7_docs_section_is_replaced_not_appended(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.core import write_docs
+
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\n## Kafka relay\n\nkept\n")
+    write_docs(docs, "| first |", "make bench", "2 CPUs", 60)
+    write_docs(docs, "| second |", "make bench", "2 CPUs", 60)
+
+    text = docs.read_text()
+    assert "kept" in text and "| second |" in text and "| first |" not in text
+    assert text.count("bench:results:begin") == 1
