@@ -1,0 +1,185 @@
+"""`reelpulse projections ...`: projection status and rebuilds (blue/green or in place).
+
+Mounted on the main CLI with `app.add_typer(projections_app, name="projections")`;
+also runnable on its own: `python -m adapters.cli_projections status`.
+"""
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from adapters.bootstrap import Container, bootstrap
+from adapters.eventstore.factory import ConfigurationError
+from adapters.projections.rebuild import Progress as RebuildProgress
+from adapters.projections.rebuild import Rebuilder, RebuildError, RebuildInterrupted
+from adapters.projections.status import projection_status
+from adapters.settings import Settings
+
+app = typer.Typer(
+    help="Projection status and rebuilds (blue/green by default, --in-place for a reset).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True, soft_wrap=True)  # one-line messages stay one line
+out = Console()
+
+
+def _open() -> Container:
+    settings = Settings()
+    try:
+        return bootstrap(settings)
+    except ConfigurationError as e:
+        console.print(f"[red]configuration error:[/red] {e}")
+        raise typer.Exit(2) from None
+    except Exception as e:  # e.g. database unreachable: say so plainly, no traceback
+        console.print(f"[red]cannot open the event store at {settings.database_url}:[/red] {e}")
+        raise typer.Exit(1) from None
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}min"
+
+
+@app.command()
+def status(
+    sample: Annotated[
+        float, typer.Option(help="Seconds between the two reads that measure rates", min=0, max=60)
+    ] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout")] = False,
+) -> None:
+    """Every projection's position, lag behind the store head, rate and last error."""
+    container = _open()
+    try:
+        rows = projection_status(container.store, container.read_engine, sample_seconds=sample)
+    finally:
+        container.close()
+    if as_json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        return
+    table = Table(title=f"projections (store head {rows[0].head if rows else 0})")
+    for column in ("projection", "v", "position", "lag", "events", "ev/s", "ETA", "updated",
+                   "rebuild", "last error"):  # fmt: skip
+        table.add_column(column, justify="right" if column not in ("projection", "last error")
+                         else "left")  # fmt: skip
+    now = datetime.now(UTC)
+    for r in rows:
+        updated = f"{_age((now - r.updated_at).total_seconds())} ago" if r.updated_at else "never"
+        table.add_row(
+            r.name, str(r.version), f"{r.position:,}", f"{r.lag:,}", f"{r.events:,}",
+            "-" if r.rate is None else f"{r.rate:,.0f}", _age(r.eta_seconds), updated,
+            "-" if r.rebuild_position is None else f"at {r.rebuild_position:,}",
+            (r.last_error or "").splitlines()[0][:60] if r.last_error else "",
+        )  # fmt: skip
+    out.print(table)
+    behind = [r for r in rows if r.lag]
+    errors = [r for r in rows if r.last_error]
+    out.print(
+        f"{len(rows)} projections, {len(behind)} behind the head "
+        f"(max lag {max((r.lag for r in rows), default=0):,}), {len(errors)} with errors"
+    )
+
+
+@app.command()
+def rebuild(
+    names: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Rebuild every projection")] = False,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="Reset and rebuild the live tables (no shadow)")
+    ] = False,
+    restart: Annotated[
+        bool, typer.Option(help="Discard an interrupted blue/green build instead of resuming it")
+    ] = False,
+    require_identical: Annotated[
+        bool, typer.Option(help="Refuse to switch if the rebuilt rows differ from the live ones")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Events per transaction (default: the setting)", min=1)
+    ] = None,
+) -> None:
+    """Rebuild projections from the first event. Blue/green by default: build into a
+    shadow while the live version serves, catch up, verify, switch atomically, drop the
+    old rows. Resumable: run the same command again after an interruption."""
+    if bool(names) == all_:
+        console.print("[red]name the projections to rebuild, or pass --all (not both)[/red]")
+        raise typer.Exit(2)
+    container = _open()
+    try:
+        rebuilder = Rebuilder.for_container(container, batch_size=batch_size)
+        targets = rebuilder.names if all_ else list(dict.fromkeys(names or []))
+        unknown = [n for n in targets if n not in rebuilder.names]
+        if unknown:
+            console.print(
+                f"[red]unknown projection {', '.join(unknown)}[/red] "
+                f"(known: {', '.join(rebuilder.names)})"
+            )
+            raise typer.Exit(2)
+        _rebuild_all(rebuilder, targets, in_place, restart, require_identical)
+    finally:
+        container.close()
+
+
+def _rebuild_all(
+    rebuilder: Rebuilder, targets: list[str], in_place: bool, restart: bool, identical: bool
+) -> None:
+    started, results = time.perf_counter(), []
+    with Progress(
+        TextColumn("[bold]{task.description:<20}"),
+        TextColumn("{task.fields[phase]:<8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        for name in targets:
+            task = progress.add_task(name, total=None, phase="start", rate="")
+
+            def show(p: RebuildProgress, task: int = task) -> None:
+                total = max(p.target - p.start, 1) if p.phase in ("build", "rebuild") else None
+                progress.update(
+                    task, total=total or progress.tasks[task].total, phase=p.phase,
+                    completed=p.position - p.start if total else progress.tasks[task].completed,
+                    rate=f"{p.rate:,.0f} ev/s",
+                )  # fmt: skip
+
+            try:
+                result = rebuilder.rebuild(
+                    name, in_place=in_place, restart=restart, require_identical=identical,
+                    on_progress=show,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                progress.stop()
+                console.print(f"[yellow]{name}: interrupted; run the same command to resume[/]")
+                raise typer.Exit(130) from None
+            except RebuildInterrupted as e:
+                progress.stop()
+                console.print(f"[yellow]{e}[/yellow]")
+                raise typer.Exit(130) from None
+            except RebuildError as e:
+                progress.stop()
+                console.print(f"[red]{e}[/red]")
+                raise typer.Exit(1) from None
+            total = progress.tasks[task].total or 1
+            progress.update(task, phase="done", completed=total)
+            progress.console.print(result.summary())
+            results.append(result)
+    events = sum(r.events for r in results)
+    seconds = time.perf_counter() - started
+    different = [r.name for r in results if r.compared and not r.identical]
+    console.print(
+        f"rebuilt {len(results)} projection(s) ({'in place' if in_place else 'blue/green'}): "
+        f"{events:,} events in {seconds:.1f}s ({events / max(seconds, 1e-9):,.0f} ev/s); "
+        + (f"changed: {', '.join(different)}" if different else "no changes against live")
+    )
+
+
+if __name__ == "__main__":
+    app()
