@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from adapters.bootstrap import Container, bootstrap
+from adapters.cli_replay import export_cmd, replay_cmd
 from adapters.eventstore.factory import ConfigurationError
 from adapters.settings import Settings
 
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Event store and read-model database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("export")(export_cmd)
+app.command("replay")(replay_cmd)
 console = Console(stderr=True)
 
 

@@ -4,7 +4,9 @@ to the recount, and to the read models of a run that never crashed.
 Given a store filled with a seeded workload, when a `reelpulse project` worker committing
 small batches is killed at several points of its catch-up and finally restarted with
 --once, then no event was lost or applied twice: the counters equal a recount from the
-event history and a reference built in-process without a crash.
+event history and a reference built in-process without a crash; and every online model
+(issue 5, acceptance 2) made exactly the same predictions, scores and alerts and ends in
+exactly the same state as in the run that never crashed.
 """
 
 import os
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from psycopg import sql
+from support.readmodels import model_outputs, model_states
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.readmodel.db import create_read_engine, read_model_url
@@ -138,7 +141,13 @@ def read_models(engine: sa.Engine) -> dict[str, Any]:
             sa.select(rm_virality.c.video_id, rm_virality.c.probability, rm_virality.c.viral)
         )
         model_metrics = conn.execute(sa.select(rm_model_metrics))
+        outputs = {  # every model projection's rows (predictions, scores, alerts, factors)
+            **model_outputs(engine),
+            # and the models themselves: the checkpointed state at the head
+            **{f"state:{name}": state for name, state in model_states(engine).items()},
+        }
         return {
+            "model_outputs": outputs,
             "virality": {row[0]: (row.probability, row.viral) for row in virality},
             "model_metrics": {(r.model, r.metric): (r.value, r.samples) for r in model_metrics},
             "videos": {row[0]: dict(row._mapping) for row in videos},
@@ -251,6 +260,8 @@ def test_killed_projection_worker_resumes_exactly_once(
     assert crashed["creators"] == reference["creators"]
     assert crashed["virality"] == reference["virality"]  # same model state after restarts
     assert crashed["virality"] and crashed["model_metrics"] == reference["model_metrics"]
+    for key, rows in reference["model_outputs"].items():  # every online model, exactly
+        assert crashed["model_outputs"][key] == rows, f"{key} differs after the kills"
     # Each projection applied each of its events once: batches and tracking commit together.
     assert crashed["events_applied"] == reference["events_applied"]
     print(  # shown with -s: where the kills landed and where the time went
