@@ -215,7 +215,11 @@ class BotDetectorProjection(Projection[BotDetectorView]):
         s, p = self.state, self.params
         video_id = UUID(int=video)
         x = self.vector(m)
-        score = float(s.model.score_one(x))  # score first, then learn
+        # Score first, then learn. A minute with fewer than `min_views` views can never
+        # alert, so it is not scored (its score is 0) — most organic minutes hold one or
+        # two views, and scoring is half the model's cost — but it is still learned: it is
+        # part of what normal traffic looks like.
+        score = float(s.model.score_one(x)) if m.views >= p.min_views else 0.0
         s.model.learn_one(x)
         s.scored += 1
         v = s.videos[video]

@@ -37,6 +37,7 @@ from domain.video import Video
 from projections.base import Projection
 
 MODEL = "moderation_risk"
+REPORT_STEPS = frozenset({1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987})
 BASELINE = "moderation_risk_base_rate"
 HARMFUL = frozenset({Outcome.RESTRICT.value, Outcome.REMOVE.value})
 NUMERIC = (
@@ -189,7 +190,7 @@ class ModerationRiskProjection(Projection[ModerationRiskView]):
                 self._appeal_resolved(event)
             case _ if isinstance(event, CASE_EVENTS):
                 case = self._apply(event)
-                if case is not None and case.open:
+                if case is not None and case.open and self._worth_predicting(event, case):
                     self._predict(event.originator_id, case, event.occurred_at, view)
 
     def _apply(self, event: Any) -> _Case | None:
@@ -217,6 +218,13 @@ class ModerationRiskProjection(Projection[ModerationRiskView]):
             case ModerationCase.Escalated():
                 found.priority = event.priority
         return found
+
+    @staticmethod
+    def _worth_predicting(event: Any, case: _Case) -> bool:
+        """Every opening, flag and escalation is predicted; reports only at the 1st, 2nd,
+        3rd, 5th, 8th, 13th... (Fibonacci): a wave of forty reports changes the risk in
+        steps, and predicting on each report was most of this projection's cost."""
+        return not isinstance(event, ModerationCase.Reported) or case.reports in REPORT_STEPS
 
     @staticmethod
     def _reopen_if_settled(case: _Case) -> None:

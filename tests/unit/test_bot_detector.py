@@ -157,8 +157,12 @@ def test_a_bot_burst_scores_high_and_raises_one_alert_while_organic_traffic_rais
     recording = RecordingView()
     run(BotDetectorProjection(PARAMS), events, recording)
 
-    burst_minutes = [c for c in recording.scores(target.id) if c[4]["other_source_share"] == 1]
+    loud = math.log1p(PARAMS.min_views) / math.log1p(PARAMS.view_cap)  # vector["views"]
+    burst = [c for c in recording.scores(target.id) if c[4]["other_source_share"] == 1]
+    burst_minutes = [c for c in burst if c[4]["views"] >= loud - 1e-12]
     assert len(burst_minutes) >= 4
+    # Minutes too quiet to ever alert are not scored (score 0), only learned.
+    assert all(c[3] == 0.0 for c in recording.scores() if c[4]["views"] < loud - 1e-12)
     assert min(c[3] for c in burst_minutes) >= PARAMS.threshold
     organic_scores = [c[3] for c in recording.scores() if c[4]["other_source_share"] < 1]
     assert max(organic_scores) < PARAMS.threshold
