@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from adapters.bootstrap import Container
 from adapters.graphql.router import mount_graphql
-from adapters.http import routes_content, routes_engagement, routes_moderation
+from adapters.http import routes_admin, routes_content, routes_engagement, routes_moderation
 from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import RequestContextMiddleware
 from adapters.http.ops import install_ops
@@ -48,7 +48,7 @@ def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
     app.state.container = container
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=container.settings.max_body_bytes)
-    for module in (routes_content, routes_engagement, routes_moderation):
+    for module in (routes_content, routes_engagement, routes_moderation, routes_admin):
         app.include_router(module.router)
     mount_graphql(app, container)
     install_ops(app, container)

@@ -108,6 +108,7 @@ class ProjectionRunner(FollowingWorker):
         self.batch_size = batch_size
         self.on_commit = on_commit
         self._state_loaded = False
+        self._last_end = -1  # the position of this runner's last commit (or state load)
 
     @property
     def name(self) -> str:
@@ -132,10 +133,14 @@ class ProjectionRunner(FollowingWorker):
 
     def _run_once(self) -> int:
         with self.engine.begin() as conn:
-            if self.checkpointed and not self._state_loaded:
+            start = read_position(conn, self.name)
+            # (Re)load the model state when it is not this runner's own last commit: at the
+            # start, after a failed batch, or when someone else moved the position (a
+            # rebuild's switch, a reset): the in-memory state would be stale.
+            if self.checkpointed and (not self._state_loaded or start != self._last_end):
                 self.spec.projection.load_state(read_checkpoint(conn, self.name))  # type: ignore[attr-defined]
                 self._state_loaded = True
-            start = read_position(conn, self.name)
+                self._last_end = start
             head = self.store.recorder.max_notification_id() or 0
             if head <= start:
                 return 0
@@ -160,6 +165,7 @@ class ProjectionRunner(FollowingWorker):
             if self.checkpointed and notifications:
                 state = self.spec.projection.dump_state()  # type: ignore[attr-defined]
                 write_checkpoint(conn, self.name, end, state)
+        self._last_end = end
         if self.on_commit is not None:
             self.on_commit(self.name, end, changed)
         return len(notifications) or 1  # advanced over ignored events: still progress
