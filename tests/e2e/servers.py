@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+from support.auth import ENV as AUTH_ENV
 
 
 def free_port() -> int:
@@ -24,6 +25,7 @@ def start_server(
         **os.environ,
         "REELPULSE_DATABASE_URL": database_url,
         "REELPULSE_LOG_LEVEL": "warning",
+        **AUTH_ENV,  # the development admin key tests send (tests/support/auth.py)
         **env,
     }
     # stderr goes to a file, not a pipe: a chatty server must never block on a full pipe.
