@@ -5,7 +5,7 @@ PYTHON ?= .venv/bin/python
 
 # Every row (B1..B8) against its baseline, interleaved, medians; writes docs/benchmarks.md.
 bench:
-	$(PYTHON) -m benchmarks run --all
+	$(PYTHON) -m benchmarks run --all --keep-going
 
 # The same code on a tiny workload, one round, docs untouched: checks that it still runs.
 bench-smoke:

@@ -37,6 +37,7 @@ from benchmarks.growth import grow
 from benchmarks.ingest import IngestBench, head, ingest_in_process
 
 ALL_ROWS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
+B5_LOW_RATE = 20.0  # commands/s well below what the machine sustains (see B3)
 B8_ROUNDS = 2  # each round rebuilds the large store: the slowest part of the run
 
 
@@ -151,13 +152,19 @@ def b5(ctx: Context) -> list[Row]:
             rounds.append(got)
             console.print(f"  B5 round {i + 1}/{ctx.repeat}: p99 {got['p99']:.1f} ms, "
                           f"p50 {got['p50']:.1f} ms at {got['rate']:.0f} commands/s")  # fmt: skip
+        low = serving.freshness(rp, videos, B5_LOW_RATE, s.b5_seconds)  # for comparison
     r = Row("B5", f"freshness p99 at {s.b5_rate:.0f} commands/s (ms)", "ms", "<= 50 ms",
             [x["p99"] for x in rounds])  # fmt: skip
     achieved = median([x["rate"] for x in rounds])
+    timeouts = sum(x["timeouts"] for x in rounds)
+    if timeouts:
+        probes = sum(x["probes"] for x in rounds)
+        r.notes.append(f"{timeouts} of {probes} probes hit the 5 s consistency timeout")
     r.met = r.figure <= 50 and achieved >= 0.95 * s.b5_rate
     r.notes.append(
         f"p50 {median([x['p50'] for x in rounds]):.1f} ms; commands completed at "
-        f"{achieved:.0f}/s (offered {s.b5_rate:.0f}/s)"
+        f"{achieved:.0f}/s (offered {s.b5_rate:.0f}/s); at {B5_LOW_RATE:.0f} commands/s "
+        f"(one round): p50 {low['p50']:.1f} ms, p99 {low['p99']:.1f} ms"
     )
     return [r]
 
@@ -298,6 +305,23 @@ def b8(ctx: Context) -> list[Row]:
     return out
 
 
+def guarded(ids: list[str], measure: Callable[[], list[Row]], keep_going: bool) -> list[Row]:
+    """A row that fails is reported as failed (with the error); the others still run."""
+    try:
+        return measure()
+    except Exception as e:
+        if not keep_going:
+            raise
+        console.print_exception()
+        failed = []
+        for row_id in ids:
+            r = Row(row_id, "FAILED", "", "")
+            r.met = False
+            r.notes.append(f"failed: {type(e).__name__}: {str(e)[:300]}")
+            failed.append(r)
+        return failed
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     rows = set(ALL_ROWS if args.all or not args.rows else args.rows.upper().split(","))
     scale = SCALES[args.scale]
@@ -309,16 +333,16 @@ def run(args: argparse.Namespace) -> list[Row]:
         catalog, work = workload(scale.views, scale.creators)
         ctx = Context(srv, make_template(srv, catalog), work, scale, args.repeat)
         results: list[Row] = []
-        if rows & {"B1", "B2"}:
-            results += b1_b2(ctx, rows)
-        if "B3" in rows:
-            results += b3(ctx)
-        if rows & {"B4", "B6", "B7"}:
-            results += b4_b6_b7(ctx, rows)
-        if "B5" in rows:
-            results += b5(ctx)
-        if "B8" in rows:
-            results += b8(ctx)
+        groups: list[tuple[set[str], Callable[[], list[Row]]]] = [
+            ({"B1", "B2"}, lambda: b1_b2(ctx, rows)),
+            ({"B3"}, lambda: b3(ctx)),
+            ({"B4", "B6", "B7"}, lambda: b4_b6_b7(ctx, rows)),
+            ({"B5"}, lambda: b5(ctx)),
+            ({"B8"}, lambda: b8(ctx)),
+        ]
+        for ids, measure in groups:
+            if rows & ids:
+                results += guarded(sorted(rows & ids), measure, args.keep_going)
         facts = machine_facts(srv.version)
         srv.drop(ctx.template)
     results.sort(key=lambda r: r.id)
@@ -352,6 +376,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--docs", default=str(REPO / "docs" / "benchmarks.md"),
                    help="Markdown file to write the results into")  # fmt: skip
     p.add_argument("--no-docs", dest="docs", action="store_const", const=None)
+    p.add_argument("--keep-going", action="store_true",
+                   help="report a row that fails and run the others (make bench)")  # fmt: skip
     args = parser.parse_args(argv)
     args.argv = argv
     return args

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from adapters.readmodel.tables import rm_session_videos, rm_viewer_sessions
 from adapters.readmodel.times import as_utc
-from adapters.readmodel.upsert import insert_for, insert_ignore
+from adapters.readmodel.upsert import insert_for
 from domain.engagement import Engagement
 from projections.sessions import SessionState, SessionsView
 
@@ -117,9 +117,25 @@ class SqlSessionsView(SessionsView):
         if not self._touched:
             return set()
         keys = sorted(self._touched)
+        # Session videos first: the insert skips videos a session already had and returns
+        # the new ones, so each session's distinct-video count grows by exactly those.
+        pairs = [
+            dict(viewer_id=v, session_no=n, video_id=video)
+            for v, n in keys
+            for video in sorted(self._touched[(v, n)].videos)
+        ]
+        new_videos: dict[tuple[UUID, int], int] = dict.fromkeys(keys, 0)
+        if pairs:
+            stmt = (
+                insert_for(self.conn, rm_session_videos)
+                .on_conflict_do_nothing()
+                .returning(SV.viewer_id, SV.session_no)
+            )
+            for r in self.conn.execute(stmt, pairs):
+                new_videos[(r.viewer_id, r.session_no)] += 1
         rows = [
             dict(viewer_id=v, session_no=n, started_at=t.started_at, ended_at=t.ended_at,
-                 views=t.views, watch_seconds=t.watch_seconds, videos_watched=0)
+                 views=t.views, watch_seconds=t.watch_seconds, videos_watched=new_videos[(v, n)])
             for (v, n), t in ((k, self._touched[k]) for k in keys)
         ]  # fmt: skip
         stmt = insert_for(self.conn, rm_viewer_sessions)
@@ -129,29 +145,9 @@ class SqlSessionsView(SessionsView):
                 "ended_at": stmt.excluded.ended_at,
                 "views": S.views + stmt.excluded.views,
                 "watch_seconds": S.watch_seconds + stmt.excluded.watch_seconds,
+                "videos_watched": S.videos_watched + stmt.excluded.videos_watched,
             },
         )
         self.conn.execute(stmt, rows)
-        insert_ignore(
-            self.conn,
-            rm_session_videos,
-            [
-                dict(viewer_id=v, session_no=n, video_id=video)
-                for v, n in keys
-                for video in sorted(self._touched[(v, n)].videos)
-            ],
-        )
-        # Distinct videos per session, recounted from the rows (a video counts once).
-        distinct = (
-            sa.select(sa.func.count())
-            .where(SV.viewer_id == S.viewer_id, SV.session_no == S.session_no)
-            .scalar_subquery()
-        )
-        for i in range(0, len(keys), PREFETCH_CHUNK):  # one statement per chunk of sessions
-            self.conn.execute(
-                rm_viewer_sessions.update()
-                .where(sa.tuple_(S.viewer_id, S.session_no).in_(keys[i : i + PREFETCH_CHUNK]))
-                .values(videos_watched=distinct)
-            )
         self._touched.clear()
         return {f"sessions:{v}" for v, _ in keys}
