@@ -271,7 +271,7 @@ def evaluate(
         table.add_column(column)
     for row in rows(report):
         table.add_row(*row)
-    Console().print(table)
+    Console(width=110).print(table)
     if json_out:
         tmp = f"{json_out}.tmp"
         with open(tmp, "w") as f:

@@ -146,13 +146,13 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         for metric, v in sorted(m.get(model, {}).items()):
             b = m.get(base, {}).get(metric)
             out.append((model, f"{metric} (n={v['samples']})", f"{v['value']:.4f}",
-                        f"{b['value']:.4f} ({base})" if b else "-"))  # fmt: skip
+                        f"{b['value']:.4f}" if b else "-"))  # fmt: skip
     bot = report["bot_detector"]
     rand = next((b for b in bot["baselines"] if b["name"].startswith("random")), None)
     for measure in ("precision", "recall"):
         out.append(("bot_detector", f"{measure} ({bot['model']['bursts']} bursts)",
                     f"{bot['model'][measure]:.3f}",
-                    f"{rand[measure]:.3f} (random, same rate)" if rand else "-"))  # fmt: skip
+                    f"{rand[measure]:.3f} (random)" if rand else "-"))  # fmt: skip
     spike = report["report_spike"][0]
     for measure in ("precision", "recall"):
         out.append(("alert_rules", f"report_spike {measure} ({spike['targets']} waves)",
