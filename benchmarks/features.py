@@ -105,8 +105,9 @@ def without_models(spec: ProjectionSpec) -> ProjectionSpec:
     return spec
 
 
-def fill(path: Path, days: int) -> Container:
+def fill(path: Path, days: int, scale: float = 1.0) -> Container:
     config = WorkloadConfig(seed=7, days=days, bot_bursts=10 * days, report_waves=20 * days)
+    config = config.scale(scale) if scale != 1.0 else config
     container = bootstrap(
         Settings(database_url=f"sqlite:///{path}/store.db", alert_actions_enabled=False)
     )
@@ -141,11 +142,11 @@ def specs(strip: bool) -> list[ProjectionSpec]:
     return [without_models(s) for s in chosen] if strip else chosen
 
 
-def measure(days: int, repeat: int) -> dict[str, Any]:
+def measure(days: int, repeat: int, scale: float = 1.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         console.print(f"filling a SQLite store with {days} simulated days ...")
-        container = fill(workdir, days)
+        container = fill(workdir, days, scale)
         head = container.head_position
         variants: dict[str, Callable[[], dict[str, float]]] = {
             "with models": lambda: run(container, specs(strip=False), workdir),
@@ -187,10 +188,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=2, help="simulated days (default 2)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per variant (default 3)")
+    parser.add_argument("--scale", type=float, default=1.0, help="workload size factor")
     args = parser.parse_args()
-    if args.days < 1 or args.repeat < 1:
-        parser.error("--days and --repeat must be at least 1")
-    table, total = report(measure(args.days, args.repeat))
+    if args.days < 1 or args.repeat < 1 or args.scale <= 0:
+        parser.error("--days and --repeat must be at least 1, --scale above 0")
+    table, total = report(measure(args.days, args.repeat, args.scale))
     console.print(table)
     verdict = "met" if total >= TARGET else "NOT met"
     console.print(f"ratio with/without models: {total:.2f} (target >= {TARGET}: {verdict})")
