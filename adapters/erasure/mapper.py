@@ -1,0 +1,169 @@
+"""Field-level crypto-shredding in eventsourcing's Mapper.
+
+`to_stored_event` replaces each designated field (fields.ERASABLE) with a sealed value,
+AES-256-GCM under its subject's key (created on first use), bound to subject and field
+name as associated data. In the stored JSON it is one transcoded object, so the state
+stays JSON (export, Kafka relay and replay files keep working):
+
+    "text": {"_type_": "reelpulse_sealed", "_data_": {"s": "<subject hex>",
+             "n": "<nonce b64>", "c": "<ciphertext b64>"}}
+
+`to_domain_event` opens it again, or, once the subject's key is gone, puts fields.ERASED
+in its place: the event still loads, with every other field intact, so aggregates,
+projections and rebuilds run unchanged. Events stored before this mapper (a plain string
+in the field) load as they are.
+"""
+
+import base64
+import os
+import weakref
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    JSONTranscoder,
+    Mapper,
+    ProcessRecorder,
+    StoredEvent,
+    Transcoder,
+    Transcoding,
+)
+from eventsourcing.utils import get_topic
+
+from adapters.erasure.fields import ERASABLE, ERASED, ErasableField
+from adapters.erasure.keys import KeyStore, key_store_for
+
+SEALED_TYPE = "reelpulse_sealed"
+NONCE_BYTES = 12
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """An encrypted field value as stored (the subject is kept in clear to find the key)."""
+
+    subject: UUID
+    nonce: bytes
+    ciphertext: bytes
+
+
+class SealedAsJSON(Transcoding):
+    type = Sealed
+    name = SEALED_TYPE
+
+    def encode(self, obj: Sealed) -> dict[str, str]:
+        return {
+            "s": obj.subject.hex,
+            "n": base64.b64encode(obj.nonce).decode(),
+            "c": base64.b64encode(obj.ciphertext).decode(),
+        }
+
+    def decode(self, data: dict[str, str]) -> Sealed:
+        return Sealed(UUID(data["s"]), base64.b64decode(data["n"]), base64.b64decode(data["c"]))
+
+
+def _aad(subject: UUID, field: str) -> bytes:
+    return subject.bytes + field.encode()
+
+
+def seal(key: bytes, subject: UUID, field: str, value: str, nonce: bytes) -> Sealed:
+    ciphertext = AESGCM(key).encrypt(nonce, value.encode(), _aad(subject, field))
+    return Sealed(subject, nonce, ciphertext)
+
+
+def open_sealed(key: bytes, field: str, sealed: Sealed) -> str:
+    plain = AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, _aad(sealed.subject, field))
+    return plain.decode()
+
+
+class ShreddingMapper(Mapper[UUID]):
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        compressor: Any = None,
+        cipher: Any = None,
+        *,
+        keys: KeyStore,
+    ) -> None:
+        super().__init__(transcoder=transcoder, compressor=compressor, cipher=cipher)
+        self.keys = keys
+        if isinstance(transcoder, JSONTranscoder) and SEALED_TYPE not in transcoder.names:
+            transcoder.register(SealedAsJSON())
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        fields = ERASABLE.get(get_topic(type(domain_event)))
+        if fields:
+            domain_event = self._sealed_copy(domain_event, fields)
+        return super().to_stored_event(domain_event)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        event = super().to_domain_event(stored_event)
+        if stored_event.topic in ERASABLE:
+            state = vars(event)
+            for spec in ERASABLE[stored_event.topic]:
+                value = state.get(spec.field)
+                if isinstance(value, Sealed):
+                    state[spec.field] = self._open(spec.field, value)
+        return event
+
+    def _sealed_copy(self, event: Any, fields: tuple[ErasableField, ...]) -> Any:
+        state = dict(vars(event))
+        for spec in fields:
+            value, subject = state.get(spec.field), state.get(spec.subject)
+            if not isinstance(value, str) or not isinstance(subject, UUID):
+                continue
+            key = self.keys.key_for_writing(subject)
+            if key is None:  # the subject was forgotten: the value is not stored at all
+                state[spec.field] = Sealed(subject, b"", b"")
+            else:
+                state[spec.field] = seal(key, subject, spec.field, value, _nonce())
+        copy = object.__new__(type(event))
+        object.__setattr__(copy, "__dict__", state)
+        return copy
+
+    def _open(self, field: str, sealed: Sealed) -> str:
+        key = self.keys.key_for_reading(sealed.subject)
+        if key is None or not sealed.ciphertext:
+            return ERASED
+        return open_sealed(key, field, sealed)
+
+
+def _nonce() -> bytes:
+    return os.urandom(NONCE_BYTES)
+
+
+# One key store per recorder, shared by every mapper of that store, so an erasure in this
+# process takes effect in every application's mapper at once (other processes: the
+# key store's cache bound, keys.CACHE_SECONDS).
+_KEY_STORES: "weakref.WeakKeyDictionary[Any, KeyStore]" = weakref.WeakKeyDictionary()
+
+
+def keys_for(recorder: ProcessRecorder) -> KeyStore:
+    store = _KEY_STORES.get(recorder)
+    if store is None:
+        store = _KEY_STORES[recorder] = key_store_for(recorder)
+    return store
+
+
+def install_shredding(factory: InfrastructureFactory[Any], recorder: ProcessRecorder) -> KeyStore:
+    """Make every mapper `factory` builds from now on a ShreddingMapper (idempotent).
+
+    The one hook: called by open_shared_store right after the recorder is built, before
+    any application constructs its mapper.
+    """
+    keys = keys_for(recorder)
+    if getattr(factory, "_reelpulse_shredding", False):
+        return keys
+    build = factory.mapper
+
+    def mapper(transcoder: Transcoder | None = None, mapper_class: Any = None) -> Mapper[Any]:
+        base = build(transcoder=transcoder, mapper_class=mapper_class)
+        return ShreddingMapper(
+            base.transcoder, compressor=base.compressor, cipher=base.cipher, keys=keys
+        )
+
+    factory.mapper = mapper  # type: ignore[method-assign]
+    factory._reelpulse_shredding = True  # type: ignore[attr-defined]
+    return keys
