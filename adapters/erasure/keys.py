@@ -68,6 +68,9 @@ class KeyStore(ABC):
     def create_table(self) -> None: ...
 
     @abstractmethod
+    def table_exists(self) -> bool: ...
+
+    @abstractmethod
     def erased_subjects(self) -> list[UUID]: ...
 
     @abstractmethod
@@ -110,6 +113,13 @@ class SQLiteKeyStore(KeyStore):
                 f"CREATE TABLE IF NOT EXISTS {self.table} (subject_id TEXT PRIMARY KEY, "
                 "data_key BLOB, created_at TEXT NOT NULL, erased_at TEXT)"
             )
+
+    def table_exists(self) -> bool:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.table,)
+            )
+            return c.fetchone() is not None
 
     def _create_or_get(self, subject: UUID, candidate: bytes) -> bytes | None:
         with self.datastore.transaction(commit=True) as c:
@@ -154,7 +164,7 @@ class PostgresKeyStore(KeyStore):
         from psycopg.sql import SQL, Identifier
 
         super().__init__()
-        self.datastore = datastore
+        self.datastore, self.table = datastore, table
         self._sql = SQL
         self._name = SQL("{}.{}").format(Identifier(datastore.schema), Identifier(table))
 
@@ -169,6 +179,15 @@ class PostgresKeyStore(KeyStore):
                     "data_key bytea, created_at timestamptz NOT NULL, erased_at timestamptz)"
                 )
             )
+
+    def table_exists(self) -> bool:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS found",
+                (f'"{self.datastore.schema}"."{self.table}"',),
+            )
+            row = curs.fetchone()
+        return bool(row and row["found"])
 
     def _create_or_get(self, subject: UUID, candidate: bytes) -> bytes | None:
         with self.datastore.transaction(commit=True) as curs:
@@ -214,8 +233,35 @@ class PostgresKeyStore(KeyStore):
         return self._get(subject) is not None
 
 
-def key_store_for(recorder: ProcessRecorder) -> KeyStore:
-    """A key store in the recorder's own database (and schema), table created if missing."""
+class NoKeys(KeyStore):
+    """A read-only store without a key table (a replay of a store older than erasure):
+    nothing sealed can exist there, and nothing may be written."""
+
+    def create_table(self) -> None:
+        raise RuntimeError("read-only: no subject key table")
+
+    def table_exists(self) -> bool:
+        return False
+
+    def erased_subjects(self) -> list[UUID]:
+        return []
+
+    def has_key(self, subject: UUID) -> bool:
+        return False
+
+    def _create_or_get(self, subject: UUID, candidate: bytes) -> bytes | None:
+        raise RuntimeError("read-only: cannot create a subject key")
+
+    def _get(self, subject: UUID) -> bytes | None:
+        return None
+
+    def _erase(self, subject: UUID, at: datetime) -> bool:
+        raise RuntimeError("read-only: cannot erase a subject key")
+
+
+def key_store_for(recorder: ProcessRecorder, *, create_table: bool = True) -> KeyStore:
+    """A key store in the recorder's own database (and schema), table created if missing
+    (with create_table=False, as for a read-only replay, an absent table reads as empty)."""
     datastore = recorder.datastore  # type: ignore[attr-defined]
     events_table = getattr(recorder, "events_table_name", "stored_events")
     table = events_table.removesuffix("_events") + "_subject_keys"
@@ -225,5 +271,8 @@ def key_store_for(recorder: ProcessRecorder) -> KeyStore:
         store: KeyStore = PostgresKeyStore(datastore, table)
     else:
         store = SQLiteKeyStore(datastore, table)
-    store.create_table()
+    if create_table:
+        store.create_table()
+    elif not store.table_exists():
+        return NoKeys()
     return store

@@ -140,10 +140,10 @@ def _nonce() -> bytes:
 _KEY_STORES: "weakref.WeakKeyDictionary[Any, KeyStore]" = weakref.WeakKeyDictionary()
 
 
-def keys_for(recorder: ProcessRecorder) -> KeyStore:
+def keys_for(recorder: ProcessRecorder, *, create_table: bool = True) -> KeyStore:
     store = _KEY_STORES.get(recorder)
     if store is None:
-        store = _KEY_STORES[recorder] = key_store_for(recorder)
+        store = _KEY_STORES[recorder] = key_store_for(recorder, create_table=create_table)
     return store
 
 
@@ -151,9 +151,10 @@ def install_shredding(factory: InfrastructureFactory[Any], recorder: ProcessReco
     """Make every mapper `factory` builds from now on a ShreddingMapper (idempotent).
 
     The one hook: called by open_shared_store right after the recorder is built, before
-    any application constructs its mapper.
+    any application constructs its mapper (and by the read-only replay store, whose
+    environment says CREATE_TABLE=n: the key table is then only read, never created).
     """
-    keys = keys_for(recorder)
+    keys = keys_for(recorder, create_table=factory.env.get("CREATE_TABLE", "y") != "n")
     if getattr(factory, "_reelpulse_shredding", False):
         return keys
     build = factory.mapper

@@ -19,13 +19,13 @@ from uuid import UUID, uuid4
 import orjson
 import pytest
 import sqlalchemy as sa
+from eventsourcing.persistence import Mapper
 
 import adapters.bootstrap as bootstrap_module
 from adapters.bootstrap import Container, bootstrap
 from adapters.erasure import ERASED, ShreddingMapper, install_shredding, keys_for
 from adapters.erasure.mapper import SEALED_TYPE
 from adapters.erasure.service import forget_viewer, reapply_erasures
-from adapters.eventstore import open_shared_store as unhooked
 from adapters.projections.manager import ProjectionManager
 from adapters.projections.registry import OWNED_ROWS
 from adapters.projections.reset import reset_projection
@@ -229,14 +229,13 @@ def test_legacy_plaintext_comments_load_and_are_reported(shredding: None, tmp_pa
     """Events written before field encryption (a plain string) still load, and forget
     reports them as not shredded instead of pretending."""
     url = f"sqlite:///{tmp_path}/store.db"
-    # A container without the hook writes plaintext, as the code before this change did.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(bootstrap_module, "open_shared_store", unhooked)
-        old = bootstrap(Settings(database_url=url))
-        assert not isinstance(old.engagement.mapper, ShreddingMapper)
-        w = World(old)
-        w.act(w.a, A_TEXTS[:1], 1)
-        old.close()
+    # eventsourcing's own Mapper writes plaintext, as the code before this change did.
+    old = bootstrap(Settings(database_url=url))
+    plain = Mapper(transcoder=old.engagement.mapper.transcoder)
+    old.engagement.mapper = old.engagement.events.mapper = plain
+    w = World(old)
+    w.act(w.a, A_TEXTS[:1], 1)
+    old.close()
 
     c = bootstrap(Settings(database_url=url))  # with the hook again
     try:
