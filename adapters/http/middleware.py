@@ -1,12 +1,33 @@
-"""ASGI middleware: request ids and the request body size limit (413)."""
+"""ASGI middleware: request ids, the request body size limit (413), and 503 when the
+database is unavailable (a connection error, or no answer within the request deadline)."""
 
+import asyncio
+import logging
 import uuid
 from typing import Any
 
 import orjson
+import psycopg
+import sqlalchemy.exc
+from eventsourcing.persistence import InterfaceError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.errors import error_body, request_id_var
+
+log = logging.getLogger("reelpulse.http")
+
+# Errors that mean "the database cannot be reached", whichever layer raised them: the
+# event store (eventsourcing), the read models (SQLAlchemy) or a raw psycopg connection.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
+# Paths that never wait on the database, so no deadline (liveness, metrics, static files).
+NO_DEADLINE = ("/healthz", "/metrics", "/static/")
 
 
 class RequestContextMiddleware:
@@ -16,9 +37,14 @@ class RequestContextMiddleware:
     answered with 413 without being parsed, whatever its Content-Length claims.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, deadline_seconds: float = 10.0
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # The event store library retries a lost connection for up to ~50 s per call; a
+        # request with no response by then is answered 503 instead of hanging the client.
+        self.deadline_seconds = deadline_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,9 +86,51 @@ class RequestContextMiddleware:
                     return {"type": "http.request", "body": bytes(body), "more_body": False}
                 return await receive()
 
-            await self.app(scope, replay, send_with_id)
+            await self._guarded(scope, replay, send_with_id)
         finally:
             request_id_var.reset(token)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; answer 503 + Retry-After when the database is unavailable, as long
+        as no response has started (a streaming response is never cut off)."""
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, send_tracking))
+        try:
+            if not str(scope.get("path", "")).startswith(NO_DEADLINE):
+                done, _ = await asyncio.wait({task}, timeout=self.deadline_seconds)
+                if not done and not started:
+                    task.cancel()  # its worker thread finishes on its own; nobody waits
+                    log.warning("no response in %gs: answering 503", self.deadline_seconds)
+                    await self._unavailable(send, "request_timeout")
+                    return
+            await task
+        except UNAVAILABLE as e:
+            if started:
+                raise
+            log.warning("database unavailable: %s", e)
+            await self._unavailable(send, "store_unavailable")
+
+    async def _unavailable(self, send: Any, code: str) -> None:
+        from adapters.observability.metrics import ERRORS
+
+        ERRORS.labels("503", code).inc()
+        payload = orjson.dumps(
+            error_body(code, "the database is unavailable or not answering; retry shortly")
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
 
     async def _too_large(self, send: Any) -> None:
         from adapters.observability.metrics import ERRORS
