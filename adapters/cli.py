@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from adapters.bootstrap import Container, bootstrap
+from adapters.cli_erasure import app as forget_app
 from adapters.cli_projections import app as projections_app
 from adapters.cli_replay import export_cmd, replay_cmd
 from adapters.eventstore.factory import ConfigurationError
@@ -26,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.command("export")(export_cmd)
 app.command("replay")(replay_cmd)
 app.add_typer(projections_app, name="projections")
+app.add_typer(forget_app, name="forget")
 console = Console(stderr=True)
 
 

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from adapters.erasure import install_shredding
 from adapters.replay import params as P
 from adapters.replay.export import ExportFormatError, file_batches, write_export
 from adapters.replay.render import render, svg_chart
@@ -68,6 +69,7 @@ def open_store_read_only(url: str) -> SharedStore:
         recorder.max_notification_id()
     except Exception as e:  # unreachable server, no such table: one line, no traceback
         raise fail(f"cannot read the event store: {e}".splitlines()[0], 1) from None
+    install_shredding(factory, recorder)  # reads the key table, never creates it
     return SharedStore(env=env, factory=factory, recorder=recorder, extensions=recorder)  # type: ignore[arg-type]
 
 

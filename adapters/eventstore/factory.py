@@ -8,6 +8,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment, get_topic
 from sqlalchemy.engine import make_url
 
+from adapters.erasure import install_shredding
 from adapters.eventstore.postgres import PostgresEventStoreRecorder
 from adapters.eventstore.sqlite import SQLiteEventStoreRecorder
 from commands.base import STORE_NAME, EventStoreExtensions, SharedStore
@@ -84,4 +85,5 @@ def open_shared_store(
     )
     recorder = factory.process_recorder()
     assert isinstance(recorder, EventStoreExtensions)
+    install_shredding(factory, recorder)  # per-viewer encryption of comment texts (GDPR)
     return SharedStore(env=env, factory=factory, recorder=recorder, extensions=recorder)

@@ -47,6 +47,8 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Mapper
 from sqlalchemy.pool import NullPool
 
+from adapters.erasure import keys_for
+from adapters.erasure.service import purge_read_models
 from adapters.projections.registry import OWNED_ROWS, projection_specs
 from adapters.projections.reset import Owned
 from adapters.projections.runner import ProjectionRunner, ProjectionSpec, read_position
@@ -463,8 +465,13 @@ class Rebuilder:
         spec = self.spec(name)
         with contextlib.nullcontext() if held else self.hold(name):
             if in_place:
-                return self._in_place(spec, on_progress, stop)
-            return self._blue_green(spec, restart, require_identical, on_progress, stop)
+                result = self._in_place(spec, on_progress, stop)
+            else:
+                result = self._blue_green(spec, restart, require_identical, on_progress, stop)
+        # A rebuild replays the events of forgotten viewers too (their ids stay in the log):
+        # drop their read-model rows again (docs/erasure.md).
+        purge_read_models(self.engine, keys_for(self.store.recorder).erased_subjects())
+        return result
 
     # -- blue/green ------------------------------------------------------------------------
     def _blue_green(
