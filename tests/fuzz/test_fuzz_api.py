@@ -1,0 +1,291 @@
+"""Schema-driven fuzzing of the REST and GraphQL APIs (schemathesis) on a real server.
+
+One `reelpulse serve` process on a fresh SQLite store (with a creator and a video, so
+some generated ids hit real aggregates). Every operation of the OpenAPI schema gets
+valid and invalid requests (schemathesis' positive and negative generation modes), every
+GraphQL query field valid queries, all sent with the development admin key. Checks:
+
+- no 5xx, ever;
+- responses conform to the schema (status codes, content types, bodies);
+- invalid data is rejected with a 4xx (`negative_data_rejection`), never recorded;
+- without credentials every operation under /v1 and /graphql answers 401 (auth never
+  ignored).
+
+Short by default (HYPOTHESIS_PROFILE=ci: 8 cases per operation and mode); HYPOTHESIS_PROFILE=long
+runs 300 per operation. Counts of cases tried are printed in the terminal summary.
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from e2e.servers import free_port, start_server
+from hypothesis import given
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from support.auth import HEADERS
+
+from .conftest import FIGURES, profile
+
+
+@schemathesis.serializer("application/x-ndjson")
+def ndjson(ctx: Any, value: Any) -> bytes:
+    """The batch route also takes NDJSON: one JSON item per line."""
+    items = value.get("items", [value]) if isinstance(value, dict) else value
+    items = items if isinstance(items, list) else [items]
+    return b"\n".join(json.dumps(item).encode() for item in items)
+
+
+# Known finding (see test_undecodable_body_gets_a_documented_422): a body that is not
+# UTF-8 gets Starlette's undocumented 400. Tolerated here so that it does not hide other
+# findings on every operation; its own test fails as soon as it is fixed.
+UNDECODABLE_BODY_400 = "There was an error parsing the body"
+
+
+@schemathesis.check
+def documented_status_code(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:
+    """status_code_conformance, minus the one known undocumented 400."""
+    if response.status_code == 400 and UNDECODABLE_BODY_400 in response.text:
+        FIGURES["REST known undecodable-body 400s"] += 1
+        return None
+    return status_code_conformance(ctx, response, case)
+
+
+CHECKS = [
+    not_a_server_error,
+    documented_status_code,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = Path(tmp_path_factory.mktemp("fuzz")) / "store.db"
+    port = free_port()
+    proc = start_server(f"sqlite:///{db}", port, timeout=120)  # a loaded CI box imports slowly
+    base = f"http://127.0.0.1:{port}"
+    try:
+        seed(base)
+        yield base
+    finally:
+        proc.kill()
+        proc.wait(timeout=TIMEOUT)
+
+
+def seed(base: str) -> None:
+    """A creator with a video, reported, so the store is not empty."""
+    with httpx.Client(base_url=base, headers=HEADERS, timeout=TIMEOUT) as client:
+        r = client.post(
+            "/v1/creators", json={"handle": "fuzzseed", "display_name": "Seed", "region": "SE"}
+        )
+        assert r.status_code == 201, r.text
+        creator_id = r.json()["id"]
+        r = client.post(
+            "/v1/videos",
+            json={
+                "creator_id": creator_id,
+                "caption": "seed",
+                "hashtags": [],
+                "duration_seconds": 9,
+            },
+        )
+        assert r.status_code == 201, r.text
+
+
+@pytest.fixture(scope="module")
+def rest_schema(server: str) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{server}/openapi.json", headers=HEADERS)
+
+
+@pytest.fixture(scope="module")
+def graphql_schema(server: str) -> schemathesis.BaseSchema:
+    return schemathesis.graphql.from_url(f"{server}/graphql", headers=HEADERS)
+
+
+def operations(
+    schema: schemathesis.BaseSchema, path_prefix: str = ""
+) -> list[schemathesis.APIOperation]:
+    ops = [result.ok() for result in schema.get_all_operations()]
+    return [op for op in ops if op.path.startswith(path_prefix)]
+
+
+def fuzz(
+    kind: str,
+    operation: schemathesis.APIOperation,
+    mode: GenerationMode,
+    check: Callable[[schemathesis.Case], None],
+    settings: Any,
+) -> str | None:
+    """Run generated cases of one operation through `check`; the failure's text, or None."""
+
+    @settings
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:
+        FIGURES[f"{kind} cases"] += 1
+        FIGURES[f"{kind} cases ({mode.value})"] += 1
+        check(case)
+
+    try:
+        run()
+    except Unsatisfiable:  # nothing to negate: an operation without parameters or body
+        FIGURES[f"{kind} operations without {mode.value} cases"] += 1
+    except (Exception, BaseExceptionGroup) as e:  # schemathesis raises a FailureGroup
+        # Every operation is fuzzed; all failures are reported together at the end.
+        FIGURES[f"{kind} failing operations"] += 1
+        return f"{operation.label} [{mode.value}]: {type(e).__name__}: {str(e)[:1500]}"
+    return None
+
+
+def rest_check(case: schemathesis.Case) -> None:
+    """Every answer below 500, documented, and a 4xx for invalid data."""
+    response = case.call(headers=HEADERS, timeout=TIMEOUT)
+    FIGURES[f"REST responses {response.status_code // 100}xx"] += 1
+    checks = CHECKS
+    if case.operation.path == "/v1/engagement/batch" and response.status_code == 200:
+        # Batch items are validated one by one (per-item results, by design): an invalid
+        # item is rejected inside a 200 and must never be recorded.
+        checks = [c for c in CHECKS if c is not negative_data_rejection]
+        mode = case.meta.generation.mode if case.meta is not None else None
+        if mode == GenerationMode.NEGATIVE:
+            assert response.json()["recorded"] == 0, response.text[:500]
+    case.validate_response(response, checks=checks, headers=HEADERS)
+
+
+def test_rest_operations_handle_any_input(rest_schema: schemathesis.BaseSchema) -> None:
+    """Valid and invalid requests to every operation: no 5xx, answers conform to the
+    schema, invalid data gets a 4xx."""
+    # /graphql is fuzzed by its own schema below; /metrics is Prometheus text by design;
+    # the projections status is left out for its known 503 (see the regression test).
+    skip = ("/graphql", "/metrics", "/v1/admin/projections")
+    ops = [op for op in operations(rest_schema) if op.path not in skip]
+    assert len(ops) >= 25, [op.label for op in ops]
+    failures = [
+        failure
+        for op in ops
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        if (failure := fuzz("REST", op, mode, rest_check, profile("api"))) is not None
+    ]
+    FIGURES["REST operations fuzzed"] += len(ops)
+    assert not failures, "\n\n".join(failures)
+
+
+MASKED = "Unexpected error; it has been logged."  # adapters/graphql/extensions.py
+
+
+def graphql_check(case: schemathesis.Case) -> None:
+    """Expected errors (bad page sizes, unknown ids) are data; an unexpected error (masked
+    for clients) or a 5xx is a bug."""
+    response = case.call(headers=HEADERS, timeout=TIMEOUT)
+    assert response.status_code in (200, 400), response.text[:500]
+    body = response.json()
+    assert "data" in body or "errors" in body, body
+    masked = [e for e in body.get("errors") or [] if e.get("message") == MASKED]
+    assert not masked, (case.body, body)
+
+
+def test_graphql_fields_handle_any_query(graphql_schema: schemathesis.BaseSchema) -> None:
+    """Generated queries over every root field: never a 5xx, always a GraphQL answer."""
+    ops = operations(graphql_schema)
+    assert len(ops) >= 10, [op.label for op in ops]
+    failures = [
+        failure
+        for op in ops
+        if (
+            failure := fuzz(
+                "GraphQL", op, GenerationMode.POSITIVE, graphql_check, profile("graphql")
+            )
+        )
+        is not None
+    ]
+    FIGURES["GraphQL fields fuzzed"] += len(ops)
+    assert not failures, "\n\n".join(failures)
+
+
+# -- auth is never ignored ----------------------------------------------------------------
+
+
+def unauthenticated_check(case: schemathesis.Case) -> None:
+    response = case.call(timeout=TIMEOUT)
+    assert response.status_code == 401, (case.method, case.formatted_path, response.status_code)
+
+
+def test_rest_operations_reject_calls_without_credentials(
+    rest_schema: schemathesis.BaseSchema,
+) -> None:
+    """Valid requests without credentials to every operation under /v1: always 401."""
+    ops = operations(rest_schema, "/v1/")
+    failures = [
+        failure
+        for op in ops
+        if (
+            failure := fuzz(
+                "REST unauthenticated",
+                op,
+                GenerationMode.POSITIVE,
+                unauthenticated_check,
+                profile("auth"),
+            )
+        )
+        is not None
+    ]
+    assert not failures, "\n\n".join(failures)
+
+
+def test_graphql_rejects_calls_without_credentials(server: str) -> None:
+    for query in ("{ summary { videos views } }", "{ __schema { queryType { name } } }"):
+        r = httpx.post(f"{server}/graphql", json={"query": query}, timeout=TIMEOUT)
+        FIGURES["GraphQL unauthenticated cases"] += 1
+        assert r.status_code == 401, (query, r.status_code, r.text[:200])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: a non-UTF-8 JSON body gets Starlette's undocumented 400 http_error "
+    "(README: invalid input is 422 invalid_json); adapters/http owner to map it",
+)
+def test_undecodable_body_gets_a_documented_422(server: str) -> None:
+    """Found by the fuzz test on every operation with a JSON body."""
+    r = httpx.post(
+        f"{server}/v1/creators",
+        content=b"\xff\xfe{",
+        headers={**HEADERS, "content-type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert r.json()["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: GET /v1/admin/projections?sample_seconds=10 (allowed by the schema) "
+    "outlasts the request timeout and answers 503 request_timeout",
+)
+def test_projection_status_with_the_longest_sample_answers(server: str) -> None:
+    """Found by the fuzz test: the longest allowed sample must not end in a 5xx."""
+    r = httpx.get(
+        f"{server}/v1/admin/projections",
+        params={"sample_seconds": 9.999999999999998},
+        headers=HEADERS,
+        timeout=30,
+    )
+    assert r.status_code == 200, (r.status_code, r.text)
+
+
+def test_open_operations_stay_open(server: str) -> None:
+    """Health, readiness and metrics need no credentials (probes and scrapers have none)."""
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert httpx.get(f"{server}{path}", timeout=TIMEOUT).status_code == 200, path
