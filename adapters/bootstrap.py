@@ -10,6 +10,7 @@ from adapters.eventstore import open_shared_store
 from adapters.eventstore.listener import PostgresCommitListener
 from adapters.follower import EventFollower
 from adapters.projections.manager import ProjectionManager
+from adapters.projections.poison import install_poison_reporting
 from adapters.readmodel.db import create_read_engine, read_model_url, upgrade
 from adapters.settings import Settings
 from commands.base import Clock, SharedStore, utc_now
@@ -110,6 +111,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Co
             poll_seconds=settings.policy_poll_seconds,
         ),
     )
+    install_poison_reporting(container.projections)  # a failing batch: status + alert
     channel = getattr(store.recorder, "channel_name", None)
     if settings.database_url.startswith(("postgresql://", "postgres://")) and channel:
         container.listener = PostgresCommitListener(settings.database_url, channel, store)

@@ -10,10 +10,16 @@ from eventsourcing.postgres import PostgresProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+from psycopg_pool.base import AttemptWithBackoff
 
 from adapters.eventstore.bulk import PostgresBulkMixin
 from adapters.observability.metrics import count_recorded
 from commands.base import EventStoreExtensions, IdempotencyRecord, StoredIdempotency
+
+# The pool retries a lost server after 1, 2, 4, 8, 16... s: after a longer outage the first
+# try could come 16 s after the server is back. Retry about every second instead, so the
+# API recovers within seconds of PostgreSQL (tests/integration/test_faults_postgres_restart.py).
+AttemptWithBackoff.DELAY_BACKOFF = 1.0
 
 
 class PostgresEventStoreRecorder(PostgresBulkMixin, PostgresProcessRecorder, EventStoreExtensions):
