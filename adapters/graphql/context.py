@@ -8,6 +8,8 @@ from uuid import UUID
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
+from adapters.auth.principal import Principal
+from adapters.auth.service import Authenticator
 from adapters.bootstrap import Container
 from adapters.readmodel.stats_reader import SqlStatsReader
 
@@ -67,6 +69,8 @@ class GraphQLContext(BaseContext):
     readers: Readers
     consistency_token: int | None = None
     token_error: str | None = None
+    auth: Authenticator | None = None
+    principal: Principal | None = None  # None only before a WebSocket's connection_init
     loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from adapters.graphql.access import field_permission
 from adapters.graphql.context import GraphQLContext, call
 from adapters.graphql.types import Creator, PageInfo, Video
 
@@ -74,7 +75,11 @@ class ModerationCase:
         found = await info.context.loaders["creator"].load(self.creator_id)
         return Creator.of(found) if found else None
 
-    @strawberry.field(description="Every event of the case, oldest first: the audit trail")
+    @strawberry.field(
+        description="Every event of the case, oldest first: the audit trail (reporter ids, "
+        "reasons, notes, appeal statements: moderator and admin only)",
+        permission_classes=[field_permission("ModerationCase.timeline")],
+    )
     async def timeline(self, info: Info[GraphQLContext, None]) -> list[TimelineEntry]:
         entries = await call(info.context.readers.moderation.timeline, self.id)
         return [

@@ -1,15 +1,48 @@
-"""Mount the GraphQL schema on the FastAPI app (HTTP + graphql-transport-ws)."""
+"""Mount the GraphQL schema on the FastAPI app (HTTP + graphql-transport-ws).
+
+Every operation is authenticated: HTTP requests by their headers (401 without
+credentials; the GraphiQL page itself is public), WebSocket connections by their upgrade
+headers or the connection_init payload ({"X-API-Key": ...} or {"Authorization":
+"Bearer ..."}), else closed with 4403. Root fields are checked per role and operations
+are rate limited by the AccessExtension."""
+
+from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from adapters.auth.principal import AuthError
+from adapters.auth.service import Authenticator
 from adapters.bootstrap import Container
 from adapters.graphql.context import GraphQLContext, Readers
 from adapters.graphql.schema import build_schema
 
 
-def mount_graphql(app: FastAPI, container: Container) -> None:
+class AuthenticatedGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
+    async def on_ws_connect(self, context: GraphQLContext) -> Any:
+        if context.principal is not None:
+            return await super().on_ws_connect(context)
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        headers = {str(k).lower(): str(v) for k, v in params.items()}
+        try:
+            context.principal = context.auth.authenticate(headers)
+        except AuthError:
+            raise ConnectionRejectionError() from None
+        return await super().on_ws_connect(context)
+
+
+def _ide_page(request: Request) -> bool:
+    """A browser asking for GraphiQL: no operation to run, nothing to protect."""
+    return (
+        request.method == "GET"
+        and "query" not in request.query_params
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+def mount_graphql(app: FastAPI, container: Container, auth: Authenticator) -> None:
     readers = Readers.build(container)
     development = container.settings.development
 
@@ -24,11 +57,26 @@ def mount_graphql(app: FastAPI, container: Container) -> None:
                 token = int(raw)
             else:
                 error = "X-Consistency-Token must be a position (a non-negative integer)"
+        principal = None
+        if request is not None and not _ide_page(request):
+            principal = auth.authenticate(request.headers)  # AuthError -> 401
+        elif websocket is not None and (
+            "x-api-key" in websocket.headers or "authorization" in websocket.headers
+        ):
+            try:
+                principal = auth.authenticate(websocket.headers)
+            except AuthError:
+                principal = None  # the connection_init payload may still carry credentials
         return GraphQLContext(
-            container=container, readers=readers, consistency_token=token, token_error=error
+            container=container,
+            readers=readers,
+            consistency_token=token,
+            token_error=error,
+            auth=auth,
+            principal=principal,
         )
 
-    router: GraphQLRouter[GraphQLContext, None] = GraphQLRouter(
+    router = AuthenticatedGraphQLRouter(
         build_schema(development=development),
         context_getter=context_getter,
         graphql_ide="graphiql" if development else None,

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
+from adapters.graphql.access import AccessExtension, check_creator_owns
 from adapters.graphql.context import GraphQLContext, UserError, call, page_size
 from adapters.graphql.extensions import ConsistencyExtension, masking
 from adapters.graphql.intelligence import IntelligenceQuery, IntelligenceSubscription
@@ -36,6 +37,7 @@ from queries.stats import VideoFilter, VideoOrder
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
+MAX_BATCH = 10  # operations per batched HTTP request; each is rate limited
 
 
 @strawberry.enum
@@ -261,6 +263,8 @@ class Query(IntelligenceQuery):
         self, info: Info[GraphQLContext, None], id: UUID
     ) -> ModerationCase | None:
         found = await info.context.loaders["case"].load(id)
+        if found is not None:
+            check_creator_owns(info, found.creator_id)
         return ModerationCase.of(found) if found else None
 
     @strawberry.field(description="A viewer's sessions (30-minute inactivity gap), newest first")
@@ -403,8 +407,12 @@ def build_schema(*, development: bool) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         subscription=Subscription,
-        config=StrawberryConfig(disable_field_suggestions=not development),
+        config=StrawberryConfig(
+            disable_field_suggestions=not development,
+            batching_config={"max_operations": MAX_BATCH},
+        ),
         extensions=[
+            AccessExtension,  # first: nothing runs for a caller who may not run it
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

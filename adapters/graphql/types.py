@@ -88,6 +88,10 @@ class Video:
         from domain.moderation import ModerationCase as CaseAggregate
 
         found = await info.context.loaders["case"].load(CaseAggregate.create_id(self.id))
+        if found is not None:
+            from adapters.graphql.access import check_creator_owns
+
+            check_creator_owns(info, found.creator_id)
         return ModerationCase.of(found) if found else None
 
 

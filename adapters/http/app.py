@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from adapters.auth.policy import PUBLIC
+from adapters.auth.service import Authenticator
 from adapters.bootstrap import Container
 from adapters.graphql.router import mount_graphql
 from adapters.http import routes_admin, routes_content, routes_engagement, routes_moderation
@@ -23,8 +25,14 @@ DESCRIPTION = """
 ReelPulse command API. Every command returns the aggregate id, its new version and
 `position`, the global position of the last recorded event: pass it to the read side as
 a consistency token. Send `Idempotency-Key` to make retries safe. Errors are JSON:
-`{"error": {"code", "message", "request_id", ...}}` with 422 (invalid input), 404
-(unknown aggregate), 409 (rule or version conflict), 413 (body or batch too large).
+`{"error": {"code", "message", "request_id", ...}}` with 401 (no or bad credentials),
+403 (role or object not allowed), 422 (invalid input), 404 (unknown aggregate), 409
+(rule or version conflict), 413 (body or batch too large), 429 (rate limit; see
+Retry-After).
+
+Authenticate with `X-API-Key: <key>` or `Authorization: Bearer <API key or JWT>`. Roles:
+ingest (engagement, reports, flags), creator (own profile, videos and appeals),
+moderator (cases, suspensions), analyst (read-only aggregates), admin (everything).
 """
 
 
@@ -36,7 +44,7 @@ def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
         yield
 
     error_responses: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorResponse} for code in (404, 409, 413, 422)
+        code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 429)
     }
     app = FastAPI(
         title="ReelPulse",
@@ -46,20 +54,21 @@ def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
         responses=error_responses,
     )
     app.state.container = container
+    app.state.auth = Authenticator.from_settings(container.settings, container.read_engine)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=container.settings.max_body_bytes)
     for module in (routes_content, routes_engagement, routes_moderation, routes_admin):
         app.include_router(module.router)
-    mount_graphql(app, container)
+    mount_graphql(app, container, app.state.auth)
     install_ops(app, container)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/dashboard", include_in_schema=False)
+    @app.get("/dashboard", include_in_schema=False, dependencies=[PUBLIC])
     def dashboard() -> FileResponse:
         """The live dashboard: a static page over the public GraphQL API."""
         return FileResponse(STATIC / "dashboard.html")
 
-    @app.get("/", tags=["meta"])
+    @app.get("/", tags=["meta"], dependencies=[PUBLIC])
     def index() -> dict[str, str]:
         return {
             "name": "ReelPulse",

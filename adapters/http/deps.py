@@ -2,10 +2,12 @@
 
 import hashlib
 from typing import Annotated
+from uuid import UUID
 
 import orjson
 from fastapi import Depends, Header, Request, Response
 
+from adapters.auth.principal import Principal, Role, forbidden
 from adapters.bootstrap import Container
 from adapters.http.errors import ApiError
 from adapters.http.schemas import CommandResponse
@@ -57,3 +59,21 @@ def respond(result: CommandResult, response: Response) -> CommandResponse:
         replayed=result.replayed,
         details=dict(result.details),
     )
+
+
+def act_as_creator(who: Principal, creator_id: UUID | None) -> None:
+    """Object-level check: a creator key acts only as its own creator (admins as anyone)."""
+    if who.role is not Role.CREATOR:
+        return
+    if creator_id is None or creator_id != who.subject_id:
+        raise forbidden("a creator key may act only on its own creator account and videos")
+
+
+def ensure_video_owner(who: Principal, c: Container, video_id: UUID) -> None:
+    if who.role is Role.CREATOR:
+        act_as_creator(who, c.content.get_video(video_id).creator_id)
+
+
+def ensure_case_owner(who: Principal, c: Container, case_id: UUID) -> None:
+    if who.role is Role.CREATOR:
+        act_as_creator(who, c.moderation.get_case(case_id).creator_id)

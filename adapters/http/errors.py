@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.auth.principal import AuthError
+from adapters.auth.ratelimit import RateLimited
 from domain.errors import DomainError, InvalidValue, InvariantViolation, NotFound, VersionConflict
 
 log = logging.getLogger("reelpulse.http")
@@ -72,6 +74,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_: Request, exc: AuthError) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Bearer realm="reelpulse"'} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, headers=headers)
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        return error_response(429, "rate_limited", str(exc), headers={"Retry-After": exc.header})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.auth.policy import PUBLIC
 from adapters.bootstrap import Container
 from adapters.observability.metrics import COMMAND_SECONDS, COMMANDS, REGISTRY, install_collector
 
@@ -29,17 +30,17 @@ def install_ops(app: FastAPI, container: Container) -> None:
             COMMAND_SECONDS.labels(name).observe(time.perf_counter() - started)
         return response
 
-    @app.get("/metrics", tags=["operations"], include_in_schema=True)
+    @app.get("/metrics", tags=["operations"], include_in_schema=True, dependencies=[PUBLIC])
     def metrics() -> Response:
         """Prometheus metrics (text exposition format)."""
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], dependencies=[PUBLIC])
     def healthz() -> dict[str, object]:
         """The process is up (no dependencies checked)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], dependencies=[PUBLIC])
     def readyz() -> JSONResponse:
         """Ready to serve: the event store answers and every projection is within the lag
         bound (REELPULSE_READINESS_MAX_LAG_EVENTS)."""

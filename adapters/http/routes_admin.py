@@ -7,8 +7,7 @@
     DELETE /v1/admin/rebuilds/{job_id}            stop after the current batch (resumable)
 
 The rebuild lock is taken before answering 202, so a second request for the same
-projection -- from this process or another -- gets 409 at once. The routes carry no
-authentication of their own, like the rest of /v1: expose /v1/admin only to operators.
+projection -- from this process or another -- gets 409 at once. Admin role only.
 """
 
 import threading
@@ -20,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from adapters.auth.policy import allow
 from adapters.http.deps import ContainerDep
 from adapters.http.errors import ApiError
 from adapters.projections.rebuild import (
@@ -32,7 +32,7 @@ from adapters.projections.rebuild import (
 )
 from adapters.projections.status import projection_status
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[allow()])  # admin only
 
 
 @dataclass

@@ -4,7 +4,15 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from adapters.http.deps import ContainerDep, IdempotencyDep, respond
+from adapters.auth.policy import CREATOR, MODERATOR, CallerDep, allow
+from adapters.auth.principal import Principal, Role
+from adapters.http.deps import (
+    ContainerDep,
+    IdempotencyDep,
+    act_as_creator,
+    ensure_video_owner,
+    respond,
+)
 from adapters.http.schemas import (
     CommandResponse,
     DeleteVideo,
@@ -18,11 +26,27 @@ from adapters.http.schemas import (
 router = APIRouter(prefix="/v1", tags=["content"])
 
 
-@router.post("/creators", status_code=201, response_model=CommandResponse)
+def _creator(who: Principal) -> UUID | None:
+    """A creator key acts as its creator even when the body names no actor."""
+    return who.subject_id if who.role is Role.CREATOR else None
+
+
+@router.post(
+    "/creators",
+    status_code=201,
+    response_model=CommandResponse,
+    dependencies=[allow(CREATOR, own=True)],
+)
 def register_creator(
-    body: RegisterCreator, c: ContainerDep, idem: IdempotencyDep, response: Response
+    body: RegisterCreator,
+    c: ContainerDep,
+    idem: IdempotencyDep,
+    response: Response,
+    who: CallerDep,
 ) -> CommandResponse:
-    """Register a creator account (Creator.Registered)."""
+    """Register a creator account (Creator.Registered). A creator key registers only its
+    own creator id."""
+    act_as_creator(who, body.creator_id)
     return respond(
         c.content.register_creator(
             creator_id=body.creator_id,
@@ -36,11 +60,21 @@ def register_creator(
     )
 
 
-@router.patch("/creators/{creator_id}", response_model=CommandResponse)
+@router.patch(
+    "/creators/{creator_id}",
+    response_model=CommandResponse,
+    dependencies=[allow(CREATOR, own=True)],
+)
 def update_profile(
-    creator_id: UUID, body: UpdateProfile, c: ContainerDep, idem: IdempotencyDep, response: Response
+    creator_id: UUID,
+    body: UpdateProfile,
+    c: ContainerDep,
+    idem: IdempotencyDep,
+    response: Response,
+    who: CallerDep,
 ) -> CommandResponse:
-    """Change display name and region (Creator.ProfileUpdated)."""
+    """Change display name and region (Creator.ProfileUpdated): one's own profile."""
+    act_as_creator(who, creator_id)
     return respond(
         c.content.update_profile(
             creator_id,
@@ -54,7 +88,11 @@ def update_profile(
     )
 
 
-@router.post("/creators/{creator_id}/suspension", response_model=CommandResponse)
+@router.post(
+    "/creators/{creator_id}/suspension",
+    response_model=CommandResponse,
+    dependencies=[allow(MODERATOR)],
+)
 def suspend_creator(
     creator_id: UUID,
     body: SuspensionChange,
@@ -75,7 +113,11 @@ def suspend_creator(
     )
 
 
-@router.post("/creators/{creator_id}/reinstatement", response_model=CommandResponse)
+@router.post(
+    "/creators/{creator_id}/reinstatement",
+    response_model=CommandResponse,
+    dependencies=[allow(MODERATOR)],
+)
 def reinstate_creator(
     creator_id: UUID,
     body: SuspensionChange,
@@ -96,11 +138,22 @@ def reinstate_creator(
     )
 
 
-@router.post("/videos", status_code=201, response_model=CommandResponse)
+@router.post(
+    "/videos",
+    status_code=201,
+    response_model=CommandResponse,
+    dependencies=[allow(CREATOR, own=True)],
+)
 def publish_video(
-    body: PublishVideo, c: ContainerDep, idem: IdempotencyDep, response: Response
+    body: PublishVideo,
+    c: ContainerDep,
+    idem: IdempotencyDep,
+    response: Response,
+    who: CallerDep,
 ) -> CommandResponse:
-    """Publish a video (Video.Published). Suspended creators get 409 creator_suspended."""
+    """Publish a video (Video.Published). Suspended creators get 409 creator_suspended.
+    A creator key publishes only as itself."""
+    act_as_creator(who, body.creator_id)
     return respond(
         c.content.publish_video(
             video_id=body.video_id,
@@ -116,17 +169,27 @@ def publish_video(
     )
 
 
-@router.patch("/videos/{video_id}", response_model=CommandResponse)
+@router.patch(
+    "/videos/{video_id}", response_model=CommandResponse, dependencies=[allow(CREATOR, own=True)]
+)
 def edit_caption(
-    video_id: UUID, body: EditCaption, c: ContainerDep, idem: IdempotencyDep, response: Response
+    video_id: UUID,
+    body: EditCaption,
+    c: ContainerDep,
+    idem: IdempotencyDep,
+    response: Response,
+    who: CallerDep,
 ) -> CommandResponse:
-    """Edit caption and hashtags (Video.CaptionEdited)."""
+    """Edit caption and hashtags (Video.CaptionEdited). A creator key: its own videos."""
+    ensure_video_owner(who, c, video_id)
+    if who.role is Role.CREATOR:
+        act_as_creator(who, body.actor_id or who.subject_id)
     return respond(
         c.content.edit_caption(
             video_id,
             caption=body.caption,
             hashtags=body.hashtags,
-            actor_id=body.actor_id,
+            actor_id=body.actor_id or _creator(who),
             occurred_at=body.occurred_at,
             expected_version=body.expected_version,
             idempotency=idem,
@@ -135,15 +198,27 @@ def edit_caption(
     )
 
 
-@router.post("/videos/{video_id}/deletion", response_model=CommandResponse)
+@router.post(
+    "/videos/{video_id}/deletion",
+    response_model=CommandResponse,
+    dependencies=[allow(CREATOR, own=True)],
+)
 def delete_video(
-    video_id: UUID, body: DeleteVideo, c: ContainerDep, idem: IdempotencyDep, response: Response
+    video_id: UUID,
+    body: DeleteVideo,
+    c: ContainerDep,
+    idem: IdempotencyDep,
+    response: Response,
+    who: CallerDep,
 ) -> CommandResponse:
-    """The creator deletes their video (Video.DeletedByCreator)."""
+    """The creator deletes their video (Video.DeletedByCreator). A creator key: its own."""
+    ensure_video_owner(who, c, video_id)
+    if who.role is Role.CREATOR:
+        act_as_creator(who, body.actor_id or who.subject_id)
     return respond(
         c.content.delete_video(
             video_id,
-            actor_id=body.actor_id,
+            actor_id=body.actor_id or _creator(who),
             occurred_at=body.occurred_at,
             expected_version=body.expected_version,
             idempotency=idem,

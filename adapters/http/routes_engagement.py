@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 
+from adapters.auth.policy import INGEST, allow
 from adapters.http.deps import ContainerDep, IdempotencyDep, respond
 from adapters.http.errors import ApiError
 from adapters.http.schemas import (
@@ -24,7 +25,7 @@ from adapters.http.schemas import (
 )
 from commands.engagement import BatchResult, ItemResult, Signal
 
-router = APIRouter(prefix="/v1", tags=["engagement"])
+router = APIRouter(prefix="/v1", tags=["engagement"], dependencies=[allow(INGEST)])
 _item_adapter: TypeAdapter[Any] = TypeAdapter(BatchItem)
 
 

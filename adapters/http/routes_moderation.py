@@ -4,7 +4,15 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from adapters.http.deps import ContainerDep, IdempotencyDep, respond
+from adapters.auth.policy import CREATOR, INGEST, MODERATOR, CallerDep, allow
+from adapters.auth.principal import Role
+from adapters.http.deps import (
+    ContainerDep,
+    IdempotencyDep,
+    act_as_creator,
+    ensure_case_owner,
+    respond,
+)
 from adapters.http.schemas import Appeal as AppealBody
 from adapters.http.schemas import (
     AutoFlag,
@@ -18,7 +26,11 @@ from adapters.http.schemas import (
 router = APIRouter(prefix="/v1", tags=["moderation"])
 
 
-@router.post("/videos/{video_id}/reports", response_model=CommandResponse)
+@router.post(
+    "/videos/{video_id}/reports",
+    response_model=CommandResponse,
+    dependencies=[allow(INGEST, MODERATOR)],
+)
 def report_video(
     video_id: UUID, body: ReportVideo, c: ContainerDep, idem: IdempotencyDep, response: Response
 ) -> CommandResponse:
@@ -35,7 +47,11 @@ def report_video(
     )
 
 
-@router.post("/videos/{video_id}/flags", response_model=CommandResponse)
+@router.post(
+    "/videos/{video_id}/flags",
+    response_model=CommandResponse,
+    dependencies=[allow(INGEST, MODERATOR)],
+)
 def auto_flag_video(
     video_id: UUID, body: AutoFlag, c: ContainerDep, idem: IdempotencyDep, response: Response
 ) -> CommandResponse:
@@ -53,7 +69,9 @@ def auto_flag_video(
     )
 
 
-@router.post("/cases/{case_id}/escalation", response_model=CommandResponse)
+@router.post(
+    "/cases/{case_id}/escalation", response_model=CommandResponse, dependencies=[allow(MODERATOR)]
+)
 def escalate_case(
     case_id: UUID, body: Escalate, c: ContainerDep, idem: IdempotencyDep, response: Response
 ) -> CommandResponse:
@@ -70,7 +88,9 @@ def escalate_case(
     )
 
 
-@router.post("/cases/{case_id}/decision", response_model=CommandResponse)
+@router.post(
+    "/cases/{case_id}/decision", response_model=CommandResponse, dependencies=[allow(MODERATOR)]
+)
 def decide_case(
     case_id: UUID, body: Decide, c: ContainerDep, idem: IdempotencyDep, response: Response
 ) -> CommandResponse:
@@ -91,11 +111,24 @@ def decide_case(
     )
 
 
-@router.post("/cases/{case_id}/appeal", response_model=CommandResponse)
+@router.post(
+    "/cases/{case_id}/appeal",
+    response_model=CommandResponse,
+    dependencies=[allow(CREATOR, own=True)],
+)
 def appeal_case(
-    case_id: UUID, body: AppealBody, c: ContainerDep, idem: IdempotencyDep, response: Response
+    case_id: UUID,
+    body: AppealBody,
+    c: ContainerDep,
+    idem: IdempotencyDep,
+    response: Response,
+    who: CallerDep,
 ) -> CommandResponse:
-    """The video's creator appeals a restrict/remove decision, once."""
+    """The video's creator appeals a restrict/remove decision, once. A creator key
+    appeals only cases of its own videos, as itself."""
+    ensure_case_owner(who, c, case_id)
+    if who.role is Role.CREATOR:
+        act_as_creator(who, body.appellant_id)
     return respond(
         c.moderation.appeal_case(
             case_id,
@@ -109,7 +142,11 @@ def appeal_case(
     )
 
 
-@router.post("/cases/{case_id}/appeal-resolution", response_model=CommandResponse)
+@router.post(
+    "/cases/{case_id}/appeal-resolution",
+    response_model=CommandResponse,
+    dependencies=[allow(MODERATOR)],
+)
 def resolve_appeal(
     case_id: UUID, body: ResolveAppeal, c: ContainerDep, idem: IdempotencyDep, response: Response
 ) -> CommandResponse:

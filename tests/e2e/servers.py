@@ -18,6 +18,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _register_dev_key(environment: dict[str, str]) -> None:
+    """Transitional: until Settings declares `dev_api_key`, store the development key in
+    the server's database so that the server accepts it."""
+    from adapters.settings import Settings
+
+    key = environment.get("REELPULSE_DEV_API_KEY")
+    if not key or "dev_api_key" in Settings.model_fields:
+        return
+    from adapters.auth.keys import ApiKeyStore
+    from adapters.auth.principal import Role
+    from adapters.readmodel.db import create_read_engine, read_model_url, upgrade
+
+    engine = create_read_engine(read_model_url(environment["REELPULSE_DATABASE_URL"], None))
+    try:
+        upgrade(engine)
+        ApiKeyStore(engine).register(key, Role.ADMIN, label="development (tests)")
+    finally:
+        engine.dispose()
+
+
 def start_server(
     database_url: str, port: int, *args: str, timeout: float = 30, **env: str
 ) -> subprocess.Popen:
@@ -28,6 +48,7 @@ def start_server(
         **AUTH_ENV,  # the development admin key tests send (tests/support/auth.py)
         **env,
     }
+    _register_dev_key(environment)
     # stderr goes to a file, not a pipe: a chatty server must never block on a full pipe.
     log = tempfile.NamedTemporaryFile(prefix="reelpulse-serve-", suffix=".log", delete=False)  # noqa: SIM115 (outlives this function)
     proc = subprocess.Popen(

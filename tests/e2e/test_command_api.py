@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support.auth import HEADERS
 
 from adapters.bootstrap import bootstrap
 from adapters.http.app import create_app
@@ -19,7 +20,7 @@ from adapters.settings import Settings
 
 def open_client(db: Path, **settings: object) -> tuple[TestClient, object]:
     container = bootstrap(Settings(database_url=f"sqlite:///{db}", **settings))
-    client = TestClient(create_app(container, run_background=False))
+    client = TestClient(create_app(container, run_background=False), headers=HEADERS)
     client.__enter__()
     return client, container
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.auth import DEV_API_KEY, HEADERS
 
 from e2e.servers import free_port, start_server
 
@@ -35,6 +36,8 @@ def test_dashboard_renders_live_data_and_updates_without_reload(tmp_path):
                       "--disable-component-update", "--disable-sync", "--no-first-run"],
             )  # fmt: skip
             page = browser.new_page(viewport={"width": 1400, "height": 950})
+            # the key a user types once into the page's key form, kept in localStorage
+            page.add_init_script(f"localStorage.setItem('reelpulse.apiKey', '{DEV_API_KEY}')")
             page.goto(f"{base}/dashboard")
             page.wait_for_selector("#trend-video li", timeout=60_000)
             page.wait_for_selector("#queue tbody tr[data-video]", timeout=60_000)
@@ -48,6 +51,7 @@ def test_dashboard_renders_live_data_and_updates_without_reload(tmp_path):
             r = httpx.post(
                 f"{base}/v1/creators",
                 json={"handle": "dashboard.test", "display_name": "Dashboard", "region": "US"},
+                headers=HEADERS,
             )
             assert r.status_code == 201
             page.wait_for_function(

@@ -8,6 +8,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from support.auth import HEADERS
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.http.app import create_app
@@ -25,7 +26,8 @@ def gql(client, query: str, token: int | None = None, **variables):
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
     container = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}"))
-    with TestClient(create_app(container)) as client:  # lifespan runs the projections
+    # lifespan runs the projections
+    with TestClient(create_app(container), headers=HEADERS) as client:
         yield client, container
     container.close()
 
@@ -49,7 +51,7 @@ def test_consistency_token_over_real_http(tmp_path):
     proc = start_server(f"sqlite:///{tmp_path / 'store.db'}", port)
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=10) as client:
+        with httpx.Client(base_url=base, timeout=10, headers=HEADERS) as client:
             creator, _ = register(client, "tokens")
             video, _ = publish(client, creator)
             viewers = [str(uuid.uuid4()) for _ in range(3)]
@@ -81,7 +83,7 @@ def test_token_beyond_the_head_is_a_clear_error_naming_the_lag(tmp_path):
         Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", consistency_timeout_seconds=0.2)
     )
     try:
-        with TestClient(create_app(container)) as client:
+        with TestClient(create_app(container), headers=HEADERS) as client:
             _, position = register(client, "lagging")
             body = gql(client, "{ summary { creators } }", position + 1000)
             error = body["errors"][0]
@@ -195,7 +197,7 @@ def test_no_field_suggestions_or_graphiql_outside_development(tmp_path):
         Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", development=False)
     )
     try:
-        with TestClient(create_app(container)) as client:
+        with TestClient(create_app(container), headers=HEADERS) as client:
             body = gql(client, "{ videoz { id } }")
             assert "Did you mean" not in body["errors"][0]["message"]
             assert client.get("/graphql", headers={"accept": "text/html"}).status_code == 404
@@ -203,7 +205,7 @@ def test_no_field_suggestions_or_graphiql_outside_development(tmp_path):
         container.close()
     dev = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'd.db'}", development=True))
     try:
-        with TestClient(create_app(dev)) as client:
+        with TestClient(create_app(dev), headers=HEADERS) as client:
             assert "Did you mean" in gql(client, "{ videoz { id } }")["errors"][0]["message"]
     finally:
         dev.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support.auth import HEADERS
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.http.app import create_app
@@ -41,7 +42,8 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
         database_url=f"sqlite:///{tmp_path / 'store.db'}", alert_actions_poll_seconds=0.1
     )
     container = bootstrap(settings)
-    with TestClient(create_app(container)) as client:  # lifespan starts the workers
+    # lifespan starts the workers
+    with TestClient(create_app(container), headers=HEADERS) as client:
         yield client, container
     container.close()
 

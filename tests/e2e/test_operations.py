@@ -5,6 +5,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from support.auth import HEADERS
 
 from adapters.bootstrap import bootstrap
 from adapters.http.app import create_app
@@ -26,7 +27,7 @@ def test_metrics_show_projection_lag_moving_and_command_counters(tmp_path: Path)
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'm.db'}", projections_in_process=False)
     container = bootstrap(settings)
     try:
-        with TestClient(create_app(container)) as client:
+        with TestClient(create_app(container), headers=HEADERS) as client:
             r = client.post(
                 "/v1/creators", json={"handle": "metrics", "display_name": "M", "region": "US"}
             )
@@ -62,7 +63,7 @@ def test_health_and_readiness(tmp_path: Path):
     )
     container = bootstrap(settings)
     try:
-        with TestClient(create_app(container)) as client:
+        with TestClient(create_app(container), headers=HEADERS) as client:
             assert client.get("/healthz").json() == {"status": "ok"}
             assert client.get("/readyz").status_code == 200
             for handle in ("aa", "bb"):
@@ -87,7 +88,7 @@ def test_logs_are_json_and_carry_the_request_id(tmp_path: Path, capsys):
     configure_logging("info", json=True)
     container = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}"))
     try:
-        with TestClient(create_app(container)) as client:
+        with TestClient(create_app(container), headers=HEADERS) as client:
             app_log = logging.getLogger("reelpulse.test")
             client.app.add_api_route("/v1/log-probe", lambda: app_log.info("probe") or {})
             r = client.get("/v1/log-probe", headers={"X-Request-ID": "req-12345"})

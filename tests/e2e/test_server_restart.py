@@ -3,6 +3,7 @@
 import signal
 
 import httpx
+from support.auth import HEADERS
 
 from e2e.servers import free_port, start_server
 
@@ -11,7 +12,7 @@ def test_idempotency_key_survives_kill_and_restart(tmp_path):
     db = tmp_path / "store.db"
     port = free_port()
     body = {"handle": "restart", "display_name": "R", "region": "DE"}
-    headers = {"Idempotency-Key": "register-restart"}
+    headers = {"Idempotency-Key": "register-restart", **HEADERS}
     proc = start_server(f"sqlite:///{db}", port)
     try:
         first = httpx.post(f"http://127.0.0.1:{port}/v1/creators", json=body, headers=headers)

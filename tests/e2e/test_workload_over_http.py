@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support.auth import HEADERS
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.http.app import create_app
@@ -17,7 +18,8 @@ SMALL = WorkloadConfig(seed=11, days=1, creators=15, viewers=300, views_per_day=
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
     container = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}"))
-    with TestClient(create_app(container)) as client:  # lifespan starts the policy follower
+    # lifespan starts the policy follower
+    with TestClient(create_app(container), headers=HEADERS) as client:
         yield client, container
     container.close()
 

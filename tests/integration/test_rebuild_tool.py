@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support.auth import HEADERS
 from typer.testing import CliRunner
 
 from adapters.bootstrap import Container, bootstrap
@@ -108,7 +109,7 @@ def test_blue_green_rebuild_of_every_projection_equals_live_while_queries_answer
     try:
         before = all_checksums(c)
         c.projections.start()  # live runners in this process (paused on switch); no alert actions
-        reader = Reader(TestClient(create_app(c, run_background=False)))
+        reader = Reader(TestClient(create_app(c, run_background=False), headers=HEADERS))
         reader.start()
         try:
             results = [Rebuilder.for_container(c).rebuild(name) for name in c.projections.names]
@@ -226,7 +227,7 @@ def test_in_place_rebuild_and_cli(sqlite_url: str, monkeypatch: pytest.MonkeyPat
 def test_admin_http_endpoints(container: Container) -> None:
     app = create_app(container, run_background=False)
     app.include_router(admin_router)
-    client = TestClient(app)
+    client = TestClient(app, headers=HEADERS)
     before = all_checksums(container)
 
     status = client.get("/v1/admin/projections", params={"sample_seconds": 0})

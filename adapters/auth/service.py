@@ -1,0 +1,97 @@
+"""The authenticator: turns request headers into a Principal, and holds the rate limiter.
+
+Built once per app from the settings (`Authenticator.from_settings`)."""
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from adapters.auth import jwt as tokens
+from adapters.auth.keys import PREFIX, ApiKeyStore
+from adapters.auth.principal import Principal, Role, unauthenticated
+from adapters.auth.ratelimit import RateLimited, RateLimiter
+
+DEFAULT_RATE_PER_MINUTE = 6000
+DEFAULT_AUDIENCE = "reelpulse"
+
+
+def setting(settings: Any, name: str, default: Any) -> Any:
+    """An auth setting (REELPULSE_<NAME>), or its default while the field is not declared."""
+    value = getattr(settings, name, None)
+    return default if value is None or value == "" else value
+
+
+class Authenticator:
+    def __init__(
+        self,
+        keys: ApiKeyStore,
+        *,
+        enabled: bool = True,
+        jwt_secret: str | None = None,
+        jwt_audience: str = DEFAULT_AUDIENCE,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.keys = keys
+        self.enabled = enabled
+        self.jwt_secret = jwt_secret
+        self.jwt_audience = jwt_audience
+        self.limiter = limiter or RateLimiter(DEFAULT_RATE_PER_MINUTE)
+        self._static: list[tuple[str, Principal]] = []  # (sha256 of the key, principal)
+
+    @classmethod
+    def from_settings(cls, settings: Any, engine: sa.Engine) -> "Authenticator":
+        per_minute = setting(settings, "rate_limit_per_minute", DEFAULT_RATE_PER_MINUTE)
+        auth = cls(
+            ApiKeyStore(engine),
+            enabled=setting(settings, "auth_enabled", True),
+            jwt_secret=setting(settings, "jwt_secret", None),
+            jwt_audience=setting(settings, "jwt_audience", DEFAULT_AUDIENCE),
+            limiter=RateLimiter(per_minute),
+        )
+        dev_key = setting(settings, "dev_api_key", None)
+        if dev_key:
+            auth.add_static_key(dev_key, Role.ADMIN, label="development (REELPULSE_DEV_API_KEY)")
+        return auth
+
+    def add_static_key(self, raw: str, role: Role, *, label: str) -> None:
+        """A key held in memory only (the development key from the environment)."""
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        self._static.append((digest, Principal(role, f"static:{digest[:12]}", None, label)))
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The caller, from `X-API-Key` or `Authorization: Bearer` (an API key or a JWT).
+        Raises AuthError 401. With auth disabled everyone is an anonymous admin."""
+        if not self.enabled:
+            return Principal(Role.ADMIN, "anonymous", None, "auth disabled")
+        raw = headers.get("x-api-key") or headers.get("X-API-Key")
+        if not raw:
+            authorization = headers.get("authorization") or headers.get("Authorization") or ""
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not credentials.strip():
+                raise unauthenticated()
+            raw = credentials.strip()
+            if not raw.startswith(PREFIX):
+                if not self.jwt_secret:
+                    raise unauthenticated("bearer tokens are not enabled on this server")
+                return tokens.verify(raw, secret=self.jwt_secret, audience=self.jwt_audience)
+        principal = self._static_lookup(raw) or self.keys.lookup(raw)
+        if principal is None:
+            raise unauthenticated("unknown or revoked API key")
+        return principal
+
+    def _static_lookup(self, raw: str) -> Principal | None:
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        found = None
+        for known, principal in self._static:
+            if hmac.compare_digest(known, digest):
+                found = principal
+        return found
+
+    def charge(self, principal: Principal, cost: float = 1.0) -> None:
+        """Take from the caller's bucket; raises RateLimited."""
+        wait = self.limiter.take(principal.key_id, cost)
+        if wait > 0:
+            raise RateLimited(wait)
