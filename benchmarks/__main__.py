@@ -57,7 +57,7 @@ class Scale:
 
 SCALES = {
     "tiny": Scale(600, 10, 300, 300, 40, 300, 50, 1, 20, (2_000, 4_000)),
-    "default": Scale(30_000, 200, 10_000, 6_000, 1_500, 20_000, 500, 8, 300, (100_000, 1_000_000)),
+    "default": Scale(30_000, 200, 10_000, 6_000, 1_500, 20_000, 500, 4, 300, (40_000, 120_000)),
 }
 
 
@@ -272,7 +272,8 @@ def b8(ctx: Context) -> list[Row]:
     small, large = ctx.scale.growth
     s = ctx.scale
     block = ctx.work.signals[: s.b4_signals]
-    probe = ctx.work.signals[s.b1_signals : s.b1_signals + s.b2_signals]
+    # Signals on streams the block has not touched, so the probe stores new events.
+    probe = ctx.work.signals[s.b4_signals : s.b4_signals + s.b2_signals]
     ingest: dict[int, list[float]] = {}
     rebuild: dict[int, list[float]] = {}
     peaks: dict[int, list[float]] = {}

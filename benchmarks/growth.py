@@ -26,6 +26,7 @@ def grow(url: str, block_after: int, target: int) -> int:
             ).fetchone()[0]  # type: ignore[index]
         )
         block_last = int(conn.execute(f"SELECT max(notification_id) FROM {TABLE}").fetchone()[0])  # type: ignore[index]
+        console.print(f"  grow: head {head:,}, block {block:,} (ids {block_after}..{block_last})")
         copies = max(0, (target - head) // max(block, 1))
         done = 0
         with Stopwatch() as watch:

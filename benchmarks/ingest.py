@@ -119,7 +119,7 @@ class IngestBench:
             return raw_copy(url, self.rows, self.events_per_batch)
 
     def over_http(self) -> float:
-        from benchmarks.serving import reelpulse
+        from benchmarks.serving import AUTH, reelpulse
 
         bodies = [
             orjson.dumps({"items": [batch_item(s) for s in b]}) for b in batches(self.http_signals)
@@ -127,7 +127,7 @@ class IngestBench:
         with (
             self.srv.fresh(self.template) as url,
             reelpulse(url, REELPULSE_PROJECTIONS_IN_PROCESS="false") as base,
-            httpx.Client(base_url=base, timeout=120) as client,
+            httpx.Client(base_url=base, timeout=120, headers=AUTH) as client,
         ):
             before = head(url)
             started = time.perf_counter()

@@ -29,6 +29,11 @@ import httpx
 from benchmarks.core import REPO, percentile, tests_on_path
 
 CONCURRENCY = 8
+# The development admin key (REELPULSE_DEV_API_KEY) of the servers the benchmark starts,
+# and a rate limit no benchmark reaches: requests are authenticated as in production.
+API_KEY = "rp_dev_bench0123456789abcdef0123456789ab"
+AUTH = {"X-API-Key": API_KEY}
+SERVER_ENV = {"REELPULSE_DEV_API_KEY": API_KEY, "REELPULSE_RATE_LIMIT_PER_MINUTE": "100000000"}
 VIDEO_PAGE = (
     "query($id: UUID!) { video(id: $id) { id caption hashtags soundId durationSeconds status "
     "publishedAt stats { views uniqueViewers likes shares comments totalWatchSeconds "
@@ -61,7 +66,7 @@ def reelpulse(url: str, **env: str) -> Iterator[str]:
     from e2e.servers import free_port, start_server
 
     port = free_port()
-    proc = start_server(url, port, timeout=120, **env)
+    proc = start_server(url, port, timeout=120, **{**SERVER_ENV, **env})
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -103,7 +108,7 @@ async def _closed_loop(base: str, send: Send, total: int, concurrency: int) -> L
     out = Latencies()
     counter = iter(range(total))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=AUTH) as client:
 
         async def worker() -> None:
             for i in counter:
@@ -169,7 +174,7 @@ async def _freshness(base: str, videos: list[UUID], rate: float, seconds: float)
     fresh: list[float] = []
     done = timeouts = 0
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=AUTH) as client:
 
         async def one(i: int) -> None:
             nonlocal done, timeouts
@@ -213,7 +218,7 @@ def freshness(base: str, videos: list[UUID], rate: float, seconds: float) -> dic
 
 
 def trending_size(base: str) -> int:
-    r = httpx.post(f"{base}/graphql", json={"query": TRENDING}, timeout=60)
+    r = httpx.post(f"{base}/graphql", json={"query": TRENDING}, timeout=60, headers=AUTH)
     return len(r.json()["data"]["trending"])
 
 
