@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.cli_erasure import app as forget_app
+from adapters.cli_keys import app as keys_app
 from adapters.cli_projections import app as projections_app
 from adapters.cli_replay import export_cmd, replay_cmd
 from adapters.eventstore.factory import ConfigurationError
@@ -28,6 +29,7 @@ app.command("export")(export_cmd)
 app.command("replay")(replay_cmd)
 app.add_typer(projections_app, name="projections")
 app.add_typer(forget_app, name="forget")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 
@@ -134,6 +136,10 @@ def serve(
     console.print(f"  dashboard:  {base}/dashboard")
     console.print(f"  GraphQL:    {base}/graphql  (GraphiQL in development mode)")
     console.print(f"  health:     {base}/healthz, {base}/readyz; metrics: {base}/metrics")
+    from adapters.auth.dev import ensure_dev_key
+
+    if (dev_key := ensure_dev_key(container)) is not None:
+        console.print(f"  dev API key: [bold]{dev_key}[/bold]  (admin, X-API-Key; shown once)")
     from adapters.observability.logging import configure_logging
 
     configure_logging(settings.log_level, json=settings.log_json)

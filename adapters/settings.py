@@ -51,6 +51,17 @@ class Settings(BaseSettings):
         description="Fallback poll interval for event followers (commits in this "
         "process wake them at once)",
     )
+    auth_enabled: bool = Field(True, description="Require credentials on /v1 and /graphql")
+    dev_api_key: str | None = Field(
+        None, description="A development admin key accepted as is (rp_<id>_<secret>)"
+    )
+    jwt_secret: str | None = Field(
+        None, description="HS256 secret for bearer JWTs (JWTs off when unset)"
+    )
+    jwt_audience: str = Field("reelpulse", description="Required `aud` of bearer JWTs")
+    rate_limit_per_minute: int = Field(
+        6000, ge=1, description="Commands + GraphQL operations per key per minute"
+    )
     alert_actions_enabled: bool = Field(
         True, description="Carry out alert actions (escalate, auto_flag) in this process"
     )

@@ -60,6 +60,43 @@ def fill(url: str, events: int, minutes: float) -> tuple[int, float]:
         container.close()
 
 
+def grow(url: str, target: int) -> int:
+    """Copy the store's engagement streams inside PostgreSQL, with fresh stream ids (md5 of
+    the id and the copy number), until it holds about `target` events; return the head.
+    Every row is a real stored event of the library's format; copies repeat the viewers,
+    videos and event times of the originals (views of existing videos), so projections
+    process them like any other engagement."""
+    import psycopg
+
+    from benchmarks.growth import TABLE
+
+    with psycopg.connect(url, autocommit=True) as conn:
+
+        def scalar(sql: str, *args: Any) -> int:
+            return int(conn.execute(sql, args).fetchone()[0])  # type: ignore[index]
+
+        head = scalar(f"SELECT count(*) FROM {TABLE}")
+        last = scalar(f"SELECT max(notification_id) FROM {TABLE}")
+        block = scalar(f"SELECT count(*) FROM {TABLE} WHERE topic LIKE %s", "domain.engagement:%")
+        copy = 0
+        with Progress(TextColumn("[bold]growing"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console) as progress:  # fmt: skip
+            task = progress.add_task("grow", total=target, completed=head)
+            while head + block <= target:
+                copy += 1
+                conn.execute(
+                    f"INSERT INTO {TABLE} (originator_id, originator_version, topic, state) "
+                    "SELECT md5(e.originator_id::text || ':' || %s::text)::uuid, "
+                    "e.originator_version, e.topic, e.state "
+                    f"FROM {TABLE} e WHERE e.notification_id <= %s AND e.topic LIKE %s "
+                    "ORDER BY e.notification_id",
+                    (copy, last, "domain.engagement:%"),
+                )
+                head += block
+                progress.update(task, completed=head)
+        return scalar(f"SELECT max(notification_id) FROM {TABLE}")
+
+
 def measure(url: str, name: str) -> dict[str, float]:
     from adapters.bootstrap import bootstrap
     from adapters.projections.rebuild import Rebuilder
@@ -88,6 +125,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--fill-minutes", type=float, default=10.0)
     parser.add_argument("--projections", default="stats,trending")
+    parser.add_argument(
+        "--grow-from", type=int, default=0,
+        help="fill only this many events through the application, then copy its engagement "
+        "streams inside PostgreSQL up to --events (fast; see grow())",
+    )  # fmt: skip
     args = parser.parse_args()
     tests_on_path()
     from support.pgserver import start_session_server
@@ -95,10 +137,13 @@ def main() -> None:
     server = start_session_server()
     try:
         with server.fresh_database() as url:
-            head, seconds = fill(url, args.events, args.fill_minutes)
+            head, seconds = fill(url, args.grow_from or args.events, args.fill_minutes)
             console.print(
                 f"store filled: head {head:,} in {seconds:.0f}s ({head / seconds:,.0f} ev/s)"
             )
+            if args.grow_from:
+                head = grow(url, args.events)
+                console.print(f"store grown to head {head:,} (engagement streams copied)")
             table = Table(title=f"rebuild on PostgreSQL, store head {head:,}")
             for col in ("projection", "events", "in place ev/s", "blue/green ev/s", "ratio",
                         "switch s", "identical"):  # fmt: skip
