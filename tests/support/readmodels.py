@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from adapters.projections.registry import OWNED_ROWS, projection_specs
 from adapters.readmodel.tables import projection_checkpoints, rm_alerts
+from adapters.readmodel.times import as_utc
 
 # Written by the alert-action worker, not by a projection: not part of a projection's output.
 ACTION_COLUMNS = {rm_alerts.c.action_status.name, rm_alerts.c.action_result.name,
@@ -44,6 +45,8 @@ def _canonical(value: Any) -> Any:
     """Pickled objects (a stored bandit policy) compared as what they unpickle to."""
     if isinstance(value, bytes):
         return structure(pickle.loads(value))
+    if isinstance(value, datetime):  # SQLite gives naive UTC, PostgreSQL aware: compare as UTC
+        return as_utc(value)
     return value
 
 
