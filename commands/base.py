@@ -5,7 +5,9 @@ order), so the position returned by any command is comparable with any other: it
 consistency token that the read side honours.
 """
 
+import random
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +28,17 @@ from eventsourcing.persistence import (
 from domain.errors import InvalidValue, NotFound, VersionConflict
 
 STORE_NAME = "ReelPulse"
-MAX_ATTEMPTS = 8  # optimistic-concurrency retries before giving up with a 409
+MAX_ATTEMPTS = 32  # optimistic-concurrency retries before giving up with a 409
+RETRY_BACKOFF_SECONDS = 0.002  # first back-off after a conflict; doubles, jittered
+RETRY_BACKOFF_CAP_SECONDS = 0.05
 MAX_CLOCK_SKEW = timedelta(minutes=5)  # event times further in the future are rejected
+
+
+def back_off_after_conflict(attempt: int) -> None:
+    """Sleep a jittered, doubling moment so concurrent writers stop colliding in lockstep."""
+    ceiling = min(RETRY_BACKOFF_CAP_SECONDS, RETRY_BACKOFF_SECONDS * 2**attempt)
+    time.sleep(random.uniform(0, ceiling))
+
 
 Clock = Callable[[], datetime]
 
@@ -261,6 +272,7 @@ class ReelPulseApplication(Application[UUID]):
                     raise VersionConflict(
                         "the aggregate was changed concurrently", expected=expected_version
                     ) from None
+                back_off_after_conflict(_attempt)
                 continue
             return CommandResult(
                 id=outcome.subject.id,

@@ -26,6 +26,7 @@ from commands.base import (
     ReelPulseApplication,
     StreamBatchReader,
     TAggregate,
+    back_off_after_conflict,
 )
 from commands.content import SNAPSHOT_INTERVALS
 from domain.creator import Creator
@@ -204,6 +205,7 @@ class EngagementApplication(ReelPulseApplication):
                 replayed = self._replay_batch(idempotency)
                 if replayed is not None:
                     return replayed
+                back_off_after_conflict(_attempt)
                 continue
             return BatchResult(items=items, position=max(r.notification.id for r in recordings))
         raise VersionConflict("too many concurrent writers on these streams; retry the batch")

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from adapters.auth.policy import PUBLIC
+from adapters.auth.policy import PUBLIC, allow
 from adapters.auth.service import Authenticator
 from adapters.bootstrap import Container
+from adapters.erasure.http import erasure_router
 from adapters.graphql.router import mount_graphql
 from adapters.http import routes_admin, routes_content, routes_engagement, routes_moderation
 from adapters.http.errors import install_error_handlers
@@ -59,6 +60,7 @@ def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=container.settings.max_body_bytes)
     for module in (routes_content, routes_engagement, routes_moderation, routes_admin):
         app.include_router(module.router)
+    app.include_router(erasure_router(dependencies=[allow()]))  # admin only
     mount_graphql(app, container, app.state.auth)
     install_ops(app, container)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -35,6 +35,9 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+BODY_PARSE_ERROR = "There was an error parsing the body"  # fastapi.routing's detail
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
     body.update({k: v for k, v in extra.items() if v})
@@ -95,6 +98,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:
+            # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): it is invalid
+            # JSON like any other, so it gets the documented 422 invalid_json.
+            return error_response(422, "invalid_json", "body is not valid UTF-8 JSON")
         codes = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}
         return error_response(
             exc.status_code,

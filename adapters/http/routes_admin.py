@@ -88,7 +88,13 @@ def _jobs(request: Request) -> dict[str, Job]:
 def projections(
     c: ContainerDep,
     sample_seconds: Annotated[
-        float, Query(ge=0, le=10, description="Interval over which rates are measured")
+        float,
+        Query(
+            ge=0,
+            le=5,
+            description="Interval over which rates are measured (at most 5 s, well inside "
+            "the 10 s request deadline)",
+        ),
     ] = 1.0,
 ) -> dict[str, Any]:
     """Every projection's position, lag behind the store head, rate and last error."""

@@ -1,5 +1,6 @@
 """The GraphQL read side: read-your-writes, batching, subscriptions and query limits."""
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,10 @@ def test_token_beyond_the_head_is_a_clear_error_naming_the_lag(tmp_path):
     try:
         with TestClient(create_app(container), headers=HEADERS) as client:
             _, position = register(client, "lagging")
+            # Let every projection reach the command's position first, so the lag is exact.
+            deadline = time.monotonic() + 10
+            while "errors" in gql(client, "{ summary { creators } }", position):
+                assert time.monotonic() < deadline, "projections never reached the command"
             body = gql(client, "{ summary { creators } }", position + 1000)
             error = body["errors"][0]
             assert error["extensions"]["code"] == "CONSISTENCY_TIMEOUT"

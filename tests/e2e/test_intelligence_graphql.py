@@ -20,8 +20,11 @@ from domain.moderation import ModerationCase
 WAIT = 30.0  # seconds for background projections and the alert worker
 
 
-def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    r = client.post("/graphql", json={"query": query, "variables": variables})
+def gql(
+    client: TestClient, query: str, token: int | None = None, **variables: Any
+) -> dict[str, Any]:
+    headers = {"X-Consistency-Token": str(token)} if token is not None else {}
+    r = client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -48,6 +51,9 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
     container.close()
 
 
+LAST_POSITION: dict[TestClient, int] = {}  # the consistency token of the last batch
+
+
 def video_with_views(client: TestClient, views: int) -> tuple[str, list[str]]:
     r = client.post(
         "/v1/creators",
@@ -66,6 +72,7 @@ def video_with_views(client: TestClient, views: int) -> tuple[str, list[str]]:
     ]
     r = client.post("/v1/engagement/batch", json={"items": items})
     assert r.status_code == 200, r.text
+    LAST_POSITION[client] = r.json()["position"]
     return video, viewers
 
 
@@ -138,7 +145,10 @@ def test_recommendations_leave_out_what_the_viewer_has_seen(served):
     query = "query($v: UUID!) { recommendations(viewerId: $v, first: 10) { videoId source } }"
 
     def ready() -> Any:
-        recs = gql(client, query, v=viewers[0])["data"]["recommendations"]
+        # Read at the last batch's position: every read model (trending candidates and
+        # the seen pairs) has then seen both batches.
+        body = gql(client, query, LAST_POSITION[client], v=viewers[0])
+        recs = (body.get("data") or {}).get("recommendations")
         return recs if recs else None
 
     recs = wait_for(ready, "recommendations")

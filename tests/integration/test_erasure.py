@@ -284,26 +284,23 @@ def test_cli_needs_yes_and_prints_a_summary(shredding: None, tmp_path: Path) -> 
         c.close()
 
 
-def test_http_route_forgets_and_applies_the_given_access_rule(container: Container) -> None:
-    from fastapi import Depends, FastAPI, Header, HTTPException
+def test_http_route_is_admin_only_and_forgets(container: Container) -> None:
     from fastapi.testclient import TestClient
     from support.auth import HEADERS
 
-    from adapters.erasure.http import erasure_router
+    from adapters.auth.principal import Role
+    from adapters.http.app import create_app
 
-    def admin_only(x_api_key: str | None = Header(default=None)) -> None:
-        if x_api_key != HEADERS["X-API-Key"]:
-            raise HTTPException(403)
-
-    app = FastAPI()
-    app.state.container = container
-    app.include_router(erasure_router(dependencies=[Depends(admin_only)]))
+    app = create_app(container, run_background=False)
+    analyst = {"X-API-Key": app.state.auth.keys.create(Role.ANALYST)[0]}
     w = World(container)
     w.act(w.a, A_TEXTS[:1], 1)
     container.run_projections_until_idle()
     with TestClient(app) as client:
         path = f"/v1/admin/erasure/viewers/{w.a}"
-        assert client.post(path).status_code == 403
+        assert client.post(path).status_code == 401
+        assert client.post(path, headers=analyst).status_code == 403
+        assert client.post(path, headers=HEADERS, params={"wait_seconds": 60}).status_code == 422
         assert keys_for(container.store.recorder).has_key(w.a)
         first = client.post(path, headers=HEADERS)
         assert first.status_code == 200, first.text
