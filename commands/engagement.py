@@ -31,6 +31,7 @@ from commands.base import (
 from commands.content import SNAPSHOT_INTERVALS
 from domain.creator import Creator
 from domain.engagement import Engagement
+from domain.erasure import Erasure
 from domain.errors import DomainError, InvalidValue, NotFound, VersionConflict
 from domain.following import Following
 from domain.video import Video
@@ -344,6 +345,25 @@ class EngagementApplication(ReelPulseApplication):
             recorded = stream.unfollow(occurred_at=when, client_event_id=signal.client_event_id)
         ws.streams[stream.id] = stream
         return stream, recorded, {}
+
+    # -- erasure -------------------------------------------------------------------------
+    def forget_viewer(
+        self, viewer_id: UUID, *, occurred_at: datetime | None = None
+    ) -> CommandResult:
+        """Record that `viewer_id` was forgotten (once: a second call records nothing and
+        reports `already_forgotten`). The projections drop what they derived from the
+        viewer when they reach this event; the key deletion is the adapter's part."""
+
+        def decide() -> Outcome:
+            existing = self.load_or_none(Erasure, Erasure.create_id(viewer_id))
+            if existing is not None:
+                return Outcome([], existing, {"status": "already_forgotten"})
+            erasure = Erasure.forget_viewer(
+                viewer_id=viewer_id, occurred_at=self.event_time(occurred_at)
+            )
+            return Outcome([erasure], erasure, {"status": "forgotten"})
+
+        return self.execute(decide)
 
     # Convenience for tests and the workload generator.
     def get_engagement(self, viewer_id: UUID, video_id: UUID) -> Engagement:

@@ -43,6 +43,7 @@ from eventsourcing.utils import get_topic
 from river import bandit, metrics, optim, proba, reco, stats
 
 from domain.engagement import Engagement
+from domain.erasure import Erasure
 from domain.following import Following
 from domain.video import Video
 from projections.base import Projection
@@ -51,6 +52,7 @@ MODEL = "recommendations"
 BASELINE = "recommendations_baseline"
 ARMS = ("trending", "personal", "following")
 BANDIT_NAME = "sources"
+ERASED_VIEWER = UUID(int=0)  # stands in for a forgotten viewer in the interned ids
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,10 @@ class RecommendationsView(ABC):
 
     @abstractmethod
     def metric(self, model: str, name: str, value: float, samples: int) -> None: ...
+
+    @abstractmethod
+    def forget_viewer(self, viewer_id: UUID) -> None:
+        """Drop the viewer's rows (factors, seen pairs), including ones not yet written."""
 
 
 def new_model(p: RecommendationParams) -> Any:
@@ -218,7 +224,7 @@ class RecoState:
         ):  # fmt: skip
             raw = state[ids]
             state[ids] = [UUID(bytes=raw[k : k + 16]) for k in range(0, len(raw), 16)]
-            state[index] = {x: n for n, x in enumerate(state[ids])}
+            state[index] = {x: n for n, x in enumerate(state[ids]) if x != ERASED_VIEWER}
         self.__dict__.update(state)
 
 
@@ -229,7 +235,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         for cls in (
             Video.Published, Video.Restricted, Video.Removed, Video.Restored,
             Video.DeletedByCreator, Engagement.Viewed, Engagement.Liked, Following.Started,
-            Following.Followed, Following.Unfollowed,
+            Following.Followed, Following.Unfollowed, Erasure.ViewerForgotten,
         )
     )  # fmt: skip
 
@@ -281,6 +287,8 @@ class RecommendationsProjection(Projection[RecommendationsView]):
             case Following.Unfollowed():
                 if (pair := s.follow_pairs.get(event.originator_id.int)) is not None:
                     s.following.get(pair[0], {}).pop(pair[1], None)
+            case Erasure.ViewerForgotten():
+                self._forget(event.viewer_id, view)
 
     def _published(self, event: Video.Published, view: RecommendationsView) -> None:
         s = self.state
@@ -464,6 +472,24 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         )
         s.touched = set()
         s.pool_at = now
+
+    def _forget(self, viewer_id: UUID, view: RecommendationsView) -> None:
+        """Erasure: the viewer's latent factors, bias, seen set and follows leave the model.
+        The item side keeps what it learnt (aggregate weights, not personal data). The
+        viewer's interned index stays taken (others must not move) but names nobody; a
+        later event of the same id starts a new, empty viewer."""
+        s, m = self.state, self.state.model
+        view.forget_viewer(viewer_id)
+        u = s.viewer_index.pop(viewer_id, None)
+        if u is None:
+            return
+        s.viewer_ids[u] = ERASED_VIEWER
+        m.u_latents.pop(u, None)
+        m.u_biases.pop(u, None)
+        s.seen.pop(u, None)
+        s.following.pop(u, None)
+        for pair in [k for k, (v, _) in s.follow_pairs.items() if v == u]:
+            del s.follow_pairs[pair]
 
     # -- interning and view output --------------------------------------------------------
     def _viewer(self, viewer_id: UUID) -> int:

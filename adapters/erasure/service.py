@@ -3,16 +3,20 @@
 1. The viewer's data key is deleted (the key-table row stays as the durable record of
    the erasure: no key is ever created again for that id). From then on every sealed
    field of the viewer reads as fields.ERASED, in every process within the key cache
-   bound, in the store, in replays and in rebuilds. No event is written or rewritten.
-2. The store is scanned for the viewer's erasable events: `sealed_events` are now
+   bound, in the store, in replays and in rebuilds. No event is rewritten.
+2. `Erasure.ViewerForgotten` is recorded (once per viewer): projections holding model
+   state derived from the viewer (the recommendations model's latent factors, seen set
+   and follows) drop it when they reach the event, live, in a rebuild and in a replay.
+3. The store is scanned for the viewer's erasable events: `sealed_events` are now
    unreadable; `legacy_plaintext_events` were written before field encryption and are NOT
    shredded (that needs a rewrite of the log; see docs/erasure.md).
-3. After the projections caught up with the log (bounded wait), rows keyed by the viewer
+4. After the projections caught up with the log (bounded wait), rows keyed by the viewer
    are deleted or pseudonymised in one read-model transaction (PURGES).
 
 Idempotent: forgetting twice deletes nothing the second time and reports so. A rebuilt
 read model gets the viewer's rows back from the (intact) events: `reapply_erasures` runs
-step 3 for every erased subject and belongs after every rebuild (docs/erasure.md).
+step 4 for every erased subject; the rebuild tool runs it after every switch and
+in-place rebuild (docs/erasure.md).
 """
 
 from collections.abc import Callable, Iterable
@@ -65,6 +69,7 @@ class ErasureReport:
     rows_dropped: dict[str, int] = field(default_factory=dict)
     projections_caught_up: bool = True
     position: int = 0  # the log's head when the erasure was made
+    event_position: int = 0  # where Erasure.ViewerForgotten was recorded (or found)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,6 +108,10 @@ def forget_viewer(
     already = viewer_id in set(keys.erased_subjects())
     position = container.head_position
     deleted = keys.erase(viewer_id)
+    # The log's record of it: projections drop model state they derived from the viewer
+    # when they reach it (recorded once; a second forget finds the first). The purge
+    # below waits only for what came before it.
+    recorded = container.engagement.forget_viewer(viewer_id)
     sealed, legacy = count_subject_events(container, viewer_id, progress=progress)
     reached = container.projections.wait_for(position, wait_seconds)
     caught_up = all(reached.get(n, 0) >= position for n in container.projections.names)
@@ -116,6 +125,7 @@ def forget_viewer(
         rows_dropped=rows,
         projections_caught_up=caught_up,
         position=position,
+        event_position=recorded.position,
     )
 
 

@@ -31,6 +31,7 @@ FAMILY_OF_MODULE = {
     "domain.video": "content",
     "domain.engagement": "engagement",
     "domain.following": "engagement",
+    "domain.erasure": "engagement",
     "domain.moderation": "moderation",
 }
 

@@ -30,6 +30,7 @@ class SqlRecommendationsView(RecommendationsView):
         self.seen_pairs: list[dict[str, UUID]] = []
         self.bandits: dict[str, dict[str, Any]] = {}
         self.metrics: dict[tuple[str, str], dict[str, Any]] = {}
+        self.forgotten: set[UUID] = set()
 
     def item(
         self,
@@ -64,8 +65,18 @@ class SqlRecommendationsView(RecommendationsView):
             "model": model, "metric": name, "value": value, "samples": samples,
         }  # fmt: skip
 
+    def forget_viewer(self, viewer_id: UUID) -> None:
+        self.viewers.pop(viewer_id, None)
+        self.seen_pairs = [p for p in self.seen_pairs if p["viewer_id"] != viewer_id]
+        self.forgotten.add(viewer_id)
+
     def flush(self) -> set[str]:
         changed: set[str] = set()
+        if self.forgotten:  # before the inserts: a later event of the id starts afresh
+            for table in (rm_reco_viewers, rm_reco_seen):
+                self.conn.execute(table.delete().where(table.c.viewer_id.in_(self.forgotten)))
+            changed.add("recommendations")
+            self.forgotten = set()
         if self.items:
             self._upsert(rm_reco_items, ["video_id"], self.items.values())
             changed.add("recommendations")

@@ -36,11 +36,12 @@ from eventsourcing.utils import get_topic
 from commands.base import SharedStore
 from domain.creator import Creator
 from domain.engagement import Engagement
+from domain.erasure import Erasure
 from domain.following import Following
 from domain.moderation import ModerationCase
 from domain.video import Video
 
-AGGREGATES = (Creator, Video, Engagement, Following, ModerationCase)
+AGGREGATES = (Creator, Video, Engagement, Following, ModerationCase, Erasure)
 CONTEXT_TYPES = (
     Creator.Registered, Video.Published, Engagement.Started, Following.Started,
     ModerationCase.Opened,

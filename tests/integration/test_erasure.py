@@ -9,6 +9,7 @@ gone after a rebuild once erasures are re-applied. Plus: events written before f
 encryption (legacy plaintext), and forgetting twice.
 """
 
+import pickle
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -142,6 +143,16 @@ def viewer_rows(c: Container, viewer: UUID) -> dict[str, int]:
     return counts
 
 
+def reco_state(c: Container) -> Any:
+    with c.write_engine.connect() as conn:
+        data = conn.execute(
+            sa.select(t.projection_checkpoints.c.state).where(
+                t.projection_checkpoints.c.name == "recommendations"
+            )
+        ).scalar_one()
+    return pickle.loads(bytes(data))  # our own checkpoint
+
+
 def rebuild_all(c: Container) -> None:
     """Reset every projection and rebuild it from the first event with fresh instances."""
     fresh = ProjectionManager(c.store, c.content.mapper, c.write_engine, batch_size=7)
@@ -182,8 +193,18 @@ def test_forget_viewer_shreds_comments_and_drops_derived_rows(container: Contain
     assert report.projections_caught_up
     assert not keys.has_key(w.a) and keys.has_key(w.b)
     assert w.a in keys.erased_subjects()
-    # The log is unchanged: same events, same positions, every one still loads.
-    assert log(c) == before
+    # The log is unchanged: same events, same positions, every one still loads; one event
+    # is added, the erasure's own record.
+    after = log(c)
+    assert after[: len(before)] == before
+    assert [topic.rsplit(".", 1)[-1] for _, topic, _ in after[len(before) :]] == ["ViewerForgotten"]
+    assert report.event_position == after[-1][0]
+    # The recommendations model dropped what it learnt of A (factors, seen set), kept B.
+    c.run_projections_until_idle()
+    reco = reco_state(c)
+    assert w.a not in reco.viewer_index and w.b in reco.viewer_index
+    assert reco.viewer_index[w.b] in reco.model.u_latents
+    assert len(reco.model.u_latents) == 1
     expected = {cid: ERASED if v == w.a else text for cid, (v, text) in w.comments.items()}
     assert comment_texts(c) == expected
     # Through the application too (aggregate loading runs the same mapper).
@@ -203,10 +224,13 @@ def test_forget_viewer_shreds_comments_and_drops_derived_rows(container: Contain
         pairs = conn.execute(sa.select(t.rm_follow_pairs.c.viewer_id)).scalars().all()
     assert sorted(pairs, key=str) == sorted([UUID(int=0), w.b], key=str)
 
-    # A rebuild brings A's rows back from the (intact) events; re-applying erasures
-    # removes them again, and the comment texts stay erased through the rebuild.
+    # A rebuild brings A's rows back from the (intact) events, except the model's, which
+    # the erasure event drops again at its position; re-applying erasures removes the
+    # rest, and the comment texts stay erased through the rebuild.
     rebuild_all(c)
-    assert all(viewer_rows(c, w.a)[table.name] for table in VIEWER_TABLES)
+    back = viewer_rows(c, w.a)
+    assert {name for name, n in back.items() if not n} == {"rm_reco_viewers", "rm_reco_seen"}
+    assert w.a not in reco_state(c).viewer_index
     reapply_erasures(c)
     assert not any(viewer_rows(c, w.a).values())
     assert all(viewer_rows(c, w.b).values())

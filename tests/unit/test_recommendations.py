@@ -7,10 +7,12 @@ from uuid import UUID, uuid4
 
 from domain.creator import Creator
 from domain.engagement import Engagement
+from domain.erasure import Erasure
 from domain.following import Following
 from domain.video import Video
 from projections.recommendations import (
     DEFAULT_PARAMS,
+    ERASED_VIEWER,
     RecommendationsProjection,
     RecommendationsView,
 )
@@ -38,6 +40,9 @@ class RecordingView(RecommendationsView):
 
     def metric(self, model, name, value, samples):
         self.calls.append(("metric", model, name, value, samples))
+
+    def forget_viewer(self, viewer_id):
+        self.calls.append(("forget", viewer_id))
 
 
 def creator() -> tuple[Creator, list]:
@@ -208,3 +213,43 @@ def test_a_rebuild_reproduces_every_output():
     run(RecommendationsProjection(), events, a)
     run(RecommendationsProjection(), events, b)
     assert a.calls == b.calls
+
+
+def test_a_forgotten_viewer_leaves_the_model_and_a_checkpoint_and_may_start_afresh():
+    c, events = creator()
+    video, published = publish(c, T0)
+    other, published_other = publish(c, T0)
+    events += published + published_other
+    me, them = uuid4(), uuid4()
+    follow = Following.start(viewer_id=me, creator_id=c.id, occurred_at=T0)
+    follow.follow(occurred_at=T0)
+    events += list(follow.collect_events())
+    for n in range(5):
+        at = T0 + timedelta(minutes=n + 1)
+        events += view(video, me, at, watch=20) + view(video, them, at, watch=20)
+    projection = RecommendationsProjection()
+    run(projection, events, RecordingView())
+    s = projection.state
+    u = s.viewer_index[me]
+    assert u in s.model.u_latents and u in s.seen and u in s.following
+
+    erasure = Erasure.forget_viewer(viewer_id=me, occurred_at=T0 + timedelta(hours=1))
+    rec = RecordingView()
+    run(projection, list(erasure.collect_events()), rec)
+    assert rec.calls == [("forget", me)]
+    assert me not in s.viewer_index and s.viewer_ids[u] == ERASED_VIEWER
+    assert u not in s.model.u_latents and u not in s.model.u_biases
+    assert u not in s.seen and u not in s.following
+    assert all(v != u for v, _ in s.follow_pairs.values())
+    assert s.viewer_index[them] in s.model.u_latents  # others keep theirs
+
+    restored = RecommendationsProjection()
+    restored.load_state(projection.dump_state())  # the checkpoint does not bring it back
+    assert me not in restored.state.viewer_index
+    assert ERASED_VIEWER not in restored.state.viewer_index
+    assert restored.state.viewer_index == s.viewer_index
+
+    later = view(other, me, T0 + timedelta(hours=2), watch=20)  # the same id, a new viewer
+    run(restored, later, RecordingView())
+    assert restored.state.viewer_index[me] != u
+    assert restored.state.seen[restored.state.viewer_index[me]] == {s.video_index[other.id]}
