@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from support.auth import ENV as AUTH_ENV
+from support.figures import FIGURES
 from support.kafka import kafka_broker
 from support.pgserver import PostgresServer, start_session_server
 
@@ -100,3 +101,23 @@ def container_factory() -> Iterator[ContainerFactory]:
     yield build
     for container in reversed(containers):
         container.close()
+
+
+# -- figures counted by tests (support.figures), also across pytest-xdist workers ---------
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the figures to the controller
+        workeroutput["figures"] = dict(FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:  # xdist controller: add them up
+    FIGURES.update(getattr(node, "workeroutput", {}).get("figures", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        profile = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+        terminalreporter.section(f"fuzz figures (HYPOTHESIS_PROFILE={profile})")
+        for name, value in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {value}")

@@ -5,17 +5,17 @@ runs the long versions of the same tests:
 
     HYPOTHESIS_PROFILE=long .venv/bin/pytest tests/fuzz -p no:randomly
 
-The figures (runs, commands, fuzz cases) are counted while the tests run and printed in
-pytest's terminal summary, for docs/reliability.md.
+The figures (runs, commands, fuzz cases) are counted in support.figures while the tests
+run and printed in pytest's terminal summary (tests/conftest.py), for docs/reliability.md.
 """
 
 import os
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
+from support.figures import FIGURES
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 # Failing examples are replayed first on the next run; kept in pytest's (git-ignored) cache.
@@ -29,7 +29,7 @@ PROFILES: dict[str, dict[str, tuple[int, int]]] = {
     "long": {"stateful": (300, 60), "api": (300, 1), "graphql": (300, 1), "auth": (50, 1)},
 }
 
-FIGURES: Counter[str] = Counter()
+__all__ = ["FIGURES", "PROFILE", "profile"]
 
 
 def profile(kind: str) -> settings:
@@ -47,10 +47,3 @@ def profile(kind: str) -> settings:
         # out by schemathesis; fewer cases there is expected, not a problem.
         suppress_health_check=[HealthCheck.filter_too_much] if kind != "stateful" else [],
     )
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section(f"fuzz figures (HYPOTHESIS_PROFILE={PROFILE})")
-        for name, value in sorted(FIGURES.items()):
-            terminalreporter.write_line(f"{name}: {value}")

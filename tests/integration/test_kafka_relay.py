@@ -41,7 +41,7 @@ WORKLOAD = WorkloadConfig(
     seed=11, creators=30, viewers=500, views_per_day=2000, batch_window_seconds=600
 )
 SEED = 4
-KILLS = 10
+KILLS = 6
 BATCH_SIZES = (100, 300)  # each relay process draws its batch size from this range
 PARTITIONS = 4
 KILL_DELAY = (0.0, 0.06)  # seconds after the target is passed: lands inside a batch

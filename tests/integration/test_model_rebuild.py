@@ -19,7 +19,7 @@ from adapters.workload import WorkloadConfig, drive_application, generate
 
 # Two days, so that 24-hour labels arrive; bursts and waves so that alerts fire.
 WORKLOAD = WorkloadConfig(
-    seed=5, days=2, creators=30, viewers=600, views_per_day=2500, bot_bursts=3,
+    seed=5, days=2, creators=25, viewers=400, views_per_day=1500, bot_bursts=3,
     report_waves=8, batch_window_seconds=600,
 )  # fmt: skip
 

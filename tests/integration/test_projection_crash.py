@@ -40,9 +40,9 @@ from projections.recount import CREATOR_COUNTERS, VIDEO_COUNTERS
 
 # ~6000 events; wide ingest windows (fewer, larger batches) only make filling faster.
 WORKLOAD = WorkloadConfig(
-    seed=11, creators=30, viewers=500, views_per_day=2000, batch_window_seconds=600
+    seed=11, creators=30, viewers=400, views_per_day=1200, batch_window_seconds=600
 )
-KILLS = 3
+KILLS = 2
 BATCH_SIZE = 50  # many small commits: many points where a kill can land
 READY_TIMEOUT = 60.0  # seconds for a worker to reach the next kill point
 ONCE_TIMEOUT = 120.0  # seconds for the final `project --once` to catch up and exit

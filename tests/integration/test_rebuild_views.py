@@ -54,12 +54,12 @@ def contents(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
 def test_rebuilds_in_big_and_tiny_batches_agree(pg_url, pg_server, container_factory):
     # Given a store holding a small seeded workload (views, likes, follows, moderation)
     container = container_factory(pg_url)
-    config = WorkloadConfig(seed=3, creators=12, viewers=150, views_per_day=1_500)
+    config = WorkloadConfig(seed=3, creators=12, viewers=150, views_per_day=1_000)
     drive_application(container, generate(config).commands)
 
-    # When the core read models are rebuilt twice: 1000 events per batch, and 7
+    # When the core read models are rebuilt twice: 1000 events per batch, and 13
     with pg_server.fresh_database() as big_url, pg_server.fresh_database() as tiny_url:
-        big, tiny = rebuild(container, big_url, 1000), rebuild(container, tiny_url, 7)
+        big, tiny = rebuild(container, big_url, 1000), rebuild(container, tiny_url, 13)
         try:
             # Then both hold the same rows, and they agree with the event store
             assert contents(big) == contents(tiny)
