@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from adapters.erasure.service import forget_viewer
-from adapters.http.deps import ContainerDep
+from adapters.http.deps import ContainerDep, wait_seconds_query
 
 
 def erasure_router(*, dependencies: Sequence[Any] = ()) -> APIRouter:
@@ -26,11 +26,8 @@ def erasure_router(*, dependencies: Sequence[Any] = ()) -> APIRouter:
         c: ContainerDep,
         wait_seconds: Annotated[
             float,
-            Query(
-                ge=0,
-                le=5,
-                description="How long to wait for projections to reach the erasure before "
-                "purging derived rows (at most 5 s, inside the 10 s request deadline)",
+            wait_seconds_query(
+                "How long to wait for projections to reach the erasure before purging derived rows"
             ),
         ] = 2.0,
     ) -> dict[str, Any]:

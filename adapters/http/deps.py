@@ -1,11 +1,11 @@
 """Request-scoped helpers for the command routes."""
 
 import hashlib
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from fastapi import Depends, Header, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 
 from adapters.auth.principal import Principal, Role, forbidden
 from adapters.bootstrap import Container
@@ -14,6 +14,17 @@ from adapters.http.schemas import CommandResponse
 from commands.base import CommandResult, Idempotency
 
 MAX_KEY_LENGTH = 255
+MAX_WAIT_SECONDS = 5.0  # a route that waits or samples stays well inside the 10 s deadline
+
+
+def wait_seconds_query(description: str) -> Any:
+    """A query parameter of seconds a route spends waiting, 0..MAX_WAIT_SECONDS (422 beyond)."""
+    return Query(
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description=f"{description} (at most {MAX_WAIT_SECONDS:g} s, inside the 10 s "
+        "request deadline)",
+    )
 
 
 def get_container(request: Request) -> Container:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from adapters.auth.policy import allow
-from adapters.http.deps import ContainerDep
+from adapters.http.deps import ContainerDep, wait_seconds_query
 from adapters.http.errors import ApiError
 from adapters.projections.rebuild import (
     Progress,
@@ -88,13 +88,7 @@ def _jobs(request: Request) -> dict[str, Job]:
 def projections(
     c: ContainerDep,
     sample_seconds: Annotated[
-        float,
-        Query(
-            ge=0,
-            le=5,
-            description="Interval over which rates are measured (at most 5 s, well inside "
-            "the 10 s request deadline)",
-        ),
+        float, wait_seconds_query("Interval over which rates are measured")
     ] = 1.0,
 ) -> dict[str, Any]:
     """Every projection's position, lag behind the store head, rate and last error."""
