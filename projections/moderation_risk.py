@@ -28,13 +28,14 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from river import compose, feature_extraction, linear_model, metrics, optim, preprocessing
+from river import compose, feature_extraction, linear_model, optim, preprocessing
 
 from domain.creator import Creator
 from domain.engagement import Engagement
 from domain.moderation import PRIORITIES, AppealResolution, ModerationCase, Outcome
 from domain.video import Video
 from projections.base import Projection
+from projections.progressive import ProgressiveScore
 
 MODEL = "moderation_risk"
 REPORT_STEPS = frozenset({1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987})
@@ -131,12 +132,7 @@ def new_model(params: ModerationRiskParams) -> Any:
 @dataclass
 class ModerationRiskState:
     model: Any
-    roc_auc: Any = field(default_factory=metrics.ROCAUC)
-    log_loss: Any = field(default_factory=metrics.LogLoss)
-    base_roc_auc: Any = field(default_factory=metrics.ROCAUC)
-    base_log_loss: Any = field(default_factory=metrics.LogLoss)
-    labels: int = 0
-    positives: int = 0
+    score: ProgressiveScore = field(default_factory=ProgressiveScore)
     cases: dict[UUID, _Case] = field(default_factory=dict)
     views: dict[UUID, int] = field(default_factory=dict)  # reach per video
     video_text: dict[UUID, str] = field(default_factory=dict)  # caption and hashtags
@@ -274,18 +270,9 @@ class ModerationRiskProjection(Projection[ModerationRiskView]):
         harmful = event.outcome in HARMFUL
         if case.x is not None and case.probability is not None:
             # Progressive validation: score the prediction made before the decision, then learn.
-            base = (s.positives + 1) / (s.labels + 2)  # the trivial model: the base rate so far
-            s.roc_auc.update(harmful, case.probability)
-            s.log_loss.update(harmful, case.probability)
-            s.base_roc_auc.update(harmful, base)
-            s.base_log_loss.update(harmful, base)
+            s.score.update(harmful, case.probability)
             s.model.learn_one(case.x, harmful)
-            s.labels += 1
-            s.positives += int(harmful)
-            view.metric(MODEL, "roc_auc", s.roc_auc.get(), s.labels)
-            view.metric(MODEL, "log_loss", s.log_loss.get(), s.labels)
-            view.metric(BASELINE, "roc_auc", s.base_roc_auc.get(), s.labels)
-            view.metric(BASELINE, "log_loss", s.base_log_loss.get(), s.labels)
+            s.score.report(view.metric, MODEL, BASELINE)
         case.open, case.x, case.probability = False, None, None  # one label per opening
         if harmful:
             s.prior_harmful[case.creator_id] = s.prior_harmful.get(case.creator_id, 0) + 1

@@ -20,12 +20,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from river import compose, linear_model, metrics, optim, preprocessing
+from river import compose, linear_model, optim, preprocessing
 
 from domain.engagement import Engagement
 from domain.following import Following
 from domain.video import Video
 from projections.base import Projection
+from projections.progressive import ProgressiveScore
 
 VIRAL_VIEWS = 30  # about the top 6 % of videos by 24-hour views in the demo workload
 PREDICT_AFTER = timedelta(hours=1)
@@ -79,12 +80,7 @@ def new_model() -> Any:
 @dataclass
 class ViralityState:
     model: Any = field(default_factory=new_model)
-    roc_auc: Any = field(default_factory=metrics.ROCAUC)
-    log_loss: Any = field(default_factory=metrics.LogLoss)
-    base_roc_auc: Any = field(default_factory=metrics.ROCAUC)
-    base_log_loss: Any = field(default_factory=metrics.LogLoss)
-    labels: int = 0
-    positives: int = 0
+    score: ProgressiveScore = field(default_factory=ProgressiveScore)
     watermark: datetime | None = None
     videos: dict[UUID, _VideoWindow] = field(default_factory=dict)
     creators: dict[UUID, _CreatorHistory] = field(default_factory=dict)
@@ -201,18 +197,9 @@ class ViralityProjection(Projection[ViralityView]):
         viral = w.views >= VIRAL_VIEWS
         if w.features is not None and w.probability is not None:
             # Progressive validation: score the earlier prediction, then learn.
-            base = (s.positives + 1) / (s.labels + 2)  # the trivial model: the base rate so far
-            s.roc_auc.update(viral, w.probability)
-            s.log_loss.update(viral, w.probability)
-            s.base_roc_auc.update(viral, base)
-            s.base_log_loss.update(viral, base)
+            s.score.update(viral, w.probability)
             s.model.learn_one(w.features, viral)
-            s.labels += 1
-            s.positives += int(viral)
-            view.metric(MODEL, "roc_auc", s.roc_auc.get(), s.labels)
-            view.metric(MODEL, "log_loss", s.log_loss.get(), s.labels)
-            view.metric(BASELINE, "roc_auc", s.base_roc_auc.get(), s.labels)
-            view.metric(BASELINE, "log_loss", s.base_log_loss.get(), s.labels)
+            s.score.report(view.metric, MODEL, BASELINE)
         h = s.creators.setdefault(w.creator_id, _CreatorHistory())
         h.videos += 1
         h.views_24h += w.views

@@ -254,4 +254,4 @@ def test_an_empty_checkpoint_starts_afresh():
     projection = ModerationRiskProjection()
     run(projection, synthetic(5)[0], RecordingView())
     projection.load_state(None)
-    assert projection.state.labels == 0 and not projection.state.cases
+    assert projection.state.score.labels == 0 and not projection.state.cases

@@ -1,0 +1,39 @@
+"""Progressive validation of an online binary classifier: when a label arrives, the
+prediction made before it is scored first, then the model learns, so the metrics never
+score what the model was trained on. Beside it, the same metrics for the trivial model
+that predicts the base rate seen so far (Laplace-smoothed)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import metrics
+
+Metric = Callable[[str, str, float, int], None]  # (model, metric name, value, samples)
+
+
+@dataclass
+class ProgressiveScore:
+    roc_auc: Any = field(default_factory=metrics.ROCAUC)
+    log_loss: Any = field(default_factory=metrics.LogLoss)
+    base_roc_auc: Any = field(default_factory=metrics.ROCAUC)
+    base_log_loss: Any = field(default_factory=metrics.LogLoss)
+    labels: int = 0
+    positives: int = 0
+
+    def update(self, label: bool, probability: float) -> None:
+        """Score one earlier prediction (and the base rate's) against its label."""
+        base = (self.positives + 1) / (self.labels + 2)
+        self.roc_auc.update(label, probability)
+        self.log_loss.update(label, probability)
+        self.base_roc_auc.update(label, base)
+        self.base_log_loss.update(label, base)
+        self.labels += 1
+        self.positives += int(label)
+
+    def report(self, metric: Metric, model: str, baseline: str) -> None:
+        """The four current figures, through a view's `metric` method."""
+        metric(model, "roc_auc", self.roc_auc.get(), self.labels)
+        metric(model, "log_loss", self.log_loss.get(), self.labels)
+        metric(baseline, "roc_auc", self.base_roc_auc.get(), self.labels)
+        metric(baseline, "log_loss", self.base_log_loss.get(), self.labels)
