@@ -1,6 +1,6 @@
 """Compare the stats read models with a recount from the event store."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,16 +32,27 @@ class RecountReport:
         return not self.mismatches
 
 
-def all_events(store: SharedStore, mapper: Mapper[Any], page: int = 5000) -> Iterator[Any]:
+def stored_events(
+    store: SharedStore, mapper: Mapper[Any], topics: Sequence[str] = (), page: int = 5000
+) -> Iterator[tuple[int, Any]]:
+    """(position, domain event) for every stored event up to the current head (only those
+    of `topics` when given), in log order, read in pages."""
     start = 1
     head = store.recorder.max_notification_id() or 0
     while start <= head:
-        notifications = store.recorder.select_notifications(start=start, limit=page, stop=head)
+        notifications = store.recorder.select_notifications(
+            start=start, limit=page, stop=head, topics=topics
+        )
         if not notifications:
             return
         for n in notifications:
-            yield mapper.to_domain_event(n)
+            yield n.id, mapper.to_domain_event(n)
         start = notifications[-1].id + 1
+
+
+def all_events(store: SharedStore, mapper: Mapper[Any], page: int = 5000) -> Iterator[Any]:
+    for _, event in stored_events(store, mapper, page=page):
+        yield event
 
 
 def recount_check(store: SharedStore, mapper: Mapper[Any], engine: sa.Engine) -> RecountReport:

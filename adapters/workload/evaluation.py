@@ -25,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from adapters.bootstrap import bootstrap
+from adapters.readmodel.recount import stored_events
 from adapters.settings import Settings
 from adapters.workload.drivers import drive_application
 from adapters.workload.generator import generate
@@ -171,14 +172,8 @@ def run_detector(
 
 def load_events(container: Any) -> list[tuple[int, Any]]:
     """The detector's events from a container's store, in global order."""
-    recorder, mapper = container.store.recorder, container.content.mapper
-    events, start = [], 1
-    while True:
-        batch = recorder.select_notifications(start, 5000, topics=BotDetectorProjection.topics)
-        if not batch:
-            return events
-        events += [(n.id, mapper.to_domain_event(n)) for n in batch]
-        start = batch[-1].id + 1
+    topics = BotDetectorProjection.topics
+    return list(stored_events(container.store, container.content.mapper, topics))
 
 
 def evaluate_bot_detector(

@@ -314,15 +314,10 @@ def evaluate_events(
 
 def store_events(container: Any) -> list[Any]:
     """The event store's events that EmergingTrendsProjection reads, in log order."""
+    from adapters.readmodel.recount import stored_events  # adapters: only when called
+
     topics = EmergingTrendsProjection.topics
-    recorder, mapper = container.store.recorder, container.content.mapper
-    out, start = [], 1
-    while True:
-        batch = recorder.select_notifications(start=start, limit=5000, topics=topics)
-        if not batch:
-            return out
-        out += [mapper.to_domain_event(n) for n in batch]
-        start = batch[-1].id + 1
+    return [e for _, e in stored_events(container.store, container.content.mapper, topics)]
 
 
 def evaluate_workload(
