@@ -87,6 +87,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Co
         settings.database_url,
         cache_size=settings.aggregate_cache_size,
         pool_size=settings.postgres_pool_size,
+        pre_ping=settings.postgres_pre_ping,
     )
     content = ContentApplication(store, clock=clock)
     policy = ModerationPolicy(store, clock=clock)

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         10_000, ge=0, description="Aggregates kept in memory by the command side (0 = off)"
     )
     postgres_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
+    postgres_pre_ping: bool = Field(
+        False,
+        description="Check each event-store connection with a round trip before use (off: "
+        "a connection broken by a restart fails once and the store retries on another)",
+    )
     policy_poll_seconds: float = Field(
         0.5,
         gt=0,

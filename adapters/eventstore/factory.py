@@ -19,7 +19,7 @@ class ConfigurationError(ValueError):
 
 
 def eventsourcing_env(
-    database_url: str, *, cache_size: int = 0, pool_size: int = 10
+    database_url: str, *, cache_size: int = 0, pool_size: int = 10, pre_ping: bool = False
 ) -> dict[str, str]:
     """Translate a database URL into eventsourcing's environment variables."""
     env: dict[str, str] = {"CREATE_TABLE": "y", "IS_SNAPSHOTTING_ENABLED": "y"}
@@ -62,7 +62,10 @@ def eventsourcing_env(
             POSTGRES_POOL_SIZE=str(pool_size),
             POSTGRES_MAX_OVERFLOW=str(pool_size),
             POSTGRES_CONNECT_TIMEOUT="5",
-            POSTGRES_PRE_PING="y",
+            # Off by default: a connection broken by a server restart fails its first use
+            # and the recorder's retry takes another (the pool drops the broken one); on,
+            # every checkout costs one more round trip (docs/benchmarks.md, B3).
+            POSTGRES_PRE_PING="y" if pre_ping else "n",
             PROCESS_RECORDER_TOPIC=get_topic(PostgresEventStoreRecorder),
         )
         schema = url.query.get("schema")
@@ -76,10 +79,12 @@ def eventsourcing_env(
 
 
 def open_shared_store(
-    database_url: str, *, cache_size: int = 0, pool_size: int = 10
+    database_url: str, *, cache_size: int = 0, pool_size: int = 10, pre_ping: bool = False
 ) -> SharedStore:
     """Connect to (and create, if needed) the event store tables."""
-    env = eventsourcing_env(database_url, cache_size=cache_size, pool_size=pool_size)
+    env = eventsourcing_env(
+        database_url, cache_size=cache_size, pool_size=pool_size, pre_ping=pre_ping
+    )
     factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(
         Environment(STORE_NAME, env)
     )
