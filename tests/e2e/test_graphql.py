@@ -183,10 +183,23 @@ DEEP = (
 def test_limits_reject_before_any_resolver_runs(served, query, needle):
     client, container = served
     seen = count_statements(container.read_engine)
-    body = gql(client, query)
-    assert body.get("data") is None
-    assert needle in body["errors"][0]["message"].lower()
+    for _ in range(2):  # the second time from the parse and validation caches
+        body = gql(client, query)
+        assert body.get("data") is None
+        assert needle in body["errors"][0]["message"].lower()
     assert seen == []  # no resolver touched the read models
+
+
+def test_cached_queries_still_answer_each_request_on_its_own(served):
+    """The parse/validation caches are keyed by the text: the same text with other
+    variables, and the same valid text after an invalid one, still get their own answer."""
+    client, _ = served
+    query = "query($first: Int!) { videos(first: $first) { edges { cursor } } }"
+    assert gql(client, query, first=101)["errors"][0]["extensions"]["code"] == "PAGE_SIZE"
+    assert "errors" not in gql(client, query, first=5)
+    unknown = "{ summary { views nosuchfield } }"
+    assert "nosuchfield" in gql(client, unknown)["errors"][0]["message"]
+    assert "nosuchfield" in gql(client, unknown)["errors"][0]["message"]
 
 
 def test_page_size_is_capped_and_bad_cursors_are_user_errors(served):
