@@ -4,6 +4,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import InvalidValue
@@ -20,6 +21,7 @@ _HASHTAG_CHARS = re.compile(r"[^\w]+", re.UNICODE)
 _HANDLE = re.compile(r"^[a-z0-9._]{2,24}$")
 
 
+@lru_cache(maxsize=65_536)  # pure; a signal derives the same pair id about three times
 def derived_id(kind: str, *parts: UUID | str) -> UUID:
     """A deterministic id for an aggregate that is identified by other ids."""
     return uuid5(REELPULSE_NAMESPACE, ":".join([kind, *map(str, parts)]))

@@ -1,34 +1,53 @@
 """Operations endpoints and command metrics: /metrics, /healthz, /readyz."""
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.auth.policy import PUBLIC
 from adapters.bootstrap import Container
 from adapters.observability.metrics import COMMAND_SECONDS, COMMANDS, REGISTRY, install_collector
 
 
+class CommandMetricsMiddleware:
+    """Counts and times /v1 calls by route template and outcome. Plain ASGI: it only
+    watches the response's status line (a `BaseHTTPMiddleware` would re-stream every
+    response through a task and a queue, a measurable share of a small request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            route = scope.get("route")  # set by the router on this same scope
+            if route is not None:
+                name = f"{scope['method']} {getattr(route, 'path', '?')}"
+                outcome = (
+                    "ok" if status < 400 else "client_error" if status < 500 else "server_error"
+                )
+                COMMANDS.labels(name, outcome).inc()
+                COMMAND_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
 def install_ops(app: FastAPI, container: Container) -> None:
     install_collector(container)
-
-    @app.middleware("http")
-    async def command_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        if route is not None and request.url.path.startswith("/v1/"):
-            name = f"{request.method} {getattr(route, 'path', '?')}"
-            status = response.status_code
-            outcome = "ok" if status < 400 else "client_error" if status < 500 else "server_error"
-            COMMANDS.labels(name, outcome).inc()
-            COMMAND_SECONDS.labels(name).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(CommandMetricsMiddleware)
 
     @app.get("/metrics", tags=["operations"], include_in_schema=True, dependencies=[PUBLIC])
     def metrics() -> Response:
