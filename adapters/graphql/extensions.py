@@ -1,17 +1,18 @@
 """Schema extensions: read-your-writes waits and error masking."""
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
+from adapters.graphql.consistency import ConsistencyWaiter
 from adapters.graphql.context import GraphQLContext, UserError
 
 
 class ConsistencyExtension(SchemaExtension):
-    """Before executing, wait (bounded) until every projection reached the client's
-    consistency token; otherwise answer with an error naming the lag, without executing."""
+    """Before executing, wait (bounded, holding no thread: adapters/graphql/consistency.py)
+    until every projection reached the client's consistency token; otherwise answer with
+    an error naming the lag, without executing."""
 
     async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
         from adapters.observability.metrics import GRAPHQL_OPERATIONS
@@ -30,7 +31,8 @@ class ConsistencyExtension(SchemaExtension):
         if isinstance(context, GraphQLContext) and token is not None:
             container = context.container
             timeout = container.settings.consistency_timeout_seconds
-            positions = await asyncio.to_thread(container.projections.wait_for, token, timeout)
+            waiter = ConsistencyWaiter.of(container.projections)
+            positions = await waiter.wait(container.projections.names, token, timeout)
             behind = {n: p for n, p in positions.items() if p < token}
             missing = [n for n in container.projections.names if n not in positions]
             if behind or missing:

@@ -1,0 +1,75 @@
+"""Read-your-writes waits that hold no thread while they wait.
+
+A query carrying X-Consistency-Token waits (bounded) until the projections reached the
+token. The wait used to run `ProjectionManager.wait_for` in `asyncio.to_thread`: a thread
+of the event loop's default executor (cpu_count + 4 threads, 6 on 2 cores, shared with
+every GraphQL reader call) was held for up to the timeout, so a few waiting queries
+stalled every other GraphQL request of the process. Here only each read of the positions
+(one short query) runs in a thread; between reads the wait sleeps on the event loop,
+woken at once by in-process projection commits (the ChangeHub's listener) and otherwise
+every POLL_SECONDS (projections running in another process).
+"""
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import Iterable
+
+from adapters.projections.manager import ProjectionManager
+
+POLL_SECONDS = 0.05
+
+
+class ConsistencyWaiter:
+    """One per ProjectionManager (`ConsistencyWaiter.of`): a single listener on its hub."""
+
+    _by_manager: "weakref.WeakKeyDictionary[ProjectionManager, ConsistencyWaiter]" = (
+        weakref.WeakKeyDictionary()
+    )
+    _created = threading.Lock()
+
+    @classmethod
+    def of(cls, projections: ProjectionManager) -> "ConsistencyWaiter":
+        with cls._created:
+            waiter = cls._by_manager.get(projections)
+            if waiter is None:
+                waiter = cls._by_manager[projections] = cls(projections)
+            return waiter
+
+    def __init__(self, projections: ProjectionManager) -> None:
+        self._projections = weakref.proxy(projections)  # the hub's listener keeps us alive
+        self._lock = threading.Lock()
+        self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        projections.hub.add_listener(self._committed)
+
+    def _committed(self, name: str, position: int, changed: set[str]) -> None:
+        """Called from a runner's thread after each commit: wake every waiting query."""
+        with self._lock:
+            waiting = list(self._waiting)
+        for loop, event in waiting:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, names: Iterable[str], position: int, timeout: float) -> dict[str, int]:
+        """The positions once every projection in `names` reached `position`, or the last
+        positions read when `timeout` seconds passed."""
+        names = list(names)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        entry = (loop, asyncio.Event())
+        with self._lock:
+            self._waiting.add(entry)
+        try:
+            while True:
+                entry[1].clear()  # before the read: a commit after it still wakes us
+                positions = await asyncio.to_thread(self._projections.positions)
+                remaining = deadline - loop.time()
+                if all(positions.get(n, 0) >= position for n in names) or remaining <= 0:
+                    return positions
+                # Polled too: projections running in another process do not wake us.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(entry[1].wait(), min(remaining, POLL_SECONDS))
+        finally:
+            with self._lock:
+                self._waiting.discard(entry)
