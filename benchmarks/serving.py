@@ -4,10 +4,12 @@ own processes (`reelpulse serve` and `python -m benchmarks.baseline_app`, both u
 B3  single commands (POST /v1/videos/{id}/views, a new viewer each: load the video,
     open the pair stream, store two events) with 8 concurrent clients: requests/s and
     p50/p99 latency, against POST /insert of the baseline (one INSERT + COMMIT).
-B5  freshness: commands paced at a fixed rate (open loop); after every 10th response a
-    GraphQL query carrying the command's position as X-Consistency-Token; the time from
-    the command's response to the query's answer is how long the write took to become
-    visible (an upper bound: it includes the query itself). Projections run in process.
+B5  freshness: commands paced at a fixed rate (open loop, at most B5_IN_FLIGHT outstanding:
+    a command due while the server is saturated is skipped and counted); after every 10th
+    response a GraphQL query carrying the command's position as X-Consistency-Token; the
+    time from the command's response to the query's answer is how long the write took to
+    become visible (an upper bound: it includes the query itself). Projections run in
+    process.
 B6  the video page query (video, stats, creator) over GraphQL, one client, against
     GET /plain/video/{id} reading the same tables with the same readers.
 B7  trending(kind: VIDEO, window: DAY, first: 100) against GET /plain/trending.
@@ -19,6 +21,7 @@ import random
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,21 +172,48 @@ async def plain_trending_send(client: httpx.AsyncClient, i: int) -> httpx.Respon
 
 
 # -- B5 -------------------------------------------------------------------------------------
-async def _freshness(base: str, videos: list[UUID], rate: float, seconds: float) -> dict[str, Any]:
-    total = int(rate * seconds)
-    fresh: list[float] = []
-    done = timeouts = 0
-    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=AUTH) as client:
+B5_IN_FLIGHT = 2 * CONCURRENCY  # commands (with their probe) outstanding at once, at most
+B5_DRAIN_SECONDS = 20.0  # after the schedule: longest wait for what is still in flight
 
-        async def one(i: int) -> None:
-            nonlocal done, timeouts
+
+@dataclass
+class Freshness:
+    """One B5 round: the open-loop schedule, what the server took, and the probes."""
+
+    offered: float  # commands/s scheduled
+    seconds: float  # from the first send to the last answer (or the drain limit)
+    sent: int = 0
+    done: int = 0
+    skipped: int = 0  # due while B5_IN_FLIGHT were outstanding: the server was saturated
+    unfinished: int = 0  # still in flight at the drain limit (cancelled)
+    timeouts: int = 0  # probes answered CONSISTENCY_TIMEOUT
+    lagging: Counter[str] = field(default_factory=Counter)  # timeouts each projection was behind
+    max_lag: dict[str, int] = field(default_factory=dict)  # its largest lag then, in events
+    fresh: list[float] = field(default_factory=list)  # ms, command response -> query answer
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds if self.seconds else 0.0
+
+    def p(self, q: float) -> float:
+        return percentile(self.fresh, q) if self.fresh else float("nan")
+
+
+async def _freshness(base: str, videos: list[UUID], rate: float, seconds: float) -> Freshness:
+    """Open loop with a bound: a command is sent at its scheduled time unless B5_IN_FLIGHT
+    are outstanding, then it is counted as skipped (never queued in the client: thousands
+    of queued requests make httpx's connection pool quadratic and stalled the client)."""
+    out = Freshness(offered=rate, seconds=0.0)
+    limits = httpx.Limits(max_connections=B5_IN_FLIGHT, max_keepalive_connections=B5_IN_FLIGHT)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits, headers=AUTH) as client:
+
+        async def one(i: int, probe: bool) -> None:
             video = videos[i % len(videos)]
             r = await client.post(f"/v1/videos/{video}/views", json=view_body())
             accepted = time.perf_counter()
             assert r.status_code < 400, r.text[:300]
-            done += 1
-            if i % 10 == 0:
+            out.done += 1
+            if probe:
                 q = await client.post(
                     "/graphql",
                     json={"query": FRESHNESS, "variables": {"id": str(video)}},
@@ -192,28 +222,40 @@ async def _freshness(base: str, videos: list[UUID], rate: float, seconds: float)
                 body = q.json()
                 if body.get("errors"):  # CONSISTENCY_TIMEOUT: not visible within the bound
                     assert body["errors"][0]["extensions"]["code"] == "CONSISTENCY_TIMEOUT", body
-                    timeouts += 1
-                fresh.append((time.perf_counter() - accepted) * 1000)
+                    out.timeouts += 1
+                    for name, lag in body["errors"][0]["extensions"]["lag"].items():
+                        out.lagging[name] += 1
+                        out.max_lag[name] = max(lag, out.max_lag.get(name, 0))
+                out.fresh.append((time.perf_counter() - accepted) * 1000)
 
         started = time.perf_counter()
-        tasks = []
-        for i in range(total):
+        pending: set[asyncio.Task[None]] = set()
+        for i in range(int(rate * seconds)):
             delay = started + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)  # the open-loop schedule, not a wait for a result
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
-    return {
-        "p99": percentile(fresh, 99),
-        "p50": percentile(fresh, 50),
-        "rate": done / elapsed,
-        "timeouts": timeouts,
-        "probes": len(fresh),
-    }
+            finished = {t for t in pending if t.done()}
+            for t in finished:
+                t.result()  # a failed command or probe fails the row now, not at the end
+            pending -= finished
+            if len(pending) >= B5_IN_FLIGHT:
+                out.skipped += 1
+                continue
+            pending.add(asyncio.create_task(one(i, out.sent % 10 == 0)))
+            out.sent += 1
+        finished, late = set(), set()
+        if pending:
+            finished, late = await asyncio.wait(pending, timeout=B5_DRAIN_SECONDS)
+        out.seconds = time.perf_counter() - started
+        for t in late:
+            t.cancel()
+        out.unfinished = len(late)
+        for t in finished:
+            t.result()  # a failed command or probe fails the row
+    return out
 
 
-def freshness(base: str, videos: list[UUID], rate: float, seconds: float) -> dict[str, Any]:
+def freshness(base: str, videos: list[UUID], rate: float, seconds: float) -> Freshness:
     return asyncio.run(_freshness(base, videos, rate, seconds))
 
 

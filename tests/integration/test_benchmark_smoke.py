@@ -88,3 +88,20 @@ def test_issue7_docs_section_is_replaced_not_appended(tmp_path: Path) -> None:
     text = docs.read_text()
     assert "kept" in text and "| second |" in text and "| first |" not in text
     assert text.count("bench:results:begin") == 1
+
+
+def test_issue7_watchdog_reports_a_stalled_row_as_not_measured() -> None:
+    """A row group that runs past its limit is interrupted (even in a blocking wait) and
+    reported as not measured, so that `make bench` can never hang on one row."""
+    import sys
+    import time
+
+    sys.path.insert(0, str(REPO))
+    import benchmarks.__main__ as bench
+
+    started = time.perf_counter()
+    rows = bench.guarded(["B5"], lambda: time.sleep(30) or [], keep_going=True, limit=0.5)
+
+    assert time.perf_counter() - started < 5
+    assert [r.id for r in rows] == ["B5"] and rows[0].met is False
+    assert rows[0].notes == ["not measured: timed out after 0.5 s"]
