@@ -1,6 +1,6 @@
 """B4 (and B8's rebuild): rebuilding the core read models from the event store.
 
-    python -m benchmarks.rebuild --store URL --read URL [--scan]
+    python -m benchmarks.rebuild --store URL --read URL [--scan] [--window N]
 
 Runs in a process of its own so its peak RSS is its own. Rebuild: the core projections
 (stats, moderation, trending, sessions) through `ProjectionRunner.run_until_idle` into
@@ -8,6 +8,8 @@ empty read-model tables (Alembic-migrated before the clock starts), one after th
 other, 1000 events per transaction, as `reelpulse project` does. `--scan` runs the
 baseline instead: the whole events table read in notification-id order in pages of
 1000 (keyset, as the runner reads) and every state decoded with `json.loads`.
+`--window N` (B8 at 1M/10M) rebuilds only the first N events: the runner's head is capped
+at notification id N, so it reads the start of a large table, not all of it.
 Prints one JSON line: events, seconds, peak RSS in MB.
 """
 
@@ -25,7 +27,7 @@ CORE = ("stats", "moderation", "trending", "sessions")
 PAGE = 1000
 
 
-def rebuild(store_url: str, read_url: str) -> dict[str, Any]:
+def rebuild(store_url: str, read_url: str, window: int | None = None) -> dict[str, Any]:
     from adapters.eventstore import open_shared_store
     from adapters.projections.registry import projection_specs
     from adapters.projections.runner import ProjectionRunner
@@ -38,6 +40,9 @@ def rebuild(store_url: str, read_url: str) -> dict[str, Any]:
     mapper = ContentApplication(store).mapper
     specs = [s for s in projection_specs() if s.name in CORE]
     assert {s.name for s in specs} == set(CORE), [s.name for s in specs]
+    if window is not None:  # the runners see a store whose head is notification id `window`
+        real_head = store.recorder.max_notification_id
+        store.recorder.max_notification_id = lambda: min(real_head() or 0, window)  # type: ignore[method-assign]
     head = store.recorder.max_notification_id() or 0
     started = time.perf_counter()
     for spec in specs:
@@ -74,8 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", required=True, help="event store URL (postgresql://...)")
     parser.add_argument("--read", help="read-model database URL (rebuild only)")
     parser.add_argument("--scan", action="store_true", help="the baseline scan instead")
+    parser.add_argument("--window", type=int, help="rebuild only the first N events")
     args = parser.parse_args(argv)
-    result = scan(args.store) if args.scan else rebuild(args.store, args.read)
+    result = scan(args.store) if args.scan else rebuild(args.store, args.read, args.window)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
