@@ -4,6 +4,8 @@ import contextvars
 import logging
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +18,17 @@ from domain.errors import DomainError, InvalidValue, InvariantViolation, NotFoun
 
 log = logging.getLogger("reelpulse.http")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# Errors that mean "the database cannot be reached", whichever layer raised them: the
+# event store (eventsourcing), the read models (SQLAlchemy) or a raw psycopg connection.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
 
 # Most specific class first.
 STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
@@ -110,16 +123,17 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
     async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("event store unavailable: %s", exc)
+        log.warning("database unavailable: %s", exc)
         return error_response(
             503,
             "store_unavailable",
-            "the event store is unavailable; retry shortly",
+            "the database is unavailable; retry shortly",
             headers={"Retry-After": "1"},
         )
+
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, store_unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -1,5 +1,6 @@
-"""ASGI middleware: request ids, the request body size limit (413), and 503 when the
-database is unavailable (a connection error, or no answer within the request deadline)."""
+"""ASGI middleware: request ids, the request body size limit (413), and 503 when a
+request gets no answer within the deadline (a database that does not answer).
+Connection errors are answered 503 by the handler table (adapters/http/errors.py)."""
 
 import asyncio
 import logging
@@ -7,25 +8,12 @@ import uuid
 from typing import Any
 
 import orjson
-import psycopg
-import sqlalchemy.exc
-from eventsourcing.persistence import InterfaceError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.errors import error_body, request_id_var
 
 log = logging.getLogger("reelpulse.http")
 
-# Errors that mean "the database cannot be reached", whichever layer raised them: the
-# event store (eventsourcing), the read models (SQLAlchemy) or a raw psycopg connection.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-)
 # Paths that never wait on the database, so no deadline (liveness, metrics, static files).
 NO_DEADLINE = ("/healthz", "/metrics", "/static/")
 
@@ -91,8 +79,8 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app; answer 503 + Retry-After when the database is unavailable, as long
-        as no response has started (a streaming response is never cut off)."""
+        """Run the app; answer 503 + Retry-After when it has not started a response within
+        the deadline (a streaming response is never cut off)."""
         started = False
 
         async def send_tracking(message: Message) -> None:
@@ -101,20 +89,14 @@ class RequestContextMiddleware:
             await send(message)
 
         task = asyncio.ensure_future(self.app(scope, receive, send_tracking))
-        try:
-            if not str(scope.get("path", "")).startswith(NO_DEADLINE):
-                done, _ = await asyncio.wait({task}, timeout=self.deadline_seconds)
-                if not done and not started:
-                    task.cancel()  # its worker thread finishes on its own; nobody waits
-                    log.warning("no response in %gs: answering 503", self.deadline_seconds)
-                    await self._unavailable(send, "request_timeout")
-                    return
-            await task
-        except UNAVAILABLE as e:
-            if started:
-                raise
-            log.warning("database unavailable: %s", e)
-            await self._unavailable(send, "store_unavailable")
+        if not str(scope.get("path", "")).startswith(NO_DEADLINE):
+            done, _ = await asyncio.wait({task}, timeout=self.deadline_seconds)
+            if not done and not started:
+                task.cancel()  # its worker thread finishes on its own; nobody waits
+                log.warning("no response in %gs: answering 503", self.deadline_seconds)
+                await self._unavailable(send, "request_timeout")
+                return
+        await task
 
     async def _unavailable(self, send: Any, code: str) -> None:
         from adapters.observability.metrics import ERRORS
