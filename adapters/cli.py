@@ -13,7 +13,7 @@ from adapters.cli_erasure import app as forget_app
 from adapters.cli_keys import app as keys_app
 from adapters.cli_projections import app as projections_app
 from adapters.cli_replay import export_cmd, replay_cmd
-from adapters.eventstore.factory import ConfigurationError
+from adapters.cli_support import open_container
 from adapters.settings import Settings
 
 app = typer.Typer(
@@ -34,14 +34,7 @@ console = Console(stderr=True)
 
 
 def _open(settings: Settings) -> Container:
-    try:
-        return bootstrap(settings)
-    except ConfigurationError as e:
-        console.print(f"[red]configuration error:[/red] {e}")
-        raise typer.Exit(2) from None
-    except Exception as e:  # e.g. database unreachable: say so plainly, no traceback
-        console.print(f"[red]cannot open the event store at {settings.database_url}:[/red] {e}")
-        raise typer.Exit(1) from None
+    return open_container(console, settings)
 
 
 def _load_demo(

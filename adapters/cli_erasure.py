@@ -12,10 +12,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from adapters.bootstrap import Container, bootstrap
+from adapters.bootstrap import Container
+from adapters.cli_support import open_container
 from adapters.erasure.service import forget_viewer, reapply_erasures
-from adapters.eventstore.factory import ConfigurationError
-from adapters.settings import Settings
 
 app = typer.Typer(
     help="Erasure (GDPR): crypto-shred a viewer's personal data and drop derived rows.",
@@ -27,15 +26,7 @@ out = Console()
 
 
 def _open() -> Container:
-    settings = Settings()
-    try:
-        return bootstrap(settings)
-    except ConfigurationError as e:
-        console.print(f"[red]configuration error:[/red] {e}")
-        raise typer.Exit(2) from None
-    except Exception as e:
-        console.print(f"[red]cannot open the event store at {settings.database_url}:[/red] {e}")
-        raise typer.Exit(1) from None
+    return open_container(console)
 
 
 @app.command()

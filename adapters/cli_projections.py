@@ -14,12 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adapters.bootstrap import Container, bootstrap
-from adapters.eventstore.factory import ConfigurationError
+from adapters.bootstrap import Container
+from adapters.cli_support import open_container
 from adapters.projections.rebuild import Progress as RebuildProgress
 from adapters.projections.rebuild import Rebuilder, RebuildError, RebuildInterrupted
 from adapters.projections.status import projection_status
-from adapters.settings import Settings
 
 app = typer.Typer(
     help="Projection status and rebuilds (blue/green by default, --in-place for a reset).",
@@ -31,15 +30,7 @@ out = Console()
 
 
 def _open() -> Container:
-    settings = Settings()
-    try:
-        return bootstrap(settings)
-    except ConfigurationError as e:
-        console.print(f"[red]configuration error:[/red] {e}")
-        raise typer.Exit(2) from None
-    except Exception as e:  # e.g. database unreachable: say so plainly, no traceback
-        console.print(f"[red]cannot open the event store at {settings.database_url}:[/red] {e}")
-        raise typer.Exit(1) from None
+    return open_container(console)
 
 
 def _age(seconds: float | None) -> str:
