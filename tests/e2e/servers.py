@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -57,14 +58,23 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
+    wait_until_serving(port, lambda: proc.poll() is None, log.name, timeout, proc.kill)
+    return proc
+
+
+def wait_until_serving(
+    port: int, alive: Callable[[], bool], log: str, timeout: float, kill: Callable[[], None]
+) -> None:
+    """Poll /healthz until the server answers; a server that exits fails with its log's
+    tail, one that is not ready within `timeout` is killed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {Path(log.name).read_text()[-4000:]}")
+        if not alive():
+            raise RuntimeError(f"server exited: {Path(log).read_text()[-4000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                return proc
+                return
         except httpx.TransportError:
             time.sleep(0.05)  # the port is not open yet; bounded by the deadline
-    proc.kill()
+    kill()
     raise TimeoutError(f"server did not become ready in {timeout:.0f} s")

@@ -24,19 +24,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
-from e2e.servers import free_port
+from e2e.servers import free_port, wait_until_serving
 from support.auth import ENV as AUTH_ENV
 from support.auth import HEADERS
-
-from adapters.bootstrap import bootstrap
-from adapters.readmodel.recount import all_events, recount_check
-from adapters.settings import Settings
+from support.stored import stored_client_events
 
 SEED = 20261122
 BATCH_ITEMS = 20
@@ -192,17 +187,8 @@ class ServerForker:
         self.stdin.write(f"{port} {self.log} {database_url}\n")
         self.stdin.flush()
         pid = int(self.stdout.readline())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                raise RuntimeError(f"server exited: {Path(self.log).read_text()[-4000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                    return pid
-            except httpx.TransportError:
-                time.sleep(0.05)  # the port is not open yet; bounded by the deadline
-        kill(pid)
-        raise TimeoutError(f"server did not become ready in {timeout:.0f} s")
+        wait_until_serving(port, lambda: _alive(pid), self.log, timeout, lambda: kill(pid))
+        return pid
 
     def close(self) -> None:
         self.stdin.close()
@@ -310,16 +296,7 @@ def _one_run(
 
 
 def _verify(database_url: str, runs: int, ledger: Ledger, started: float) -> KillFigures:
-    container = bootstrap(Settings(database_url=database_url))
-    try:
-        stored = Counter(
-            cid
-            for event in all_events(container.store, container.content.mapper)
-            if (cid := getattr(event, "client_event_id", None)) is not None
-        )
-        report = recount_check(container.store, container.content.mapper, container.read_engine)
-    finally:
-        container.close()
+    stored, report = stored_client_events(database_url)
     lost = sorted(c for c in ledger.acked if stored[c] == 0)
     duplicated = sorted(c for c, n in stored.items() if n > 1)
     unknown = sorted(set(stored) - ledger.sent)

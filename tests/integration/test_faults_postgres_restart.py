@@ -24,10 +24,7 @@ import pytest
 from e2e.servers import free_port, start_server
 from support.auth import HEADERS
 from support.pgserver import LocalCluster, find_bin_dir
-
-from adapters.bootstrap import bootstrap
-from adapters.readmodel.recount import all_events, recount_check
-from adapters.settings import Settings
+from support.stored import stored_client_events
 
 pytestmark = pytest.mark.postgres
 
@@ -213,16 +210,7 @@ def test_postgres_immediate_stop_gives_503_then_recovers(own_cluster):
         proc.terminate()
         proc.wait(15)
 
-    container = bootstrap(Settings(database_url=url))
-    try:
-        stored = Counter(
-            cid
-            for event in all_events(container.store, container.content.mapper)
-            if (cid := getattr(event, "client_event_id", None)) is not None
-        )
-        report = recount_check(container.store, container.content.mapper, container.read_engine)
-    finally:
-        container.close()
+    stored, report = stored_client_events(url)
     lost = [c for c in client.acked if stored[c] == 0]
     doubled = [c for c, n in stored.items() if n > 1]
     assert not lost and not doubled, (lost, doubled)
