@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 
 from adapters.auth.policy import CREATOR, MODERATOR, CallerDep, allow
 from adapters.auth.principal import Principal, Role
+from adapters.bootstrap import Container
 from adapters.http.deps import (
     ContainerDep,
     IdempotencyDep,
@@ -26,9 +27,17 @@ from adapters.http.schemas import (
 router = APIRouter(prefix="/v1", tags=["content"])
 
 
-def _creator(who: Principal) -> UUID | None:
-    """A creator key acts as its creator even when the body names no actor."""
-    return who.subject_id if who.role is Role.CREATOR else None
+def _video_actor(
+    who: Principal, c: Container, video_id: UUID, actor_id: UUID | None
+) -> UUID | None:
+    """The actor to record on a video command. A creator key acts only on its own video
+    and only as itself (its creator id when the body names no actor)."""
+    ensure_video_owner(who, c, video_id)
+    if who.role is not Role.CREATOR:
+        return actor_id
+    actor_id = actor_id or who.subject_id
+    act_as_creator(who, actor_id)
+    return actor_id
 
 
 @router.post(
@@ -181,15 +190,13 @@ def edit_caption(
     who: CallerDep,
 ) -> CommandResponse:
     """Edit caption and hashtags (Video.CaptionEdited). A creator key: its own videos."""
-    ensure_video_owner(who, c, video_id)
-    if who.role is Role.CREATOR:
-        act_as_creator(who, body.actor_id or who.subject_id)
+    actor_id = _video_actor(who, c, video_id, body.actor_id)
     return respond(
         c.content.edit_caption(
             video_id,
             caption=body.caption,
             hashtags=body.hashtags,
-            actor_id=body.actor_id or _creator(who),
+            actor_id=actor_id,
             occurred_at=body.occurred_at,
             expected_version=body.expected_version,
             idempotency=idem,
@@ -212,13 +219,11 @@ def delete_video(
     who: CallerDep,
 ) -> CommandResponse:
     """The creator deletes their video (Video.DeletedByCreator). A creator key: its own."""
-    ensure_video_owner(who, c, video_id)
-    if who.role is Role.CREATOR:
-        act_as_creator(who, body.actor_id or who.subject_id)
+    actor_id = _video_actor(who, c, video_id, body.actor_id)
     return respond(
         c.content.delete_video(
             video_id,
-            actor_id=body.actor_id or _creator(who),
+            actor_id=actor_id,
             occurred_at=body.occurred_at,
             expected_version=body.expected_version,
             idempotency=idem,
