@@ -11,7 +11,7 @@ from rich.table import Table
 from adapters.auth import jwt as tokens
 from adapters.auth.keys import ApiKeyStore
 from adapters.auth.principal import Role
-from adapters.auth.service import DEFAULT_AUDIENCE, setting
+from adapters.auth.service import DEFAULT_AUDIENCE
 from adapters.readmodel.db import create_read_engine, read_model_url, upgrade
 from adapters.settings import Settings
 
@@ -79,11 +79,11 @@ def token(
 ) -> None:
     """Sign a JWT with REELPULSE_JWT_SECRET (for tests and integrations)."""
     settings = Settings()
-    secret = setting(settings, "jwt_secret", None)
+    secret = settings.jwt_secret
     if not secret:
         console.print("[red]REELPULSE_JWT_SECRET is not set[/red]")
         raise typer.Exit(2)
-    audience = setting(settings, "jwt_audience", DEFAULT_AUDIENCE)
+    audience = settings.jwt_audience or DEFAULT_AUDIENCE
     print(
         tokens.issue(
             secret, subject=subject, role=role, audience=audience, ttl_seconds=ttl,

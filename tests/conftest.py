@@ -27,29 +27,6 @@ for _name, _value in AUTH_ENV.items():
     os.environ.setdefault(_name, _value)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _dev_key_until_settings_declares_it() -> Iterator[None]:
-    """Transitional: until Settings has `dev_api_key`, apps built in tests accept the
-    development key anyway (servers from e2e.servers get it registered in their store)."""
-    if "dev_api_key" in Settings.model_fields:
-        yield
-        return
-    from adapters.auth.principal import Role
-    from adapters.auth.service import Authenticator
-
-    original = Authenticator.from_settings.__func__  # type: ignore[attr-defined]
-
-    def from_settings(cls: type[Authenticator], settings: Any, engine: Any) -> Authenticator:
-        auth = original(cls, settings, engine)
-        if os.environ.get("REELPULSE_DEV_API_KEY"):
-            auth.add_static_key(os.environ["REELPULSE_DEV_API_KEY"], Role.ADMIN, label="dev")
-        return auth
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Authenticator, "from_settings", classmethod(from_settings))
-        yield
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """Started on first use only, so runs without PostgreSQL tests never start it."""

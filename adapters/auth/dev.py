@@ -4,7 +4,6 @@ from typing import Any
 
 from adapters.auth.keys import ApiKeyStore
 from adapters.auth.principal import Role
-from adapters.auth.service import setting
 
 
 def ensure_dev_key(container: Any) -> str | None:
@@ -12,7 +11,7 @@ def ensure_dev_key(container: Any) -> str | None:
     REELPULSE_DEV_API_KEY set (the app accepts it), keys already exist (use
     `reelpulse keys create`), or not in development mode."""
     settings = container.settings
-    if not setting(settings, "auth_enabled", True) or setting(settings, "dev_api_key", None):
+    if not settings.auth_enabled or settings.dev_api_key:
         return None
     store = ApiKeyStore(container.read_engine)
     if store.active_count() > 0 or not settings.development:

@@ -5,7 +5,6 @@ Built once per app from the settings (`Authenticator.from_settings`)."""
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -13,15 +12,10 @@ from adapters.auth import jwt as tokens
 from adapters.auth.keys import PREFIX, ApiKeyStore
 from adapters.auth.principal import Principal, Role, unauthenticated
 from adapters.auth.ratelimit import RateLimited, RateLimiter
+from adapters.settings import Settings
 
 DEFAULT_RATE_PER_MINUTE = 6000
 DEFAULT_AUDIENCE = "reelpulse"
-
-
-def setting(settings: Any, name: str, default: Any) -> Any:
-    """An auth setting (REELPULSE_<NAME>), or its default while the field is not declared."""
-    value = getattr(settings, name, None)
-    return default if value is None or value == "" else value
 
 
 class Authenticator:
@@ -42,18 +36,18 @@ class Authenticator:
         self._static: list[tuple[str, Principal]] = []  # (sha256 of the key, principal)
 
     @classmethod
-    def from_settings(cls, settings: Any, engine: sa.Engine) -> "Authenticator":
-        per_minute = setting(settings, "rate_limit_per_minute", DEFAULT_RATE_PER_MINUTE)
+    def from_settings(cls, settings: Settings, engine: sa.Engine) -> "Authenticator":
         auth = cls(
             ApiKeyStore(engine),
-            enabled=setting(settings, "auth_enabled", True),
-            jwt_secret=setting(settings, "jwt_secret", None),
-            jwt_audience=setting(settings, "jwt_audience", DEFAULT_AUDIENCE),
-            limiter=RateLimiter(per_minute),
+            enabled=settings.auth_enabled,
+            jwt_secret=settings.jwt_secret or None,  # an empty variable means none
+            jwt_audience=settings.jwt_audience or DEFAULT_AUDIENCE,
+            limiter=RateLimiter(settings.rate_limit_per_minute),
         )
-        dev_key = setting(settings, "dev_api_key", None)
-        if dev_key:
-            auth.add_static_key(dev_key, Role.ADMIN, label="development (REELPULSE_DEV_API_KEY)")
+        if settings.dev_api_key:
+            auth.add_static_key(
+                settings.dev_api_key, Role.ADMIN, label="development (REELPULSE_DEV_API_KEY)"
+            )
         return auth
 
     def add_static_key(self, raw: str, role: Role, *, label: str) -> None:
