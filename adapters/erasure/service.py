@@ -32,6 +32,7 @@ from adapters.erasure.fields import ERASABLE
 from adapters.erasure.keys import KeyStore
 from adapters.erasure.mapper import SEALED_TYPE, keys_for
 from adapters.readmodel import tables as t
+from adapters.readmodel.recount import notification_pages
 
 NIL = UUID(int=0)  # stands in for an erased viewer where a row must stay (follow pairs)
 SCAN_PAGE = 5000
@@ -133,15 +134,9 @@ def count_subject_events(
     container: Container, subject: UUID, *, progress: Callable[[int], None] | None = None
 ) -> tuple[int, int]:
     """(sealed, plaintext) erasable events of `subject`, read as stored (no key needed)."""
-    recorder, hexid = container.store.recorder, subject.hex
-    topics = list(ERASABLE)
-    head = recorder.max_notification_id() or 0
+    hexid = subject.hex
     sealed = legacy = 0
-    start = 1
-    while start <= head:
-        page = recorder.select_notifications(start, SCAN_PAGE, stop=head, topics=topics)
-        if not page:
-            break
+    for page in notification_pages(container.store, list(ERASABLE), SCAN_PAGE):
         for n in page:
             if hexid.encode() not in n.state:  # cheap pre-filter on the raw bytes
                 continue
@@ -154,7 +149,6 @@ def count_subject_events(
                     sealed += 1
                 elif isinstance(value, str):
                     legacy += 1
-        start = page[-1].id + 1
         if progress is not None:
             progress(page[-1].id)
     return sealed, legacy

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, Notification
 
 from adapters.readmodel.tables import rm_creators, rm_videos
 from commands.base import SharedStore
@@ -32,11 +32,11 @@ class RecountReport:
         return not self.mismatches
 
 
-def stored_events(
-    store: SharedStore, mapper: Mapper[Any], topics: Sequence[str] = (), page: int = 5000
-) -> Iterator[tuple[int, Any]]:
-    """(position, domain event) for every stored event up to the current head (only those
-    of `topics` when given), in log order, read in pages."""
+def notification_pages(
+    store: SharedStore, topics: Sequence[str] = (), page: int = 5000
+) -> Iterator[list[Notification]]:
+    """The stored notifications up to the current head (only those of `topics` when
+    given), in log order, a page at a time, as stored (not decoded)."""
     start = 1
     head = store.recorder.max_notification_id() or 0
     while start <= head:
@@ -45,9 +45,18 @@ def stored_events(
         )
         if not notifications:
             return
+        yield notifications
+        start = notifications[-1].id + 1
+
+
+def stored_events(
+    store: SharedStore, mapper: Mapper[Any], topics: Sequence[str] = (), page: int = 5000
+) -> Iterator[tuple[int, Any]]:
+    """(position, domain event) for every stored event up to the current head (only those
+    of `topics` when given), in log order, read in pages."""
+    for notifications in notification_pages(store, topics, page):
         for n in notifications:
             yield n.id, mapper.to_domain_event(n)
-        start = notifications[-1].id + 1
 
 
 def all_events(store: SharedStore, mapper: Mapper[Any], page: int = 5000) -> Iterator[Any]:
