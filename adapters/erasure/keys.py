@@ -73,9 +73,9 @@ class KeyStore(ABC):
     @abstractmethod
     def erased_subjects(self) -> list[UUID]: ...
 
-    @abstractmethod
     def has_key(self, subject: UUID) -> bool:
         """True when key material for the subject is stored (tests, reports)."""
+        return self._get(subject) is not None
 
     # -- backend ---------------------------------------------------------------------------
     @abstractmethod
@@ -155,9 +155,6 @@ class SQLiteKeyStore(KeyStore):
             c.execute(f"SELECT subject_id FROM {self.table} WHERE erased_at IS NOT NULL")
             return [UUID(r[0]) for r in c.fetchall()]
 
-    def has_key(self, subject: UUID) -> bool:
-        return self._get(subject) is not None
-
 
 class PostgresKeyStore(KeyStore):
     def __init__(self, datastore: Any, table: str = "reelpulse_subject_keys") -> None:
@@ -229,9 +226,6 @@ class PostgresKeyStore(KeyStore):
             curs.execute(self._q("SELECT subject_id FROM {t} WHERE erased_at IS NOT NULL"))
             return [r["subject_id"] for r in curs.fetchall()]
 
-    def has_key(self, subject: UUID) -> bool:
-        return self._get(subject) is not None
-
 
 class NoKeys(KeyStore):
     """A read-only store without a key table (a replay of a store older than erasure):
@@ -245,9 +239,6 @@ class NoKeys(KeyStore):
 
     def erased_subjects(self) -> list[UUID]:
         return []
-
-    def has_key(self, subject: UUID) -> bool:
-        return False
 
     def _create_or_get(self, subject: UUID, candidate: bytes) -> bytes | None:
         raise RuntimeError("read-only: cannot create a subject key")
