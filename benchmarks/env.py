@@ -53,15 +53,11 @@ class Server:
         base, _, _ = self.admin_url.rpartition("/")
         return f"{base}/{name}"
 
-    def create(
-        self, name: str | None = None, template: str | None = None, file_copy: bool = False
-    ) -> str:
+    def create(self, name: str | None = None, template: str | None = None) -> str:
         name = name or f"bench_{uuid4().hex[:10]}"
         stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
             stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        if file_copy:  # copy the files, not every block through the WAL (multi-GB templates)
-            stmt += sql.SQL(" STRATEGY FILE_COPY")
         self.admin.execute(stmt)
         self.admin.execute(
             sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(sql.Identifier(name))
@@ -74,9 +70,9 @@ class Server:
         )
 
     @contextlib.contextmanager
-    def fresh(self, template: str | None = None, file_copy: bool = False) -> Iterator[str]:
+    def fresh(self, template: str | None = None) -> Iterator[str]:
         """A new database (a copy of `template`), dropped afterwards; yields its URL."""
-        name = self.create(template=template, file_copy=file_copy)
+        name = self.create(template=template)
         try:
             yield self.url(name)
         finally:
