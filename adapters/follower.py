@@ -34,6 +34,11 @@ class EventFollower(FollowingWorker):
         self.topics = list(topics)
         self.batch_size = batch_size
         self.processed = 0
+        # How far this follower has read the log: beyond its tracked position when the
+        # newest events are not of its topics (they leave no tracking record). Without it
+        # every wake-up would re-scan every event since the last one of its topics.
+        self._scanned = 0
+        self._tracked = 0  # the tracked position last read
 
     @property
     def thread_name(self) -> str:
@@ -47,16 +52,26 @@ class EventFollower(FollowingWorker):
         """Process everything recorded so far; return how many events were processed."""
         done = 0
         while not self._stop.is_set():
-            notifications = self.store.recorder.select_notifications(
-                start=self.position + 1, limit=self.batch_size, topics=self.topics
-            )
-            if not notifications:
+            # Ids are issued and committed in one order (the store's table lock; SQLite
+            # has one writer), so nothing can still appear at or below the head.
+            head = self.store.recorder.max_notification_id() or 0
+            tracked = self.position
+            if tracked < self._tracked:  # the tracking was reset: read everything again
+                self._scanned = 0
+            self._tracked = tracked
+            start = max(tracked, self._scanned)
+            if head <= start:
                 return done
+            notifications = self.store.recorder.select_notifications(
+                start=start + 1, limit=self.batch_size, stop=head, topics=self.topics
+            )
             for n in notifications:
                 event = self.mapper.to_domain_event(n)
                 self.processor.process_event(event, Tracking(self.tracking_name, n.id))
                 done += 1
                 self.processed += 1
+            full = len(notifications) == self.batch_size
+            self._scanned = notifications[-1].id if full else head
         return done
 
     def wait_until(self, predicate: Any, timeout: float = 5.0) -> bool:

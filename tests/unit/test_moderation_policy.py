@@ -328,3 +328,36 @@ def test_commands_can_read_while_the_background_follower_reads(container):
 
     assert "error" not in loaded, loaded.get("error")
     assert loaded["creator"].id == creator_id
+
+
+def test_the_follower_reads_past_other_events_once_and_still_finds_the_next_decision(container):
+    creator_id = register(container)
+    first = reported_and_decided(container, creator_id, "keep")
+    follower = container.followers[0]
+    starts: list[int] = []
+    select = container.store.recorder.select_notifications
+
+    def recording_select(start: int, *args: Any, **kwargs: Any) -> Any:
+        starts.append(start)
+        return select(start, *args, **kwargs)
+
+    container.store.recorder.select_notifications = recording_select  # type: ignore[method-assign]
+    follower.run_until_idle()
+    assert starts == [1]  # from the start of the log: nothing tracked yet
+    # Many events outside the policy's topics (publications), then nothing new: the next
+    # wake-up starts after them, not again from the last decision.
+    for _ in range(5):
+        publish(container, creator_id)
+    head = container.head_position
+    follower.run_until_idle()
+    assert starts[-1] == first.position + 1  # reads the new events once
+    follower.run_until_idle()
+    assert starts[-1] == first.position + 1  # caught up: no read at all
+    assert len(starts) == 2
+
+    # A decision after them is still found and applied.
+    second = reported_and_decided(container, creator_id, "remove")
+    video_id = container.moderation.get_case(second.id).video_id
+    follower.run_until_idle()
+    assert starts[2] == head + 1  # the next read starts after what was read before
+    assert container.content.get_video(video_id).status == VideoStatus.REMOVED
