@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from adapters.bootstrap import Container
 from adapters.eventstore import bulk
 from adapters.eventstore.postgres import PostgresEventStoreRecorder
-from commands.base import Idempotency
+from commands.base import Idempotency, IdempotencyRecord
 from commands.engagement import Signal
 from domain.engagement import Engagement
 
@@ -162,6 +162,35 @@ def test_a_taken_version_rejects_the_whole_copy(pg_url, container_factory):
 
     assert recorder.max_notification_id() == head
     assert recorder.select_streams([e.originator_id for e in batch]) == {}
+
+
+def test_a_single_command_write_is_one_transaction_that_a_taken_version_rolls_back(
+    pg_url, container_factory
+):
+    # Small transactions go through insert_pipelined (COMMIT in the LOCK/INSERT pipeline).
+    container = container_factory(pg_url)
+    recorder = container.store.recorder
+    assert isinstance(recorder, PostgresEventStoreRecorder)
+    first = [StoredEvent(uuid4(), 1, "t:Topic", b"{}") for _ in range(2)]
+    ids = recorder.insert_events(first)
+    assert ids is not None and list(ids) == [ids[0], ids[0] + 1]
+    assert [n.id for n in recorder.select_notifications(start=ids[0], limit=10)] == list(ids)
+    head = recorder.max_notification_id()
+
+    # When one of two events takes a taken version, with an idempotency row in the same
+    # transaction, nothing is written and the library's IntegrityError is raised.
+    record = IdempotencyRecord("pipelined-conflict", "fp", {"ok": True})
+    fresh = StoredEvent(uuid4(), 1, "t:Topic", b"{}")
+    clash = StoredEvent(first[0].originator_id, 1, "t:Other", b"{}")
+    for _ in range(3):  # every pooled connection is left usable: the next write succeeds
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([fresh, clash], idempotency=record)
+    assert recorder.max_notification_id() == head
+    assert recorder.select_streams([fresh.originator_id]) == {}
+    assert recorder.find_idempotency(record.key) is None
+    again = recorder.insert_events([fresh], idempotency=record)
+    assert again is not None and again[0] > head
+    assert recorder.find_idempotency(record.key) is not None
 
 
 def test_concurrent_writers_never_leave_a_gap_a_tailing_reader_passes(pg_url, container_factory):
