@@ -27,7 +27,7 @@ def wait_seconds_query(description: str) -> Any:
     )
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:  # async: no thread hop for an attribute
     return request.app.state.container  # type: ignore[no-any-return]
 
 
