@@ -33,6 +33,7 @@ class FollowingWorker(ABC):
         """Hook: where else to report an error (besides `last_error` and the log)."""
 
     def start(self) -> None:
+        self._stop.clear()  # a worker stopped before can be started again
         self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
         self._thread.start()
 

@@ -5,6 +5,7 @@ from typing import Any
 import sqlalchemy as sa
 from eventsourcing.persistence import Mapper
 
+from adapters.projections.group import ProjectionGroup
 from adapters.projections.hub import ChangeHub
 from adapters.projections.registry import projection_specs
 from adapters.projections.runner import ProjectionRunner
@@ -37,6 +38,15 @@ class ProjectionManager:
             )
             for spec in projection_specs()
         ]
+        # Live, the runners share one thread and one read of the log (group.py).
+        self.group = ProjectionGroup(
+            self.runners,
+            store,
+            mapper,
+            self.positions,
+            batch_size=batch_size,
+            poll_seconds=poll_seconds,
+        )
         self._started = False
 
     @property
@@ -63,11 +73,9 @@ class ProjectionManager:
 
     def start(self) -> None:
         if not self._started:
-            for r in self.runners:
-                r.start()
+            self.group.start()
             self._started = True
 
     def stop(self) -> None:
-        for r in self.runners:
-            r.stop()
+        self.group.stop()
         self._started = False

@@ -9,13 +9,13 @@ waits rely on this).
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, Notification
 
 from adapters.background import FollowingWorker
 from adapters.readmodel.tables import projection_checkpoints, projection_tracking
@@ -24,6 +24,18 @@ from commands.base import SharedStore
 from projections.base import Projection
 
 log = logging.getLogger(__name__)
+
+
+class SharedRead(Protocol):
+    """Events of the log in (lo, head] read once for several runners (ProjectionGroup)."""
+
+    head: int
+
+    def covers(self, start: int) -> bool: ...
+
+    def take(
+        self, start: int, topics: Sequence[str], limit: int
+    ) -> tuple[list[Notification], list[Any]]: ...
 
 
 class FlushableView(Protocol):
@@ -123,15 +135,17 @@ class ProjectionRunner(FollowingWorker):
         """Projections with in-memory state (online models) checkpoint it with the position."""
         return hasattr(self.spec.projection, "dump_state")
 
-    def run_once(self) -> int:
-        """Apply the next batch; return how many events it held (0 when caught up)."""
+    def run_once(self, shared: "SharedRead | None" = None) -> int:
+        """Apply the next batch; return how many events it held (0 when caught up).
+        With `shared` (a ProjectionGroup's read of the log for all its runners) the batch
+        is taken from it instead of this runner's own head read, query and decoding."""
         try:
-            return self._run_once()
+            return self._run_once(shared)
         except BaseException:
             self._state_loaded = False  # the batch rolled back: reload state from checkpoint
             raise
 
-    def _run_once(self) -> int:
+    def _run_once(self, shared: "SharedRead | None" = None) -> int:
         with self.engine.begin() as conn:
             start = read_position(conn, self.name)
             # (Re)load the model state when it is not this runner's own last commit: at the
@@ -141,19 +155,21 @@ class ProjectionRunner(FollowingWorker):
                 self.spec.projection.load_state(read_checkpoint(conn, self.name))  # type: ignore[attr-defined]
                 self._state_loaded = True
                 self._last_end = start
-            head = self.store.recorder.max_notification_id() or 0
-            if head <= start:
-                return 0
-            notifications = self.store.recorder.select_notifications(
-                start=start + 1,
-                limit=self.batch_size,
-                stop=head,
-                topics=self.spec.projection.topics,
-            )
+            topics = self.spec.projection.topics
+            if shared is not None and shared.covers(start):
+                head = shared.head
+                notifications, events = shared.take(start, topics, self.batch_size)
+            else:
+                head = self.store.recorder.max_notification_id() or 0
+                if head <= start:
+                    return 0
+                notifications = self.store.recorder.select_notifications(
+                    start=start + 1, limit=self.batch_size, stop=head, topics=topics
+                )
+                events = [self.mapper.to_domain_event(n) for n in notifications]
             full = len(notifications) == self.batch_size
             end = notifications[-1].id if full else head
             view = self.spec.make_view(conn)
-            events = [self.mapper.to_domain_event(n) for n in notifications]
             prefetch = getattr(view, "prefetch", None)
             if prefetch is not None:  # a view may read what the whole batch needs at once
                 prefetch(events)
