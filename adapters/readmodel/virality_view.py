@@ -11,47 +11,68 @@ from projections.virality import ViralityView
 
 
 class SqlViralityView(ViralityView):
+    """Buffers a batch's writes and sends them at flush, a statement per kind: when the
+    watermark passes many videos' deadlines at once (a catch-up, a quiet hour) a batch
+    predicts and labels hundreds of videos, each label also updating four metrics."""
+
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
         self.changed: set[str] = set()
+        self.predictions: dict[UUID, dict[str, object]] = {}
+        self.labels: dict[UUID, dict[str, object]] = {}
+        self.metrics: dict[tuple[str, str], tuple[float, int]] = {}
 
     def prediction(
         self, video_id: UUID, at: datetime, probability: float, features: dict[str, float]
     ) -> None:
-        stmt = insert_for(self.conn, rm_virality).values(
-            video_id=video_id, predicted_at=at.astimezone(UTC), probability=probability,
-            features=features,
-        )  # fmt: skip
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["video_id"],
-            set_={
-                "predicted_at": stmt.excluded.predicted_at,
-                "probability": stmt.excluded.probability,
-                "features": stmt.excluded.features,
-            },
-        )
-        self.conn.execute(stmt)
-        self.changed.add(f"features:{video_id}")
+        self.predictions[video_id] = {
+            "video_id": video_id, "predicted_at": at.astimezone(UTC),
+            "probability": probability, "features": features,
+        }  # fmt: skip
 
     def label(self, video_id: UUID, at: datetime, viral: bool, views_24h: int) -> None:
-        self.conn.execute(
-            rm_virality.update()
-            .where(rm_virality.c.video_id == video_id)
-            .values(labelled_at=at.astimezone(UTC), viral=viral, views_24h=views_24h)
-        )
-        self.changed.add(f"features:{video_id}")
+        self.labels[video_id] = {
+            "k": video_id,
+            "at": at.astimezone(UTC),
+            "viral": viral,
+            "views": views_24h,
+        }
 
     def metric(self, model: str, name: str, value: float, samples: int) -> None:
-        stmt = insert_for(self.conn, rm_model_metrics).values(
-            model=model, metric=name, value=value, samples=samples
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["model", "metric"],
-            set_={"value": stmt.excluded.value, "samples": stmt.excluded.samples},
-        )
-        self.conn.execute(stmt)
-        self.changed.add("model_metrics")
+        self.metrics[(model, name)] = (value, samples)  # the batch's last figures
 
     def flush(self) -> set[str]:
+        if self.predictions:  # before the labels: a video may be predicted and labelled
+            stmt = insert_for(self.conn, rm_virality)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["video_id"],
+                set_={c: stmt.excluded[c] for c in ("predicted_at", "probability", "features")},
+            )
+            self.conn.execute(stmt, list(self.predictions.values()))
+        if self.labels:
+            self.conn.execute(
+                rm_virality.update()
+                .where(rm_virality.c.video_id == sa.bindparam("k"))
+                .values(
+                    labelled_at=sa.bindparam("at"),
+                    viral=sa.bindparam("viral"),
+                    views_24h=sa.bindparam("views"),
+                ),
+                list(self.labels.values()),
+            )
+        if self.metrics:
+            stmt = insert_for(self.conn, rm_model_metrics)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["model", "metric"],
+                set_={"value": stmt.excluded.value, "samples": stmt.excluded.samples},
+            )
+            rows = [
+                {"model": m, "metric": n, "value": v, "samples": k}
+                for (m, n), (v, k) in self.metrics.items()
+            ]
+            self.conn.execute(stmt, rows)
+            self.changed.add("model_metrics")
+        self.changed.update(f"features:{v}" for v in (*self.predictions, *self.labels))
+        self.predictions, self.labels, self.metrics = {}, {}, {}
         changed, self.changed = self.changed, set()
         return changed
