@@ -457,7 +457,8 @@ def run(args: argparse.Namespace) -> list[Row]:
     budget = args.budget or (budget if args.growth else 20.0)
     given = sys.argv[1:] if args.argv is None else args.argv
     command = " ".join([".venv/bin/python -m benchmarks", *given])
-    with Stopwatch() as watch, server() as srv:
+    settings = dict(args.pg_setting)
+    with Stopwatch() as watch, server(settings) as srv:
         catalog, work = workload(scale.views, scale.creators)
         ctx = Context(srv, make_template(srv, catalog), work, scale, args.repeat, window)
         results: list[Row] = []
@@ -477,6 +478,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                     results += guarded(sorted(rows & ids), measure, args.keep_going, limit)
                 console.print(f"{name}: {took.seconds:.0f} s (limit {limit:.0f} s)")
         facts = machine_facts(srv.version)
+        if settings:
+            facts += "; server settings " + ", ".join(f"{k}={v}" for k, v in settings.items())
         srv.drop(ctx.template)
     results.sort(key=lambda r: r.id)
     table, markdown = render(results)
@@ -492,6 +495,13 @@ def run(args: argparse.Namespace) -> list[Row]:
     if args.docs:
         write_docs(Path(args.docs), markdown, command, facts, watch.seconds)
     return results
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -513,6 +523,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    f"{GROWTH_WINDOW:,} with --growth; 0: all, which raises B8's limit to "
                    f"{FULL_GROWTH_LIMIT / 3600:.0f} h and the budget to "
                    f"{FULL_GROWTH_BUDGET:.0f} min)")  # fmt: skip
+    p.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                   type=_setting,
+                   help="an extra setting of the benchmark's PostgreSQL server, e.g. "
+                   "wal_compression=lz4 (repeatable; reloadable settings only)")  # fmt: skip
     p.add_argument("--docs", default=str(REPO / "docs" / "benchmarks.md"),
                    help="Markdown file to write the results into")  # fmt: skip
     p.add_argument("--no-docs", dest="docs", action="store_const", const=None)

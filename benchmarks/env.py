@@ -85,7 +85,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def server() -> Iterator[Server]:
+def server(settings: dict[str, str] | None = None) -> Iterator[Server]:
+    """The benchmark's server; `settings` are extra server settings (ALTER SYSTEM, then a
+    reload: only those a reload applies, e.g. wal_compression, checkpoint_timeout)."""
     tests_on_path()
     import os
 
@@ -96,10 +98,17 @@ def server() -> Iterator[Server]:
     admin_url = external or local.admin_url  # type: ignore[union-attr]
     if local is not None:
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            for key, value in DURABLE.items():
+            for key, value in {**DURABLE, **(settings or {})}.items():
                 conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
                     sql.Identifier(key), sql.Literal(value)))  # fmt: skip
             conn.execute("SELECT pg_reload_conf()")
+            pending = [
+                r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart")
+            ]
+            if pending:
+                raise SystemExit(f"these settings need a server restart: {', '.join(pending)}")
+    elif settings:
+        raise SystemExit(f"--pg-setting applies to the benchmark's own server, not {ENV_VAR}")
     s = Server(admin_url.split("?")[0], local)
     try:
         yield s
