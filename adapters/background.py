@@ -3,10 +3,19 @@
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from eventsourcing.persistence import Notification
 
 from commands.base import SharedStore
 
 log = logging.getLogger(__name__)
+
+
+def read_to(notifications: Sequence[Notification], limit: int, head: int) -> int:
+    """How far a read of at most `limit` events up to `head` has seen the log: its last
+    event when the limit cut it, else the head (nothing in between was of its topics)."""
+    return notifications[-1].id if len(notifications) == limit else head
 
 
 class FollowingWorker(ABC):

@@ -11,7 +11,7 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper, Tracking
 
-from adapters.background import FollowingWorker
+from adapters.background import FollowingWorker, read_to
 from commands.base import SharedStore
 
 
@@ -70,8 +70,7 @@ class EventFollower(FollowingWorker):
                 self.processor.process_event(event, Tracking(self.tracking_name, n.id))
                 done += 1
                 self.processed += 1
-            full = len(notifications) == self.batch_size
-            self._scanned = notifications[-1].id if full else head
+            self._scanned = read_to(notifications, self.batch_size, head)
         return done
 
     def wait_until(self, predicate: Any, timeout: float = 5.0) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper, Notification
 
-from adapters.background import FollowingWorker
+from adapters.background import FollowingWorker, read_to
 from adapters.projections.runner import ProjectionRunner
 from commands.base import SharedStore
 
@@ -45,8 +45,7 @@ class LogRead:
         self.notifications = store.recorder.select_notifications(
             start=lo + 1, limit=limit, stop=head, topics=topics
         )
-        full = len(self.notifications) == limit
-        self.head = self.notifications[-1].id if full else head
+        self.head = read_to(self.notifications, limit, head)
         self._decoded: dict[int, Any] = {}
 
     def covers(self, start: int) -> bool:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from eventsourcing.persistence import Mapper, Notification
 
-from adapters.background import FollowingWorker
+from adapters.background import FollowingWorker, read_to
 from adapters.readmodel.tables import projection_checkpoints, projection_tracking
 from adapters.readmodel.upsert import insert_for
 from commands.base import SharedStore
@@ -167,8 +167,7 @@ class ProjectionRunner(FollowingWorker):
                     start=start + 1, limit=self.batch_size, stop=head, topics=topics
                 )
                 events = [self.mapper.to_domain_event(n) for n in notifications]
-            full = len(notifications) == self.batch_size
-            end = notifications[-1].id if full else head
+            end = read_to(notifications, self.batch_size, head)
             view = self.spec.make_view(conn)
             prefetch = getattr(view, "prefetch", None)
             if prefetch is not None:  # a view may read what the whole batch needs at once

@@ -10,8 +10,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.tables import rm_model_metrics, rm_moderation_risk
-from adapters.readmodel.upsert import insert_for
+from adapters.readmodel.tables import rm_moderation_risk
+from adapters.readmodel.upsert import insert_for, write_metrics
 from projections.moderation_risk import ModerationRiskView
 
 R = rm_moderation_risk.c
@@ -73,16 +73,7 @@ class SqlModerationRiskView(ModerationRiskView):
             )
             self.changed.update(f"case:{k}" for k in self.decisions)
         if self.metrics:
-            stmt = insert_for(self.conn, rm_model_metrics)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["model", "metric"],
-                set_={"value": stmt.excluded.value, "samples": stmt.excluded.samples},
-            )
-            rows = [
-                {"model": m, "metric": n, "value": v, "samples": k}
-                for (m, n), (v, k) in self.metrics.items()
-            ]
-            self.conn.execute(stmt, rows)
+            write_metrics(self.conn, self.metrics)
             self.changed.add("model_metrics")
         if self.rows or self.decisions:
             self.changed.add("moderation")  # the risk reorders the queue: subscribers refresh

@@ -6,6 +6,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from adapters.readmodel.tables import rm_model_metrics
+
 
 def insert_for(conn: sa.Connection, table: sa.Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
@@ -48,3 +50,18 @@ def add_counters(
 def insert_ignore(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         conn.execute(insert_for(conn, table).on_conflict_do_nothing(), list(rows))
+
+
+def write_metrics(
+    conn: sa.Connection, metrics: Mapping[tuple[str, str], tuple[float, int]]
+) -> None:
+    """Upsert a batch's model metrics: (model, metric) -> (value, samples)."""
+    stmt = insert_for(conn, rm_model_metrics)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["model", "metric"],
+        set_={"value": stmt.excluded.value, "samples": stmt.excluded.samples},
+    )
+    rows = [
+        {"model": m, "metric": n, "value": v, "samples": k} for (m, n), (v, k) in metrics.items()
+    ]
+    conn.execute(stmt, rows)

@@ -5,8 +5,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.tables import rm_model_metrics, rm_virality
-from adapters.readmodel.upsert import insert_for
+from adapters.readmodel.tables import rm_virality
+from adapters.readmodel.upsert import insert_for, write_metrics
 from projections.virality import ViralityView
 
 
@@ -61,16 +61,7 @@ class SqlViralityView(ViralityView):
                 list(self.labels.values()),
             )
         if self.metrics:
-            stmt = insert_for(self.conn, rm_model_metrics)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["model", "metric"],
-                set_={"value": stmt.excluded.value, "samples": stmt.excluded.samples},
-            )
-            rows = [
-                {"model": m, "metric": n, "value": v, "samples": k}
-                for (m, n), (v, k) in self.metrics.items()
-            ]
-            self.conn.execute(stmt, rows)
+            write_metrics(self.conn, self.metrics)
             self.changed.add("model_metrics")
         self.changed.update(f"features:{v}" for v in (*self.predictions, *self.labels))
         self.predictions, self.labels, self.metrics = {}, {}, {}
