@@ -9,6 +9,7 @@ from eventsourcing.utils import Environment, get_topic
 from sqlalchemy.engine import make_url
 
 from adapters.erasure import install_shredding
+from adapters.eventstore.codec import OrjsonTranscoder
 from adapters.eventstore.postgres import PostgresEventStoreRecorder
 from adapters.eventstore.sqlite import SQLiteEventStoreRecorder
 from commands.base import STORE_NAME, EventStoreExtensions, SharedStore
@@ -22,7 +23,12 @@ def eventsourcing_env(
     database_url: str, *, cache_size: int = 0, pool_size: int = 10, pre_ping: bool = False
 ) -> dict[str, str]:
     """Translate a database URL into eventsourcing's environment variables."""
-    env: dict[str, str] = {"CREATE_TABLE": "y", "IS_SNAPSHOTTING_ENABLED": "y"}
+    env: dict[str, str] = {
+        "CREATE_TABLE": "y",
+        "IS_SNAPSHOTTING_ENABLED": "y",
+        # The library's stored-event JSON, encoded and decoded with orjson (codec.py).
+        "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
+    }
     if cache_size:
         env["AGGREGATE_CACHE_MAXSIZE"] = str(cache_size)
     if database_url in ("memory://", "sqlite://", "sqlite:///:memory:"):
