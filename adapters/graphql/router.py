@@ -4,7 +4,8 @@ Every operation is authenticated: HTTP requests by their headers (401 without
 credentials; the GraphiQL page itself is public), WebSocket connections by their upgrade
 headers or the connection_init payload ({"X-API-Key": ...} or {"Authorization":
 "Bearer ..."}), else closed with 4403. Root fields are checked per role and operations
-are rate limited by the AccessExtension."""
+are rate limited by the AccessExtension. Cacheable reads are answered from memory while
+the read models have not moved (cache.py), with the same checks."""
 
 from typing import Any
 
@@ -16,6 +17,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from adapters.auth.principal import AuthError
 from adapters.auth.service import Authenticator
 from adapters.bootstrap import Container
+from adapters.graphql.cache import install_response_cache
 from adapters.graphql.context import GraphQLContext, Readers
 from adapters.graphql.schema import build_schema
 
@@ -83,3 +85,5 @@ def mount_graphql(app: FastAPI, container: Container, auth: Authenticator) -> No
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
     )
     app.include_router(router, prefix="/graphql", tags=["graphql"])
+    # Hot reads answered from memory in front of the router (adapters/graphql/cache.py).
+    install_response_cache(app, container, auth)
