@@ -1,4 +1,4 @@
-"""The bare FastAPI baselines of B3, B6 and B7, served by uvicorn like `reelpulse serve`.
+"""The bare FastAPI baselines of B3, B6, B7 and B10, served by uvicorn like `reelpulse serve`.
 
     python -m benchmarks.baseline_app --database-url URL --port P
 
@@ -6,7 +6,11 @@ POST /insert              one INSERT of an event-shaped row (the request body as
                           state) + COMMIT: the least a durable command can do (B3).
 GET  /plain/video/{id}    the video page's data (video, stats, creator) as plain JSON,
                           read with ReelPulse's own readers from the same tables (B6).
-GET  /plain/trending      the trending list (kind, window minutes, first) the same way (B7).
+GET  /plain/trending      the trending list (kind, window minutes, first) the same way (B7,
+                          B10).
+GET  /plain/summary       the platform summary: `SqlStatsReader.summary` (the reader the
+                          GraphQL summary uses), the projections' positions and the store's
+                          head, the same fields as GraphQL's `summary` (B10).
 
 Endpoints are sync `def`s, as ReelPulse's routes are, so both run in the same thread pool.
 """
@@ -15,6 +19,7 @@ import argparse
 from typing import Any
 from uuid import UUID, uuid4
 
+import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI, Request
 from psycopg_pool import ConnectionPool
@@ -96,7 +101,32 @@ def create_app(database_url: str) -> FastAPI:
             for i in trending.trending(kind, window, first)
         ]
 
+    @app.get("/plain/summary")
+    def summary() -> dict[str, Any]:
+        s = stats.summary()
+        with engine.connect() as conn:
+            positions = {r.name: int(r.position) for r in conn.execute(POSITIONS)}
+            head = conn.execute(HEAD).scalar_one()
+        return {
+            "creators": s.creators,
+            "suspendedCreators": s.suspended_creators,
+            "videos": s.videos,
+            "removedVideos": s.removed_videos,
+            "views": s.views,
+            "likes": s.likes,
+            "shares": s.shares,
+            "comments": s.comments,
+            "watchHours": s.watch_seconds / 3600,
+            "openCases": s.open_cases,
+            "headPosition": int(head),
+            "projectionPositions": positions,
+        }
+
     return app
+
+
+POSITIONS = sa.text("SELECT name, position FROM projection_tracking")
+HEAD = sa.text("SELECT coalesce(max(notification_id), 0) FROM reelpulse_events")
 
 
 def _insert(pool: ConnectionPool, body: bytes) -> dict[str, Any]:

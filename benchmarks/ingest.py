@@ -3,30 +3,33 @@
 B1  `EngagementApplication.ingest` in process, batches of 1000 signals (the HTTP limit):
     per batch one read of every stream it touches, the domain rules, the library's
     mapper, one COPY under the store's table lock, one COMMIT.
-B2  the same signals POSTed to `/v1/engagement/batch` of a real `reelpulse serve`
-    (projections off, so only the write side runs), 1000 items per request.
+B2  signals POSTed by wrk (-t2 -c4: a few requests in flight, so the server can commit
+    them together) to `/v1/engagement/batch` of a real `reelpulse serve` (projections
+    off, so only the write side runs), 1000 distinct signals per request: the script
+    rotates through pre-built bodies, each pass after the first from new viewers (see
+    benchmarks/wrk.py), for B2_SECONDS; stored events (head difference) / wrk's duration.
 Baseline: the stored rows B1 produced (same ids, topics, state bytes) written with a
 raw binary COPY into a table with the events table's definition (primary key,
 notification_id bigserial + unique index), one COMMIT per batch of the same size.
 Figures are stored events per second; every round uses a fresh copy of the template.
 """
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 import psycopg
 
 from adapters.eventstore import open_shared_store
 from adapters.workload.drivers import batch_item
+from benchmarks import wrk
 from benchmarks.core import Stopwatch
 from benchmarks.env import Server
 from commands.engagement import EngagementApplication, Signal
 
 BATCH = 1000
+HTTP_THREADS, HTTP_CONNECTIONS = 2, 4  # B2's wrk: a few batches in flight at once
 RAW_TABLE = """
 CREATE TABLE raw_events (
     originator_id uuid NOT NULL, originator_version bigint NOT NULL, topic text,
@@ -39,8 +42,13 @@ EVENTS_TABLE = "reelpulse_events"
 
 def head(url: str) -> int:
     with psycopg.connect(url) as conn:
-        row = conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}")
-        return int(row.fetchone()[0])  # type: ignore[index]
+        return read_head(conn)
+
+
+def read_head(conn: psycopg.Connection) -> int:
+    """The store's head position (the largest notification id)."""
+    row = conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}")
+    return int(row.fetchone()[0])  # type: ignore[index]
 
 
 def batches(signals: Sequence[Signal], size: int = BATCH) -> list[Sequence[Signal]]:
@@ -96,9 +104,12 @@ class IngestBench:
     srv: Server
     template: str
     signals: Sequence[Signal]  # per round
-    http_signals: Sequence[Signal]
+    http_signals: Sequence[Signal]  # the distinct signals B2's bodies hold
+    http_seconds: float = 10.0  # per B2 round
     rows: list[tuple[Any, ...]] | None = None
     events_per_batch: int = BATCH
+    http_notes: list[str] = field(default_factory=list)  # what went wrong in B2 rounds
+    http_batches: list[int] = field(default_factory=list)  # batches answered per B2 round
 
     def prepare(self) -> None:
         """A warm-up ingest (not timed) that yields the rows the COPY baseline writes."""
@@ -119,25 +130,30 @@ class IngestBench:
             return raw_copy(url, self.rows, self.events_per_batch)
 
     def over_http(self) -> float:
-        from benchmarks.serving import AUTH, reelpulse
+        """Stored events/s while wrk posts the batches: the head difference from just
+        before wrk starts to just after it ends, over wrk's own duration (batches still in
+        flight when wrk stops commit afterwards and are not counted)."""
+        from benchmarks.serving import API_KEY, reelpulse
 
-        bodies = [
-            orjson.dumps({"items": [batch_item(s) for s in b]}) for b in batches(self.http_signals)
-        ]
+        bodies = [orjson.dumps({"items": [batch_item(s) for s in b]})
+                  for b in batches(self.http_signals)]  # fmt: skip
         with (
+            wrk.workdir() as tmp,
             self.srv.fresh(self.template) as url,
             reelpulse(url, REELPULSE_PROJECTIONS_IN_PROCESS="false") as base,
-            httpx.Client(base_url=base, timeout=120, headers=AUTH) as client,
+            psycopg.connect(url, autocommit=True) as conn,
         ):
-            before = head(url)
-            started = time.perf_counter()
-            for body in bodies:
-                r = client.post(
-                    "/v1/engagement/batch",
-                    content=body,
-                    headers={"content-type": "application/json"},
-                )
-                r.raise_for_status()
-            seconds = time.perf_counter() - started
-            events = head(url) - before
-        return events / seconds
+            requests = wrk.write_requests(
+                tmp / "batches.txt", [("POST", "/v1/engagement/batch", b) for b in bodies]
+            )
+            before = read_head(conn)
+            got = wrk.run(
+                base, "requests", threads=HTTP_THREADS, connections=HTTP_CONNECTIONS,
+                seconds=self.http_seconds, timeout=60, api_key=API_KEY,
+                env={"BENCH_REQUESTS": str(requests), "BENCH_RETAG": "1"},
+            )  # fmt: skip
+            events = read_head(conn) - before
+        self.http_batches.append(got.requests)
+        if got.problems():
+            self.http_notes.append(got.problems())  # type: ignore[arg-type]
+        return events / got.seconds

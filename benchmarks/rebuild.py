@@ -1,12 +1,15 @@
-"""B4 (and B8's rebuild): rebuilding the core read models from the event store.
+"""B4, B4b (and B8's rebuild): rebuilding read models from the event store.
 
-    python -m benchmarks.rebuild --store URL --read URL [--scan] [--window N]
+    python -m benchmarks.rebuild --store URL --read URL [--projections core|all]
+                                 [--scan] [--window N]
 
 Runs in a process of its own so its peak RSS is its own. Rebuild: the core projections
-(stats, moderation, trending, sessions) into empty read-model tables (Alembic-migrated
-before the clock starts) by a `ProjectionGroup` of their runners, as `reelpulse project`
-catches up: one read and one decoding of the log for the four, each runner's batch of up
-to 1000 events in its own transaction. `--scan` runs the
+(stats, moderation, trending, sessions; B4, the default) or all of them
+(`--projections all`, B4b: every spec of `projection_specs()`, the online models
+included) into empty read-model tables (Alembic-migrated before the clock starts) by a
+`ProjectionGroup` of their runners, as `reelpulse project` catches up: one read and one
+decoding of the log for all of them, each runner's batch of up to 1000 events in its own
+transaction. `--scan` runs the
 baseline instead: the whole events table read in notification-id order in pages of
 1000 (keyset, as the runner reads) and every state decoded with `json.loads`.
 `--window N` (B8 at 1M/10M) rebuilds only the first N events: the runner's head is capped
@@ -17,6 +20,7 @@ Prints one JSON line: events, seconds, peak RSS in MB.
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import time
 from typing import Any
@@ -28,7 +32,41 @@ CORE = ("stats", "moderation", "trending", "sessions")
 PAGE = 1000
 
 
-def rebuild(store_url: str, read_url: str, window: int | None = None) -> dict[str, Any]:
+def child(*args: str) -> dict[str, float]:
+    """Run this module in a child process (its own peak RSS); its JSON line."""
+    from benchmarks.core import REPO
+
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.rebuild", *args],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError("benchmarks.rebuild failed: "
+                           f"{done.stderr[-1500:]}")  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def rebuild_rate(
+    srv: Any, store_url: str, peaks: list[float], window: int | None = None,
+    projections: str = "core",
+) -> float:  # fmt: skip
+    """Events/s of a rebuild of `store_url` into a fresh read database on `srv`."""
+    extra = ("--window", str(window)) if window else ()
+    with srv.fresh() as read_url:
+        got = child("--store", store_url, "--read", read_url, "--projections", projections,
+                    *extra)  # fmt: skip
+    peaks.append(got["peak_rss_mb"])
+    return got["events"] / got["seconds"]
+
+
+def scan_rate(store_url: str) -> float:
+    got = child("--store", store_url, "--scan")
+    return got["events"] / got["seconds"]
+
+
+def rebuild(
+    store_url: str, read_url: str, window: int | None = None, projections: str = "core"
+) -> dict[str, Any]:
     from adapters.eventstore import open_shared_store
     from adapters.projections.group import ProjectionGroup
     from adapters.projections.registry import projection_specs
@@ -40,8 +78,10 @@ def rebuild(store_url: str, read_url: str, window: int | None = None) -> dict[st
     engine = create_read_engine(read_model_url(store_url, read_url), writer=True)
     upgrade(engine)
     mapper = ContentApplication(store).mapper
-    specs = [s for s in projection_specs() if s.name in CORE]
-    assert {s.name for s in specs} == set(CORE), [s.name for s in specs]
+    specs = projection_specs()
+    if projections == "core":
+        specs = [s for s in specs if s.name in CORE]
+        assert {s.name for s in specs} == set(CORE), [s.name for s in specs]
     if window is not None:  # the runners see a store whose head is notification id `window`
         real_head = store.recorder.max_notification_id
         store.recorder.max_notification_id = lambda: min(real_head() or 0, window)  # type: ignore[method-assign]
@@ -56,7 +96,7 @@ def rebuild(store_url: str, read_url: str, window: int | None = None) -> dict[st
         raise RuntimeError(f"projections short of the head {head}: {behind}")
     engine.dispose()
     store.factory.close()
-    return {"events": head, "seconds": seconds}
+    return {"events": head, "seconds": seconds, "projections": len(specs)}
 
 
 def positions(engine: Any) -> dict[str, int]:
@@ -94,8 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--read", help="read-model database URL (rebuild only)")
     parser.add_argument("--scan", action="store_true", help="the baseline scan instead")
     parser.add_argument("--window", type=int, help="rebuild only the first N events")
+    parser.add_argument("--projections", choices=("core", "all"), default="core",
+                        help="the core read models (B4, default) or every projection (B4b)")
     args = parser.parse_args(argv)
-    result = scan(args.store) if args.scan else rebuild(args.store, args.read, args.window)
+    result = (scan(args.store) if args.scan
+              else rebuild(args.store, args.read, args.window, args.projections))  # fmt: skip
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
