@@ -83,6 +83,11 @@ class PositionsClock:
         self._positions = Positions.of(float("-inf"), 0, {}, self._names)
         self._refreshing: asyncio.Task[None] | None = None
 
+    @property
+    def known(self) -> Positions:
+        """The positions as last read or announced (no read, whatever their age)."""
+        return self._positions
+
     def published(self, name: str, position: int, changed: set[str]) -> None:
         """ChangeHub listener (a runner's thread, after its commit): move the position now."""
         with self._lock:
