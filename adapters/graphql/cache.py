@@ -268,13 +268,15 @@ def install_response_cache(
     max_entries: int = DEFAULT_MAX_ENTRIES,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> GraphQLResponseCache:
-    """Put the cache in front of /graphql (app.state.graphql_cache)."""
+    """Put the cache in front of /graphql (app.state.graphql_cache); `max_entries=0`
+    leaves it off (every request takes the usual path)."""
     if app.middleware_stack is not None:
         raise RuntimeError("install the response cache before the app starts")
     read = database_reader(container.projections.engine, lambda: container.head_position)
     clock = PositionsClock(read, container.projections.names)
     container.projections.hub.add_listener(clock.published)
-    cache = GraphQLResponseCache(auth, clock, AnswerStore(max_entries, max_bytes))
+    cache = GraphQLResponseCache(auth, clock, AnswerStore(max(1, max_entries), max_bytes))
+    cache.enabled = max_entries > 0
     # Appended, not add_middleware (which inserts outermost): innermost, so the request
     # id, body limit and deadline middleware wraps hits too, and the error handlers
     # inside still answer what the usual path raises.
