@@ -35,6 +35,9 @@ UNCACHEABLE_FIELDS = frozenset({"timeline"})
 # Same bound as the schema's MaxTokensLimiter: a larger text is rejected there anyway.
 MAX_TOKENS = 2000
 DECISIONS_KEPT = 1024
+# Decisions are memoised by the query text: longer texts are never cached, so the memo
+# holds at most DECISIONS_KEPT * MAX_QUERY_CHARS characters (hot queries are short).
+MAX_QUERY_CHARS = 16 * 1024
 
 
 def _field_names(selection_set: SelectionSetNode | None) -> set[str]:
@@ -48,10 +51,14 @@ def _field_names(selection_set: SelectionSetNode | None) -> set[str]:
     return names
 
 
-@lru_cache(maxsize=DECISIONS_KEPT)
 def cacheable(query: str, operation_name: str | None) -> bool:
     """True when the operation's answer depends only on projection-written read models
     (and the caller's role and subject, which are part of the cache key)."""
+    return len(query) <= MAX_QUERY_CHARS and _decide(query, operation_name)
+
+
+@lru_cache(maxsize=DECISIONS_KEPT)
+def _decide(query: str, operation_name: str | None) -> bool:
     try:
         document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
     except GraphQLError:

@@ -41,14 +41,16 @@ class Positions:
     read_at: float  # clock time the database read began (-inf: never read)
     head: int
     rows: Mapping[str, Row]
-    floor: int  # lowest position among the projections a consistency token waits for
+    # Lowest position among the projections a consistency token waits for; -1 while one
+    # has no tracking row (the usual path then answers even token 0 with a timeout).
+    floor: int
     version: tuple[Any, ...] = field(compare=False)  # what cached answers are keyed by
 
     @classmethod
     def of(
         cls, read_at: float, head: int, rows: Mapping[str, Row], names: Iterable[str]
     ) -> "Positions":
-        floor = min((rows.get(n, (0, None))[0] for n in names), default=0)
+        floor = min((rows[n][0] if n in rows else -1 for n in names), default=0)
         version = (head, tuple(sorted((n, p, u) for n, (p, u) in rows.items())))
         return cls(read_at, head, dict(rows), floor, version)
 

@@ -9,7 +9,7 @@ from starlette.datastructures import Headers
 
 from adapters.auth.principal import Principal, Role
 from adapters.graphql.cache import consistency_token, keepable, operation_data, request_key
-from adapters.graphql.cache_operations import cacheable
+from adapters.graphql.cache_operations import MAX_QUERY_CHARS, cacheable
 
 JSON = ((b"content-type", b"application/json"),)
 
@@ -114,3 +114,8 @@ def test_pure_reads_of_projections_are_cacheable(query):
 )
 def test_reads_outside_projections_errors_and_subscriptions_are_not(query, operation):
     assert not cacheable(query, operation)
+
+
+def test_very_long_query_texts_are_not_cacheable_so_decisions_stay_small():
+    padding = "#" + "x" * MAX_QUERY_CHARS + "\n"
+    assert not cacheable(padding + "{ summary { views } }", None)
