@@ -49,7 +49,7 @@ ALL_ROWS = ("B1", "B2", "B3", "B4", "B4b", "B5", "B6", "B7", "B8", "B9", "B10", 
 # reports a group past its limit as not measured instead of letting the run hang. Keyed
 # by the group's first row.
 TIME_LIMITS = {"B1": 240.0, "B3": 240.0, "B4": 600.0, "B5": 180.0, "B9": 330.0,
-               "B11": 330.0, "B8": 480.0}  # fmt: skip
+               "B11": 420.0, "B8": 480.0}  # fmt: skip
 BUDGET = 19.0  # minutes for the whole default run: `make bench` stays under 20
 # --growth (the 1M/10M): B8 may take this long, the run this many minutes.
 GROWTH_LIMIT = 3600.0

@@ -32,7 +32,7 @@ SCALES = {
         b9_seconds=4, b9_batch=50, b11_seconds=2, b11_clients=(4, 8), growth=(2_000, 4_000),
     ),
     "default": Scale(
-        views=30_000, creators=200, b1_signals=10_000, b2_signals=20_000, b2_seconds=10,
+        views=30_000, creators=200, b1_signals=10_000, b2_signals=20_000, b2_seconds=15,
         b3_seconds=15, b4_signals=12_000, b5_rate=500, b5_seconds=6, b67_seconds=4,
         b10_seconds=4, b9_seconds=60, b9_batch=500, b11_seconds=60, b11_clients=(32, 64),
         growth=(40_000, 120_000),
