@@ -36,6 +36,7 @@ from benchmarks.core import (
 from benchmarks.env import make_template, server, workload
 from benchmarks.growth import b8
 from benchmarks.ingest import (
+    BATCH,
     HTTP_CONNECTIONS,
     HTTP_THREADS,
     IngestBench,
@@ -90,10 +91,10 @@ def b1_b2(ctx: Context, rows: set[str]) -> list[Row]:
         r = ratio_row(Row("B2", "ingest, HTTP batch under wrk (events/s)", "ev/s",
                           f">= {B2_RATIO}", got["B2 HTTP batch"], got["raw COPY"]),
                       B2_RATIO)  # fmt: skip
+        distinct = len(bench.http_signals)
         r.notes.append(
             f"wrk -t{HTTP_THREADS} -c{HTTP_CONNECTIONS}, {s.b2_seconds:.0f} s per round, "
-            f"{min(1000, s.b2_signals)} signals per batch ({len(rest[: s.b2_signals]):,} distinct, "
-            f"each pass after "
+            f"{min(BATCH, distinct)} signals per batch ({distinct:,} distinct, each pass after "
             f"the first from new viewers); batches answered per round: "
             f"{', '.join(str(n) for n in bench.http_batches)}"
         )

@@ -154,7 +154,7 @@ class Run:
     def describe(self) -> str:
         recovery = (f"{self.recovery:.1f} s" if self.recovery is not None
                     else f"not within {RECOVERY_LIMIT:.0f} s")  # fmt: skip
-        answers = ", ".join(f"{n} x {s}" for s, n in sorted(self.statuses.items()))
+        answers = ", ".join(f"{n} x {s or 'no answer'}" for s, n in sorted(self.statuses.items()))
         return (f"offered {self.offered:,.0f} events/s ({self.batches_per_second:.2f} "
                 f"batches/s), stored {self.taken:,.0f}/s; lag p50 {self.p(50):.2f} s, p99 "
                 f"{self.p(99):.2f} s, max {max(self.lags, default=float('nan')):.2f} s over "
@@ -171,7 +171,11 @@ async def _paced(base: str, source: Iterator[bytes], per_second: float, seconds:
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=headers) as c:
 
         async def one(body: bytes) -> None:
-            r = await c.post("/v1/engagement/batch", content=body)
+            try:
+                r = await c.post("/v1/engagement/batch", content=body)
+            except httpx.HTTPError:
+                run.statuses[0] += 1  # no answer (connection lost, timeout): an error
+                return
             run.statuses[r.status_code] += 1
 
         pending: set[asyncio.Task[None]] = set()

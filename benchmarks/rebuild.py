@@ -134,8 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--read", help="read-model database URL (rebuild only)")
     parser.add_argument("--scan", action="store_true", help="the baseline scan instead")
     parser.add_argument("--window", type=int, help="rebuild only the first N events")
-    parser.add_argument("--projections", choices=("core", "all"), default="core",
-                        help="the core read models (B4, default) or every projection (B4b)")
+    parser.add_argument(
+        "--projections",
+        choices=("core", "all"),
+        default="core",
+        help="the core read models (B4, default) or every projection (B4b)",
+    )
     args = parser.parse_args(argv)
     result = (scan(args.store) if args.scan
               else rebuild(args.store, args.read, args.window, args.projections))  # fmt: skip
