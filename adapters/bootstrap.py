@@ -76,7 +76,7 @@ class Container:
         for app in (self.content, self.engagement, self.moderation, self.policy):
             app.close()
         with contextlib.suppress(Exception):
-            self.store.factory.close()
+            self.store.close()
         self.read_engine.dispose()
         self.write_engine.dispose()
 

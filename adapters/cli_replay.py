@@ -192,7 +192,7 @@ def export_cmd(
     except KeyboardInterrupt:
         raise fail("interrupted: no export written", 130) from None
     finally:
-        shared.factory.close()
+        shared.close()
     seconds = time.perf_counter() - started
     err.print(
         f"exported {count:,} events (positions {span[0]}-{last or span[0] - 1}) to {output} "
@@ -304,7 +304,7 @@ def replay_cmd(
         raise fail(f"{message} (sandbox removed, no report written)", 1) from None
     finally:
         if shared is not None:
-            shared.factory.close()
+            shared.close()
     if table:
         render(report, out)
     seconds = time.perf_counter() - started

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -26,6 +26,9 @@ from eventsourcing.persistence import (
 )
 
 from domain.errors import InvalidValue, NotFound, VersionConflict
+
+if TYPE_CHECKING:
+    from commands.appending import Appender
 
 STORE_NAME = "ReelPulse"
 MAX_ATTEMPTS = 32  # optimistic-concurrency retries before giving up with a 409
@@ -132,9 +135,17 @@ class SharedStore:
     factory: InfrastructureFactory[Any]
     recorder: ProcessRecorder
     extensions: EventStoreExtensions
+    # The group commit of the lean write path (commands/appending.py); adapters build it.
+    appender: "Appender | None" = None
     # Bumped after every commit in this process; followers wait on it instead of polling.
     committed: threading.Condition = field(default_factory=threading.Condition)
     commit_generation: int = 0
+
+    def close(self) -> None:
+        """Commit what is queued, stop the group commit, close the connections."""
+        if self.appender is not None:
+            self.appender.close()
+        self.factory.close()
 
     def notify_committed(self) -> None:
         with self.committed:

@@ -1,44 +1,71 @@
 """Engagement context: viewer signals (views, likes, shares, comments) and follows.
 
-Single commands and the batch ingest path share `apply_signal`, so both enforce exactly
-the same rules. A batch is atomic over its accepted items: per-item validation decides
-which items are accepted, then all accepted items are stored in one transaction (all or
-none); rejected items are reported and never stored.
+The hot path of ReelPulse. Every signal, single command or batch item, goes through the
+same steps, each a named function below:
+
+    decide   `_decide`: under the write model's lock, the lean pair states
+             (domain/pairs.py) apply the aggregates' rules to each signal; accepted
+             signals become new events, rejected ones item errors (never stored)
+    encode   `_encode`: the events' state in the library's stored format (the mapper's
+             codec, comment texts sealed for erasure)
+    commit   `Appender.submit`: queued for the group commit, which stores it with the
+             commands of other threads in one transaction (adapters/eventstore/committer.py)
+
+A batch is atomic over its accepted items: they are stored in one transaction (all or
+none); rejected items are reported and never stored. When the commit refuses a request
+(a stream it decided as new exists, a video it read changed, a concurrent writer), the
+write model is corrected and the signals are decided again: the rules are always checked
+against the state the events are appended to.
 """
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, NoReturn
 from uuid import UUID, uuid4
 
-from eventsourcing.application import ProcessingEvent
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, Mapper
 
+from commands.appending import (
+    Appender,
+    AppendRequest,
+    DependsOnRefused,
+    EncodedEvent,
+    IdempotencyKeyTaken,
+    ReadsChanged,
+    StreamsExist,
+)
 from commands.base import (
     MAX_ATTEMPTS,
+    RETRY_BACKOFF_CAP_SECONDS,
     CommandResult,
     Idempotency,
     IdempotencyKeyReused,
     IdempotencyRecord,
     Outcome,
     ReelPulseApplication,
+    SharedStore,
     StreamBatchReader,
-    TAggregate,
     back_off_after_conflict,
+    utc_now,
 )
 from commands.content import SNAPSHOT_INTERVALS
-from domain.creator import Creator
+from commands.write_model import WriteModel
 from domain.engagement import Engagement
 from domain.erasure import Erasure
 from domain.errors import DomainError, InvalidValue, NotFound, VersionConflict
 from domain.following import Following
-from domain.video import Video
+from domain.pairs import FollowState, NewEvent, PairState
 
 SignalKind = Literal[
     "view", "like", "unlike", "share", "comment", "delete_comment", "follow", "unfollow"
 ]
+FOLLOW_KINDS = ("follow", "unfollow")
+PAIR_SNAPSHOT_INTERVAL = SNAPSHOT_INTERVALS[Engagement]
 
 
 @dataclass(frozen=True)
@@ -60,7 +87,7 @@ class Signal:
     text: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs 3 us to build, per item
 class ItemResult:
     index: int
     status: Literal["recorded", "duplicate", "rejected"]
@@ -97,70 +124,139 @@ class BatchResult:
         return sum(1 for i in self.items if i.status == "rejected")
 
 
-class _Workspace:
-    """Aggregates loaded during one attempt, so a batch loads each stream once.
+class _NeedsRead(Exception):
+    """The decision needs streams the write model does not hold (videos, creators, or
+    pair streams the commit said exist): read them, then decide again."""
 
-    `prefetch` reads every stream a batch touches (videos, creators, pair streams) in one
-    query when the store can (PostgreSQL); otherwise each is loaded on first use.
-    """
+    def __init__(self, stream_ids: set[UUID]) -> None:
+        super().__init__(f"{len(stream_ids)} stream(s) to read")
+        self.stream_ids = stream_ids
 
-    def __init__(self, app: "EngagementApplication") -> None:
-        self.app = app
-        self.videos: dict[UUID, Video] = {}
-        self.creators: dict[UUID, Creator] = {}
-        self.streams: dict[UUID, Aggregate] = {}
-        self.prefetched: dict[UUID, Aggregate | None] = {}  # None: no such stream
 
-    def prefetch(self, signals: Sequence[Signal]) -> None:
-        reader = self.app.recorder
-        if not isinstance(reader, StreamBatchReader):
-            return
-        ids: set[UUID] = set()
-        for s in signals:
-            if s.kind in ("follow", "unfollow"):
-                if s.creator_id is not None:
-                    ids.update((s.creator_id, Following.create_id(s.viewer_id, s.creator_id)))
-            elif s.video_id is not None:
-                ids.update((s.video_id, Engagement.create_id(s.viewer_id, s.video_id)))
-        to_domain = self.app.mapper.to_domain_event
-        found = reader.select_streams(ids)
-        self.prefetched = dict.fromkeys(ids)
-        for stream_id, stored in found.items():
-            aggregate = None
-            for stored_event in stored:  # project_aggregate, minus a slow Protocol check
-                aggregate = to_domain(stored_event).mutate(aggregate)  # type: ignore[attr-defined]
-            self.prefetched[stream_id] = aggregate
+@dataclass
+class _Decided:
+    """One attempt's decision: the item results and the request that stores them."""
 
-    def get(self, cls: type[TAggregate], aggregate_id: UUID) -> TAggregate | None:
-        if aggregate_id in self.prefetched:
-            aggregate = self.prefetched[aggregate_id]
-            return aggregate if isinstance(aggregate, cls) else None
-        return self.app.load_or_none(cls, aggregate_id)
+    items: list[ItemResult]
+    errors: dict[int, DomainError]  # the rejected items' errors, by index
+    streams: dict[UUID, PairState | FollowState]  # the streams it writes, by id
+    request: AppendRequest | None = None  # None: nothing to store
+    future: "Future[list[int]] | None" = None  # the request's commit
+    subject: PairState | FollowState | None = None  # a single command's stream
 
-    def video(self, video_id: UUID) -> Video:
-        if video_id not in self.videos:
-            self.videos[video_id] = self._require(Video, video_id, "video")
-        return self.videos[video_id]
 
-    def creator(self, creator_id: UUID) -> Creator:
-        if creator_id not in self.creators:
-            self.creators[creator_id] = self._require(Creator, creator_id, "creator")
-        return self.creators[creator_id]
+class _Decision:
+    """Signals applied to the write model, under its lock (see `_decide`)."""
 
-    def _require(self, cls: type[TAggregate], aggregate_id: UUID, what: str) -> TAggregate:
-        if aggregate_id not in self.prefetched:
-            return self.app.load(cls, aggregate_id, what=what)
-        aggregate = self.get(cls, aggregate_id)
-        if aggregate is None:
-            raise NotFound(f"{what} {aggregate_id} not found", code=f"{what}_not_found")
-        return aggregate
+    def __init__(self, model: WriteModel, now: datetime) -> None:
+        self.model = model
+        self.now = now
+        self.events: list[NewEvent] = []
+        self.new_streams: set[UUID] = set()
+        self.reads: dict[UUID, int] = {}
+        self.streams: dict[UUID, PairState | FollowState] = {}
 
-    def pending(self) -> list[Aggregate]:
-        return [a for a in self.streams.values() if a.pending_events]
+    def apply(
+        self, signal: Signal, when: datetime, expected_version: int | None
+    ) -> tuple[PairState | FollowState, NewEvent | None, dict[str, str]]:
+        """Apply one signal: its stream, its new event (None: a redelivery) and details.
+        Raises DomainError, and leaves no trace then."""
+        if signal.kind in FOLLOW_KINDS:
+            return self._follow(signal, when, expected_version)
+        if signal.video_id is None:
+            raise _missing("video_id")
+        video = self.model.videos.get(signal.video_id)
+        if video is None:
+            raise NotFound(f"video {signal.video_id} not found", code="video_not_found")
+        stream_id = Engagement.create_id(signal.viewer_id, video.id)
+        pair = self._stream(stream_id)
+        started = None
+        if pair is None:
+            pair, started = PairState.start(stream_id, signal.viewer_id, video, when, self.now)
+        else:
+            _check_version(pair.version, expected_version)
+        assert isinstance(pair, PairState)
+        cid, now, details = signal.client_event_id, self.now, {}
+        match signal.kind:
+            case "view":
+                event = pair.view(video, signal.watch_seconds, signal.completed,
+                                  signal.traffic_source, signal.device, when, cid, now)  # fmt: skip
+            case "like":
+                event = pair.like(video, when, cid, now)
+            case "unlike":
+                event = pair.unlike(video, when, cid, now)
+            case "share":
+                event = pair.share(video, signal.channel, when, cid, now)
+            case "comment":
+                comment_id = signal.comment_id or uuid4()
+                event = pair.comment(video, comment_id, signal.text, when, cid, now)
+                details["comment_id"] = str(comment_id)
+            case "delete_comment":
+                if signal.comment_id is None:
+                    raise _missing("comment_id")
+                event = pair.delete_comment(signal.comment_id, when, now)
+            case _:
+                raise InvalidValue(f"unknown signal kind {signal.kind!r}", code="invalid_kind")
+        self.reads[video.id] = video.version
+        self._written(pair, started, event)
+        return pair, event, details
+
+    def _follow(
+        self, signal: Signal, when: datetime, expected_version: int | None
+    ) -> tuple[PairState | FollowState, NewEvent | None, dict[str, str]]:
+        if signal.creator_id is None:
+            raise _missing("creator_id")
+        if signal.creator_id not in self.model.creators:
+            raise NotFound(f"creator {signal.creator_id} not found", code="creator_not_found")
+        stream_id = Following.create_id(signal.viewer_id, signal.creator_id)
+        pair = self._stream(stream_id)
+        started = None
+        if pair is None:
+            pair, started = FollowState.start(
+                stream_id, signal.viewer_id, signal.creator_id, when, self.now
+            )
+        else:
+            _check_version(pair.version, expected_version)
+        assert isinstance(pair, FollowState)
+        if signal.kind == "follow":
+            event = pair.follow(when, signal.client_event_id, self.now)
+        else:
+            event = pair.unfollow(when, signal.client_event_id, self.now)
+        self._written(pair, started, event)
+        return pair, event, {}
+
+    def _stream(self, stream_id: UUID) -> PairState | FollowState | None:
+        return self.streams.get(stream_id) or self.model.stream(stream_id)
+
+    def _written(
+        self, pair: PairState | FollowState, started: NewEvent | None, event: NewEvent | None
+    ) -> None:
+        if started is not None:  # a new stream exists only once its first signal passed
+            self.new_streams.add(pair.id)
+            self.events.append(started)
+            self.model.put(pair)
+        if started is not None or event is not None:
+            self.streams[pair.id] = pair
+        if event is not None:
+            self.events.append(event)
 
 
 class EngagementApplication(ReelPulseApplication):
     snapshotting_intervals = SNAPSHOT_INTERVALS
+
+    def __init__(
+        self,
+        store: SharedStore,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        max_streams: int | None = None,
+    ) -> None:
+        super().__init__(store, clock=clock)
+        if store.appender is None:
+            raise RuntimeError("the engagement write path needs the store's group committer")
+        self.appender: Appender = store.appender
+        self.model = WriteModel(max_streams) if max_streams else WriteModel()
+        store.appender.add_watch_listener(self.model.watched)
 
     # -- single commands -----------------------------------------------------------------
     def record(
@@ -169,85 +265,335 @@ class EngagementApplication(ReelPulseApplication):
         *,
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
+        deadline: float | None = None,
     ) -> CommandResult:
-        def decide() -> Outcome:
-            ws = _Workspace(self)
-            ws.prefetch([signal])  # the video (or creator) and the pair stream: one query
-            stream, recorded, details = self.apply_signal(ws, signal, expected_version)
-            details["status"] = "recorded" if recorded else "duplicate"
-            return Outcome([stream], stream, details)
+        absent: set[UUID] = set()
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                decided = self._decide([signal], idempotency, expected_version, deadline, absent)
+            except _NeedsRead as e:
+                absent |= self._read(e.stream_ids)
+                continue
+            if decided.future is None:
+                return self._unstored_single(decided, idempotency)
+            try:
+                ids = decided.future.result()
+            except IdempotencyKeyTaken:
+                return self._replay_single(idempotency)
+            except (StreamsExist, ReadsChanged) as e:
+                self._after_refusal(e)
+                continue
+            except DependsOnRefused:
+                continue
+            except IntegrityError:
+                if expected_version is not None:
+                    raise self._conflict(expected_version) from None
+                back_off_after_conflict(attempt)
+                continue
+            self._after_commit(decided, ids)
+            return self._single_result(decided, ids[-1])
+        raise VersionConflict("too many concurrent writers on this stream; retry later")
 
-        return self.execute(decide, idempotency=idempotency, expected_version=expected_version)
+    async def record_async(
+        self,
+        signal: Signal,
+        *,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+        deadline: float | None = None,
+    ) -> CommandResult:
+        """`record` for an event loop: decides on the loop (no thread hop) and awaits the
+        commit; what needs the store (a stream the model does not hold, a replay, a
+        snapshot) runs in a thread."""
+        if signal.kind == "comment":  # sealing may create the viewer's key: a write
+            return await asyncio.to_thread(
+                self.record, signal, expected_version=expected_version,
+                idempotency=idempotency, deadline=deadline,
+            )  # fmt: skip
+        absent: set[UUID] = set()
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                decided = self._decide([signal], idempotency, expected_version, deadline, absent)
+            except _NeedsRead as e:
+                absent |= await asyncio.to_thread(self._read, e.stream_ids)
+                continue
+            if decided.future is None:
+                return await asyncio.to_thread(self._unstored_single, decided, idempotency)
+            try:
+                ids = await asyncio.wrap_future(decided.future)
+            except IdempotencyKeyTaken:
+                return await asyncio.to_thread(self._replay_single, idempotency)
+            except (StreamsExist, ReadsChanged) as e:
+                await asyncio.to_thread(self._after_refusal, e)
+                continue
+            except DependsOnRefused:
+                continue
+            except IntegrityError:
+                if expected_version is not None:
+                    raise self._conflict(expected_version) from None
+                await asyncio.sleep(min(RETRY_BACKOFF_CAP_SECONDS, 0.002 * 2**attempt))
+                continue
+            if self._needs_snapshot(decided):
+                await asyncio.to_thread(self._after_commit, decided, ids)
+            else:
+                self._after_commit(decided, ids)
+            return self._single_result(decided, ids[-1])
+        raise VersionConflict("too many concurrent writers on this stream; retry later")
 
     # -- batch ---------------------------------------------------------------------------
     def ingest(
-        self, signals: Sequence[Signal], *, idempotency: Idempotency | None = None
+        self,
+        signals: Sequence[Signal],
+        *,
+        idempotency: Idempotency | None = None,
+        deadline: float | None = None,
     ) -> BatchResult:
-        replayed = self._replay_batch(idempotency)
-        if replayed is not None:
-            return replayed
-        for _attempt in range(MAX_ATTEMPTS):
-            ws = _Workspace(self)
-            ws.prefetch(signals)
-            items = [self._apply_item(ws, i, s) for i, s in enumerate(signals)]
-            pending = ws.pending()
-            if not pending:
-                return BatchResult(items=items, position=0)
-            kwargs: dict[str, Any] = {}
-            if idempotency is not None:
-                kwargs["idempotency"] = IdempotencyRecord(
-                    idempotency.key,
-                    idempotency.fingerprint,
-                    {"batch": [i.to_json() for i in items]},
-                )
+        absent: set[UUID] = set()
+        for attempt in range(MAX_ATTEMPTS):
             try:
-                recordings = self._save_streams(pending, **kwargs)
-            except IntegrityError:
-                replayed = self._replay_batch(idempotency)
-                if replayed is not None:
-                    return replayed
-                back_off_after_conflict(_attempt)
+                decided = self._decide(signals, idempotency, None, deadline, absent)
+            except _NeedsRead as e:
+                absent |= self._read(e.stream_ids)
                 continue
-            return BatchResult(items=items, position=max(r.notification.id for r in recordings))
+            if decided.future is None:
+                replayed = self._replay_batch(idempotency) if idempotency else None
+                return replayed or BatchResult(items=decided.items, position=0)
+            try:
+                ids = decided.future.result()
+            except IdempotencyKeyTaken:
+                return self._replay_batch(idempotency) or self._reused()
+            except (StreamsExist, ReadsChanged) as e:
+                self._after_refusal(e)
+                continue
+            except DependsOnRefused:
+                continue
+            except IntegrityError:
+                back_off_after_conflict(attempt)
+                continue
+            self._after_commit(decided, ids)
+            return BatchResult(items=decided.items, position=ids[-1])
         raise VersionConflict("too many concurrent writers on these streams; retry the batch")
 
-    def _save_streams(self, streams: Sequence[Aggregate], **kwargs: Any) -> list[Any]:
-        """`Application.save` for a batch's streams: the same steps (record, snapshots,
-        notify), without its per-object runtime Protocol checks (about 60 µs each on
-        Python 3.11), which every object here passes by construction."""
-        processing = ProcessingEvent[UUID]()
-        for stream in streams:
-            processing.events.extend(stream.collect_events())
-            processing.aggregates[stream.id] = stream
-        processing.saved_kwargs.update(kwargs)
-        recordings = self._record(processing)
-        self._take_snapshots(processing)
-        self._notify(recordings)
-        return recordings
+    # -- decide -> encode -> commit --------------------------------------------------------
+    def _decide(
+        self,
+        signals: Sequence[Signal],
+        idempotency: Idempotency | None,
+        expected_version: int | None,
+        deadline: float | None,
+        absent: set[UUID],
+    ) -> _Decided:
+        """Decide every signal, encode the accepted ones and submit them, all under the
+        write model's lock, so the commit queue holds requests in the order they were
+        decided (a request decided on another's provisional state comes after it).
+        Raises _NeedsRead for videos and creators the model lacks (not in `absent`)."""
+        whens = [self._when(s) for s in signals]  # the clock is read outside the lock
+        self._prepare_keys(signals)
+        model = self.model
+        with model.lock:
+            missing = self._unread(signals) - absent
+            if missing:
+                raise _NeedsRead(missing)
+            decision = _Decision(model, datetime.now(UTC))
+            decided = _Decided([], {}, decision.streams)
+            try:
+                for index, (signal, when) in enumerate(zip(signals, whens, strict=True)):
+                    decided.items.append(
+                        self._item(decision, decided, index, signal, when, expected_version)
+                    )
+                if len(signals) == 1 and decided.items[0].id is not None:
+                    stream_id = decided.items[0].id
+                    decided.subject = decision.streams.get(stream_id) or model.stream(stream_id)
+                if not decision.events:
+                    return decided
+                decided.request = AppendRequest(
+                    events=self._encode(decision.events),
+                    idempotency=self._idempotency_record(idempotency, decided, len(signals)),
+                    new_streams=decision.new_streams,
+                    reads=decision.reads,
+                    deadline=deadline,
+                    on_refused=self._refused,
+                )
+                decided.future = self.appender.submit(decided.request)
+            except BaseException:
+                model.forget(decision.streams)  # provisional, and nothing was queued
+                raise
+            return decided
 
-    def _apply_item(self, ws: _Workspace, index: int, signal: Signal) -> ItemResult:
+    def _item(
+        self,
+        decision: _Decision,
+        decided: _Decided,
+        index: int,
+        signal: Signal,
+        when: datetime | DomainError,
+        expected_version: int | None,
+    ) -> ItemResult:
         try:
-            stream, recorded, details = self.apply_signal(ws, signal, None)
+            if isinstance(when, DomainError):
+                raise when
+            stream, event, details = decision.apply(signal, when, expected_version)
         except DomainError as e:
+            decided.errors[index] = e
             return ItemResult(index, "rejected", error=e.code, message=e.message)
         return ItemResult(
             index,
-            "recorded" if recorded else "duplicate",
+            "recorded" if event is not None else "duplicate",
             id=stream.id,
             version=stream.version,
             details=details,
         )
 
+    def _encode(self, events: list[NewEvent]) -> list[EncodedEvent]:
+        encode = state_encoder(self.mapper)
+        new = tuple.__new__  # EncodedEvent(...) without the namedtuple's Python-level __new__
+        return [
+            new(
+                EncodedEvent,
+                (e.originator_id, e.originator_version, e.topic, encode(e.topic, e.state)),
+            )
+            for e in events
+        ]
+
+    def _prepare_keys(self, signals: Sequence[Signal]) -> None:
+        """Comment texts are sealed with their viewer's key: create or read the keys of a
+        batch's commenters in one go, outside the lock (the mapper's hook, if it has one)."""
+        prepare = getattr(self.mapper, "prepare_keys", None)
+        if prepare is not None:
+            commenters = {s.viewer_id for s in signals if s.kind == "comment"}
+            if commenters:
+                prepare(commenters)
+
+    def _when(self, signal: Signal) -> datetime | DomainError:
+        try:
+            return self.event_time(signal.occurred_at)
+        except DomainError as e:
+            return e
+
+    def _unread(self, signals: Sequence[Signal]) -> set[UUID]:
+        """Videos and creators the signals name that the write model does not hold."""
+        videos, creators = self.model.videos, self.model.creators
+        missing = set()
+        for s in signals:
+            if s.kind in FOLLOW_KINDS:
+                if s.creator_id is not None and s.creator_id not in creators:
+                    missing.add(s.creator_id)
+            elif s.video_id is not None and s.video_id not in videos:
+                missing.add(s.video_id)
+        return missing
+
+    # -- reading the store -----------------------------------------------------------------
+    def _read(self, stream_ids: set[UUID]) -> set[UUID]:
+        """Read streams from the store into the write model (one query where the store
+        can: PostgreSQL); returns the ids that have no stream (an unknown video)."""
+        reader = self.recorder
+        aggregates = []
+        if isinstance(reader, StreamBatchReader):
+            to_domain = self.mapper.to_domain_event
+            for stored in reader.select_streams(stream_ids).values():
+                aggregate = None
+                for stored_event in stored:  # project_aggregate, minus a slow Protocol check
+                    aggregate = to_domain(stored_event).mutate(aggregate)  # type: ignore[attr-defined]
+                aggregates.append(aggregate)
+        else:
+            for stream_id in stream_ids:
+                with contextlib.suppress(AggregateNotFoundError):
+                    aggregates.append(self.repository.get(stream_id))
+        self.model.learn(aggregates)
+        return stream_ids - {a.id for a in aggregates}
+
+    def _refused(self, request: AppendRequest, error: Exception) -> None:
+        """From the appender's thread: the request was not stored, so the state it left in
+        the write model was provisional. Forget its streams and refuse every queued request
+        decided on them, before any decision can read them again."""
+        with self.model.lock:
+            self.model.forget(request.streams)
+            self.appender.refuse_queued(request.streams, error)
+
+    def _after_refusal(self, error: Exception) -> None:
+        if isinstance(error, StreamsExist):
+            self._read(set(error.stream_ids))
+        # ReadsChanged: the write model learnt the new video status before the refusal.
+
+    def _after_commit(self, decided: _Decided, ids: list[int]) -> None:
+        """Positions for later duplicates' answers; snapshots every 100 events, as the
+        library takes them (reloaded from the store)."""
+        request = decided.request
+        assert request is not None
+        last: dict[UUID, tuple[int, int]] = {}
+        for event, position in zip(request.events, ids, strict=True):
+            last[event.originator_id] = (event.originator_version, position)  # type: ignore[index]
+        with self.model.lock:
+            for stream_id, (version, position) in last.items():
+                state = decided.streams.get(stream_id)
+                if state is not None and state.version == version:
+                    state.position = position
+        for event in request.events:
+            if event.originator_version % PAIR_SNAPSHOT_INTERVAL == 0:
+                self.take_snapshot(event.originator_id, version=event.originator_version)  # type: ignore[arg-type]
+
+    def _needs_snapshot(self, decided: _Decided) -> bool:
+        request = decided.request
+        return request is not None and any(
+            e.originator_version % PAIR_SNAPSHOT_INTERVAL == 0 for e in request.events
+        )
+
+    # -- results ---------------------------------------------------------------------------
+    def _single_result(self, decided: _Decided, position: int | None) -> CommandResult:
+        """The answer to a single command; a rejection raises its domain error."""
+        [item] = decided.items
+        if 0 in decided.errors:
+            raise decided.errors[0]
+        subject = decided.subject
+        assert subject is not None and item.id is not None
+        if position is None:  # a redelivery: the position of the stream's latest event
+            position = subject.position or (
+                self._store.extensions.position_of(item.id, subject.version) or 0
+            )
+        return CommandResult(
+            id=item.id, version=subject.version, position=position, details=_details(item)
+        )
+
+    def _unstored_single(self, decided: _Decided, idempotency: Idempotency | None) -> CommandResult:
+        """A single command with nothing to store (a rejection or a redelivery): a retry
+        with a stored Idempotency-Key gets the first answer, not today's."""
+        if idempotency is not None:
+            stored = self._store.extensions.find_idempotency(idempotency.key)
+            if stored is not None:
+                return self._replay_single(idempotency)
+        return self._single_result(decided, None)
+
+    def _idempotency_record(
+        self, idempotency: Idempotency | None, decided: _Decided, count: int
+    ) -> IdempotencyRecord | None:
+        if idempotency is None:
+            return None
+        if count == 1 and decided.subject is not None and 0 not in decided.errors:
+            item = decided.items[0]
+            result = {"id": str(item.id), "version": decided.subject.version,
+                      "details": _details(item)}  # fmt: skip
+        else:
+            result = {"batch": [i.to_json() for i in decided.items]}
+        return IdempotencyRecord(idempotency.key, idempotency.fingerprint, result)
+
+    def _replay_single(self, idempotency: Idempotency | None) -> CommandResult:
+        assert idempotency is not None
+        stored = self._store.extensions.find_idempotency(idempotency.key)
+        if stored is None or stored.fingerprint != idempotency.fingerprint:
+            self._reused()
+        if "id" not in stored.result:  # type: ignore[union-attr]
+            self._reused()
+        return CommandResult.from_json(stored.result, stored.position)  # type: ignore[union-attr]
+
     def _replay_batch(self, idempotency: Idempotency | None) -> BatchResult | None:
+        """The stored answer to a batch sent with this key before, or None."""
         if idempotency is None:
             return None
         stored = self._store.extensions.find_idempotency(idempotency.key)
         if stored is None:
             return None
         if stored.fingerprint != idempotency.fingerprint or "batch" not in stored.result:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used for a different request"
-            )
+            self._reused()
         items = [
             ItemResult(
                 index=i["index"],
@@ -262,89 +608,13 @@ class EngagementApplication(ReelPulseApplication):
         ]
         return BatchResult(items=items, position=stored.position, replayed=True)
 
-    # -- the rules, shared by both paths -------------------------------------------------
-    def apply_signal(
-        self, ws: _Workspace, signal: Signal, expected_version: int | None
-    ) -> tuple[Aggregate, bool, dict[str, str]]:
-        """Apply one signal to its stream in the workspace. Raises DomainError.
+    @staticmethod
+    def _reused() -> NoReturn:
+        raise IdempotencyKeyReused("this Idempotency-Key was already used for a different request")
 
-        A stream created for a signal that is then rejected is discarded, so a rejected
-        item never leaves an empty stream behind.
-        """
-        when = self.event_time(signal.occurred_at)
-        if signal.kind in ("follow", "unfollow"):
-            return self._apply_follow(ws, signal, when, expected_version)
-        if signal.video_id is None:
-            raise _missing("video_id")
-        video = ws.video(signal.video_id)
-        stream_id = Engagement.create_id(signal.viewer_id, video.id)
-        stream = ws.streams.get(stream_id) or ws.get(Engagement, stream_id)
-        is_new = stream is None
-        if stream is None:
-            stream = Engagement.start(viewer_id=signal.viewer_id, video=video, occurred_at=when)
-        assert isinstance(stream, Engagement)
-        if not is_new:
-            self.check_version(stream, expected_version)
-        details: dict[str, str] = {}
-        cid = signal.client_event_id
-        match signal.kind:
-            case "view":
-                recorded = stream.view(
-                    video,
-                    watch_seconds=signal.watch_seconds,
-                    completed=signal.completed,
-                    traffic_source=signal.traffic_source,
-                    device=signal.device,
-                    occurred_at=when,
-                    client_event_id=cid,
-                )
-            case "like":
-                recorded = stream.like(video, occurred_at=when, client_event_id=cid)
-            case "unlike":
-                recorded = stream.unlike(video, occurred_at=when, client_event_id=cid)
-            case "share":
-                recorded = stream.share(
-                    video, channel=signal.channel, occurred_at=when, client_event_id=cid
-                )
-            case "comment":
-                comment_id = signal.comment_id or uuid4()
-                recorded = stream.comment(
-                    video,
-                    comment_id=comment_id,
-                    text=signal.text,
-                    occurred_at=when,
-                    client_event_id=cid,
-                )
-                details["comment_id"] = str(comment_id)
-            case "delete_comment":
-                if signal.comment_id is None:
-                    raise _missing("comment_id")
-                stream.delete_comment(comment_id=signal.comment_id, occurred_at=when)
-                recorded = True
-        ws.streams[stream.id] = stream
-        return stream, recorded, details
-
-    def _apply_follow(
-        self, ws: _Workspace, signal: Signal, when: datetime, expected_version: int | None
-    ) -> tuple[Aggregate, bool, dict[str, str]]:
-        if signal.creator_id is None:
-            raise _missing("creator_id")
-        creator = ws.creator(signal.creator_id)
-        stream_id = Following.create_id(signal.viewer_id, creator.id)
-        stream = ws.streams.get(stream_id) or ws.get(Following, stream_id)
-        if stream is None:
-            stream = Following.start(
-                viewer_id=signal.viewer_id, creator_id=creator.id, occurred_at=when
-            )
-        else:
-            self.check_version(stream, expected_version)
-        assert isinstance(stream, Following)
-        if signal.kind == "follow":
-            recorded = stream.follow(occurred_at=when, client_event_id=signal.client_event_id)
-        else:
-            recorded = stream.unfollow(occurred_at=when, client_event_id=signal.client_event_id)
-        ws.streams[stream.id] = stream
-        return stream, recorded, {}
+    @staticmethod
+    def _conflict(expected_version: int) -> VersionConflict:
+        return VersionConflict("the stream was changed concurrently", expected=expected_version)
 
     # -- erasure -------------------------------------------------------------------------
     def forget_viewer(
@@ -371,6 +641,39 @@ class EngagementApplication(ReelPulseApplication):
 
     def get_following(self, viewer_id: UUID, creator_id: UUID) -> Following:
         return self.load(Following, Following.create_id(viewer_id, creator_id), what="following")
+
+
+def state_encoder(mapper: Mapper[Any]) -> Callable[[str, dict[str, Any]], bytes]:
+    """What the mapper stores for an event of a topic with a state, without an event object:
+    the mapper's own `encode_state` (the erasure mapper seals personal fields), else the
+    library mapper's steps (transcoder, compressor, cipher)."""
+    own = getattr(mapper, "encode_state", None)
+    if own is not None:
+        return own  # type: ignore[no-any-return]
+
+    def encode(topic: str, state: dict[str, Any]) -> bytes:
+        data = mapper.transcoder.encode(state)
+        if mapper.compressor:
+            data = mapper.compressor.compress(data)
+        if mapper.cipher:
+            data = mapper.cipher.encrypt(data)
+        return data
+
+    return encode
+
+
+def _details(item: ItemResult) -> dict[str, str]:
+    """A single command's details: the batch item's, and whether it was recorded."""
+    return {**item.details, "status": item.status}
+
+
+def _check_version(version: int, expected_version: int | None) -> None:
+    if expected_version is not None and version != expected_version:
+        raise VersionConflict(
+            f"expected version {expected_version} but the aggregate is at version {version}",
+            expected=expected_version,
+            actual=version,
+        )
 
 
 def _missing(field_name: str) -> DomainError:

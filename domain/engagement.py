@@ -7,7 +7,9 @@ once, unlike only what was liked, delete only own comments) local to one small s
 concurrent writers practically never touch the same stream. See docs/architecture.md.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -129,21 +131,13 @@ class Engagement(Aggregate):
         if self.has_seen(client_event_id):
             return False
         self._check_video(video)
-        if not 0 <= watch_seconds <= video.max_watch_seconds:
-            raise InvalidValue(
-                f"watch time must be between 0 and {video.max_watch_seconds:g} seconds "
-                f"(duration x replay factor)",
-                code="invalid_watch_time",
-            )
         self._viewed(
             **self._pair,
-            watch_seconds=float(watch_seconds),
-            completed=bool(completed),
-            traffic_source=_one_of("traffic_source", traffic_source, TRAFFIC_SOURCES),
-            device=_one_of("device", device, DEVICES),
-            client_event_id=check_client_id(client_event_id),
-            occurred_at=check_event_time(occurred_at),
-        )
+            **view_fields(
+                video, watch_seconds, completed, traffic_source, device, client_event_id,
+                occurred_at,
+            ),
+        )  # fmt: skip
         return True
 
     def like(
@@ -152,13 +146,7 @@ class Engagement(Aggregate):
         if self.has_seen(client_event_id):
             return False
         self._check_video(video)
-        if self.liked:
-            raise InvariantViolation("viewer already likes this video", code="already_liked")
-        self._liked(
-            **self._pair,
-            client_event_id=check_client_id(client_event_id),
-            occurred_at=check_event_time(occurred_at),
-        )
+        self._liked(**self._pair, **like_fields(self.liked, client_event_id, occurred_at))
         return True
 
     def unlike(
@@ -167,13 +155,7 @@ class Engagement(Aggregate):
         if self.has_seen(client_event_id):
             return False
         self._check_video(video)
-        if not self.liked:
-            raise InvariantViolation("viewer does not like this video", code="not_liked")
-        self._unliked(
-            **self._pair,
-            client_event_id=check_client_id(client_event_id),
-            occurred_at=check_event_time(occurred_at),
-        )
+        self._unliked(**self._pair, **unlike_fields(self.liked, client_event_id, occurred_at))
         return True
 
     def share(
@@ -187,12 +169,7 @@ class Engagement(Aggregate):
         if self.has_seen(client_event_id):
             return False
         self._check_video(video)
-        self._shared(
-            **self._pair,
-            channel=_one_of("channel", channel, SHARE_CHANNELS),
-            client_event_id=check_client_id(client_event_id),
-            occurred_at=check_event_time(occurred_at),
-        )
+        self._shared(**self._pair, **share_fields(channel, client_event_id, occurred_at))
         return True
 
     def comment(
@@ -207,28 +184,19 @@ class Engagement(Aggregate):
         if self.has_seen(client_event_id):
             return False
         self._check_video(video)
-        if comment_id in self.comments or comment_id in self.deleted_comments:
-            raise InvariantViolation("comment id already used", code="duplicate_comment")
-        self._commented(
-            **self._pair,
-            comment_id=comment_id,
-            text=check_text("text", text, max_length=MAX_COMMENT_LENGTH),
-            client_event_id=check_client_id(client_event_id),
-            occurred_at=check_event_time(occurred_at),
+        fields = comment_fields(
+            self.comments, self.deleted_comments, comment_id, text, client_event_id, occurred_at
         )
+        self._commented(**self._pair, **fields)
         return True
 
     def delete_comment(self, *, comment_id: UUID, occurred_at: datetime) -> None:
-        if comment_id not in self.comments:
-            raise NotFound("no such comment by this viewer on this video", code="comment_not_found")
         self._comment_deleted(
-            **self._pair, comment_id=comment_id, occurred_at=check_event_time(occurred_at)
+            **self._pair, **delete_comment_fields(self.comments, comment_id, occurred_at)
         )
 
     def _check_video(self, video: Video) -> None:
-        if video.id != self.video_id:  # a programming error, not user input
-            raise ValueError("engagement stream belongs to another video")
-        video.ensure_accepts_engagement()
+        check_video(self.video_id, video)
 
     # -- state changes -------------------------------------------------------------------
     def _remember(self, client_event_id: str | None) -> None:
@@ -295,6 +263,109 @@ class Engagement(Aggregate):
     ) -> None:
         self.comments.remove(comment_id)
         self.deleted_comments.append(comment_id)
+
+
+# -- the rules, shared with the lean write model (domain/pairs.py) ---------------------------
+# Each returns the new event's fields (the pair's video and viewer ids aside) or raises
+# a DomainError, checking in the same order for both, so both report the same error.
+class VideoLike(Protocol):
+    """What the rules read of a video: the Video aggregate or the lean VideoFacts."""
+
+    id: UUID
+    creator_id: UUID
+
+    @property
+    def max_watch_seconds(self) -> float: ...
+
+    def ensure_accepts_engagement(self) -> None: ...
+
+
+def check_video(stream_video_id: UUID, video: VideoLike) -> None:
+    # (identity first: UUID equality is Python code, and it is nearly always the same id)
+    if video.id is not stream_video_id and video.id != stream_video_id:  # a bug, not input
+        raise ValueError("engagement stream belongs to another video")
+    video.ensure_accepts_engagement()
+
+
+def view_fields(
+    video: VideoLike,
+    watch_seconds: float,
+    completed: bool,
+    traffic_source: str,
+    device: str,
+    client_event_id: str | None,
+    occurred_at: datetime,
+) -> dict[str, Any]:
+    if not 0 <= watch_seconds <= video.max_watch_seconds:
+        raise InvalidValue(
+            f"watch time must be between 0 and {video.max_watch_seconds:g} seconds "
+            f"(duration x replay factor)",
+            code="invalid_watch_time",
+        )
+    return {
+        "watch_seconds": float(watch_seconds),
+        "completed": bool(completed),
+        "traffic_source": _one_of("traffic_source", traffic_source, TRAFFIC_SOURCES),
+        "device": _one_of("device", device, DEVICES),
+        "client_event_id": check_client_id(client_event_id),
+        "occurred_at": check_event_time(occurred_at),
+    }
+
+
+def like_fields(liked: bool, client_event_id: str | None, occurred_at: datetime) -> dict[str, Any]:
+    if liked:
+        raise InvariantViolation("viewer already likes this video", code="already_liked")
+    return {
+        "client_event_id": check_client_id(client_event_id),
+        "occurred_at": check_event_time(occurred_at),
+    }
+
+
+def unlike_fields(
+    liked: bool, client_event_id: str | None, occurred_at: datetime
+) -> dict[str, Any]:
+    if not liked:
+        raise InvariantViolation("viewer does not like this video", code="not_liked")
+    return {
+        "client_event_id": check_client_id(client_event_id),
+        "occurred_at": check_event_time(occurred_at),
+    }
+
+
+def share_fields(
+    channel: str, client_event_id: str | None, occurred_at: datetime
+) -> dict[str, Any]:
+    return {
+        "channel": _one_of("channel", channel, SHARE_CHANNELS),
+        "client_event_id": check_client_id(client_event_id),
+        "occurred_at": check_event_time(occurred_at),
+    }
+
+
+def comment_fields(
+    comments: Sequence[UUID],
+    deleted_comments: Sequence[UUID],
+    comment_id: UUID,
+    text: str,
+    client_event_id: str | None,
+    occurred_at: datetime,
+) -> dict[str, Any]:
+    if comment_id in comments or comment_id in deleted_comments:
+        raise InvariantViolation("comment id already used", code="duplicate_comment")
+    return {
+        "comment_id": comment_id,
+        "text": check_text("text", text, max_length=MAX_COMMENT_LENGTH),
+        "client_event_id": check_client_id(client_event_id),
+        "occurred_at": check_event_time(occurred_at),
+    }
+
+
+def delete_comment_fields(
+    comments: Sequence[UUID], comment_id: UUID, occurred_at: datetime
+) -> dict[str, Any]:
+    if comment_id not in comments:
+        raise NotFound("no such comment by this viewer on this video", code="comment_not_found")
+    return {"comment_id": comment_id, "occurred_at": check_event_time(occurred_at)}
 
 
 def _one_of(name: str, value: str, allowed: frozenset[str]) -> str:

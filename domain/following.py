@@ -49,11 +49,7 @@ class Following(Aggregate):
 
     @classmethod
     def start(cls, *, viewer_id: UUID, creator_id: UUID, occurred_at: datetime) -> "Following":
-        if viewer_id == creator_id:
-            raise InvariantViolation("a viewer cannot follow themselves", code="self_follow")
-        return cls(
-            viewer_id=viewer_id, creator_id=creator_id, occurred_at=check_event_time(occurred_at)
-        )
+        return cls(**start_fields(viewer_id, creator_id, occurred_at))
 
     def has_seen(self, client_event_id: str | None) -> bool:
         """True when this client event was already recorded (a redelivery)."""
@@ -63,26 +59,14 @@ class Following(Aggregate):
         """Follow the creator. Returns False for a redelivered client event (nothing recorded)."""
         if self.has_seen(client_event_id):
             return False
-        if self.following:
-            raise InvariantViolation(
-                "viewer already follows this creator", code="already_following"
-            )
-        self._followed(
-            client_event_id=check_client_id(client_event_id),
-            occurred_at=check_event_time(occurred_at),
-        )
+        self._followed(**follow_fields(self.following, client_event_id, occurred_at))
         return True
 
     def unfollow(self, *, occurred_at: datetime, client_event_id: str | None = None) -> bool:
         """Unfollow the creator. Returns False for a redelivered client event."""
         if self.has_seen(client_event_id):
             return False
-        if not self.following:
-            raise InvariantViolation("viewer does not follow this creator", code="not_following")
-        self._unfollowed(
-            client_event_id=check_client_id(client_event_id),
-            occurred_at=check_event_time(occurred_at),
-        )
+        self._unfollowed(**unfollow_fields(self.following, client_event_id, occurred_at))
         return True
 
     def _remember(self, client_event_id: str | None) -> None:
@@ -99,3 +83,36 @@ class Following(Aggregate):
     def _unfollowed(self, client_event_id: str | None, occurred_at: datetime) -> None:
         self.following = False
         self._remember(client_event_id)
+
+
+# -- the rules, shared with the lean write model (domain/pairs.py) ---------------------------
+def start_fields(viewer_id: UUID, creator_id: UUID, occurred_at: datetime) -> dict[str, Any]:
+    if viewer_id == creator_id:
+        raise InvariantViolation("a viewer cannot follow themselves", code="self_follow")
+    return {
+        "viewer_id": viewer_id,
+        "creator_id": creator_id,
+        "occurred_at": check_event_time(occurred_at),
+    }
+
+
+def follow_fields(
+    following: bool, client_event_id: str | None, occurred_at: datetime
+) -> dict[str, Any]:
+    if following:
+        raise InvariantViolation("viewer already follows this creator", code="already_following")
+    return {
+        "client_event_id": check_client_id(client_event_id),
+        "occurred_at": check_event_time(occurred_at),
+    }
+
+
+def unfollow_fields(
+    following: bool, client_event_id: str | None, occurred_at: datetime
+) -> dict[str, Any]:
+    if not following:
+        raise InvariantViolation("viewer does not follow this creator", code="not_following")
+    return {
+        "client_event_id": check_client_id(client_event_id),
+        "occurred_at": check_event_time(occurred_at),
+    }

@@ -103,18 +103,14 @@ class Video(Aggregate):
     # -- queries -------------------------------------------------------------------------
     @property
     def accepts_engagement(self) -> bool:
-        return self.status in (VideoStatus.ACTIVE, VideoStatus.RESTRICTED)
+        return accepts_engagement(self.status)
 
     @property
     def max_watch_seconds(self) -> float:
         return self.duration_seconds * REPLAY_FACTOR
 
     def ensure_accepts_engagement(self) -> None:
-        if not self.accepts_engagement:
-            raise InvariantViolation(
-                f"video is {self.status} and accepts no new engagement",
-                code="video_unavailable",
-            )
+        ensure_accepts_engagement(self.status)
 
     # -- commands ------------------------------------------------------------------------
     def edit_caption(self, *, caption: str, hashtags: list[str], occurred_at: datetime) -> None:
@@ -174,3 +170,18 @@ class Video(Aggregate):
     @event(DeletedByCreator)
     def _deleted(self, occurred_at: datetime) -> None:
         self.status = VideoStatus.DELETED
+
+
+# Shared with the lean write model's VideoFacts (domain/pairs.py).
+_ACCEPTING = frozenset({VideoStatus.ACTIVE.value, VideoStatus.RESTRICTED.value})
+
+
+def accepts_engagement(status: str) -> bool:
+    return status in _ACCEPTING  # a VideoStatus is a str: it hashes as its value
+
+
+def ensure_accepts_engagement(status: str) -> None:
+    if not accepts_engagement(status):
+        raise InvariantViolation(
+            f"video is {status} and accepts no new engagement", code="video_unavailable"
+        )

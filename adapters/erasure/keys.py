@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -44,6 +45,16 @@ class KeyStore(ABC):
         key = self._create_or_get(subject, os.urandom(KEY_BYTES))
         self._remember(subject, key)
         return key
+
+    def prepare_for_writing(self, subjects: Iterable[UUID]) -> None:
+        """`key_for_writing` for many subjects at once (a batch's commenters): the keys
+        not cached are created or read in one transaction, not one each."""
+        todo = {s for s in subjects if self._cached(s) is None}
+        if not todo:
+            return
+        found = self._create_or_get_many({s: os.urandom(KEY_BYTES) for s in todo})
+        for subject in todo:
+            self._remember(subject, found.get(subject))
 
     def key_for_reading(self, subject: UUID) -> bytes | None:
         """The subject's key; None when erased or never created (both read as erased)."""
@@ -80,6 +91,9 @@ class KeyStore(ABC):
     # -- backend ---------------------------------------------------------------------------
     @abstractmethod
     def _create_or_get(self, subject: UUID, candidate: bytes) -> bytes | None: ...
+
+    def _create_or_get_many(self, candidates: dict[UUID, bytes]) -> dict[UUID, bytes | None]:
+        return {s: self._create_or_get(s, key) for s, key in candidates.items()}
 
     @abstractmethod
     def _get(self, subject: UUID) -> bytes | None: ...
@@ -198,6 +212,26 @@ class PostgresKeyStore(KeyStore):
             curs.execute(self._q("SELECT data_key FROM {t} WHERE subject_id = %s"), (subject,))
             row = curs.fetchone()
         return None if row is None or row["data_key"] is None else bytes(row["data_key"])
+
+    def _create_or_get_many(self, candidates: dict[UUID, bytes]) -> dict[UUID, bytes | None]:
+        subjects = list(candidates)
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                self._q(
+                    "INSERT INTO {t} (subject_id, data_key, created_at) "
+                    "SELECT s, k, now() FROM unnest(%s::uuid[], %s::bytea[]) AS c(s, k) "
+                    "ON CONFLICT (subject_id) DO NOTHING"
+                ),
+                (subjects, [candidates[s] for s in subjects]),
+            )
+            curs.execute(
+                self._q("SELECT subject_id, data_key FROM {t} WHERE subject_id = ANY(%s)"),
+                (subjects,),
+            )
+            rows = curs.fetchall()
+        return {
+            r["subject_id"]: None if r["data_key"] is None else bytes(r["data_key"]) for r in rows
+        }
 
     def _get(self, subject: UUID) -> bytes | None:
         with self.datastore.transaction(commit=False) as curs:

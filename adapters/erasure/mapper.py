@@ -17,6 +17,7 @@ in the field) load as they are.
 import base64
 import os
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -98,6 +99,24 @@ class ShreddingMapper(Mapper[UUID]):
             domain_event = self._sealed_copy(domain_event, fields)
         return super().to_stored_event(domain_event)
 
+    def prepare_keys(self, subjects: Iterable[UUID]) -> None:
+        """Create or read the keys `encode_state` will need for these subjects, at once."""
+        self.keys.prepare_for_writing(subjects)
+
+    def encode_state(self, topic: str, state: dict[str, Any]) -> bytes:
+        """What `to_stored_event` stores for an event of `topic` with this state (the
+        lean write path builds states, not event objects): erasable fields sealed, then
+        the transcoder, the compressor and the cipher, as the library's mapper does."""
+        fields = ERASABLE.get(topic)
+        if fields:
+            state = self._sealed_state(dict(state), fields)
+        data = self.transcoder.encode(state)
+        if self.compressor:
+            data = self.compressor.compress(data)
+        if self.cipher:
+            data = self.cipher.encrypt(data)
+        return data
+
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         event = super().to_domain_event(stored_event)
         if stored_event.topic in ERASABLE:
@@ -109,7 +128,14 @@ class ShreddingMapper(Mapper[UUID]):
         return event
 
     def _sealed_copy(self, event: Any, fields: tuple[ErasableField, ...]) -> Any:
-        state = dict(vars(event))
+        state = self._sealed_state(dict(vars(event)), fields)
+        copy = object.__new__(type(event))
+        object.__setattr__(copy, "__dict__", state)
+        return copy
+
+    def _sealed_state(
+        self, state: dict[str, Any], fields: tuple[ErasableField, ...]
+    ) -> dict[str, Any]:
         for spec in fields:
             value, subject = state.get(spec.field), state.get(spec.subject)
             if not isinstance(value, str) or not isinstance(subject, UUID):
@@ -119,9 +145,7 @@ class ShreddingMapper(Mapper[UUID]):
                 state[spec.field] = Sealed(subject, b"", b"")
             else:
                 state[spec.field] = seal(key, subject, spec.field, value, _nonce())
-        copy = object.__new__(type(event))
-        object.__setattr__(copy, "__dict__", state)
-        return copy
+        return state
 
     def _open(self, field: str, sealed: Sealed) -> str:
         key = self.keys.key_for_reading(sealed.subject)

@@ -54,6 +54,11 @@ def tag_datetime(value: datetime) -> dict[str, str]:
 class OrjsonTranscoder(JSONTranscoder):
     """The library's JSON stored-event format, encoded and decoded with orjson."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        none: tuple[datetime | None, str] = (None, "")
+        self._iso_slots = (none, none)
+
     def encode(self, obj: Any) -> bytes:
         try:
             return orjson.dumps(self._prepare(obj), default=self._encode_obj, option=_OPTIONS)
@@ -75,11 +80,15 @@ class OrjsonTranscoder(JSONTranscoder):
             out = {}
             for k, v in value.items():
                 t = type(v)
-                if t is UUID:
+                if t is str or t is float or t is bool or t is int or v is None:
+                    out[k] = v
+                elif t is UUID:
                     out[k] = {"_type_": UUID_HEX, "_data_": v.hex}
+                elif t is datetime:
+                    out[k] = {"_type_": DATETIME_ISO, "_data_": self._iso(v)}
                 elif t is dict or t is list or t is tuple or isinstance(v, UUID):
                     out[k] = self._prepare(v)
-                else:
+                else:  # other types: orjson calls `_encode_obj`
                     out[k] = v
             return out
         if kind is UUID:
@@ -89,6 +98,20 @@ class OrjsonTranscoder(JSONTranscoder):
         if isinstance(value, UUID):  # a subclass: the library's lookup is by exact type
             return self._encode_obj(value)
         return value
+
+    def _iso(self, value: datetime) -> str:
+        # The events of one decision share their recording time, and a signal's events
+        # their event time: remember the last two texts, by identity (equal datetimes in
+        # other zones print differently). Each slot is one tuple, swapped whole, so a
+        # thread never pairs a datetime with another's text.
+        recent, older = self._iso_slots
+        if recent[0] is value:
+            return recent[1]
+        if older[0] is value:
+            return older[1]
+        text = value.isoformat()
+        self._iso_slots = ((value, text), recent)
+        return text
 
     def _encode_obj(self, o: Any) -> dict[str, Any]:
         if type(o) is datetime:

@@ -10,9 +10,13 @@ from sqlalchemy.engine import make_url
 
 from adapters.erasure import install_shredding
 from adapters.eventstore.codec import OrjsonTranscoder
+from adapters.eventstore.committer import GroupCommitter, GroupWriter
+from adapters.eventstore.group_pg import PostgresGroupWriter
+from adapters.eventstore.group_sqlite import SQLiteGroupWriter
 from adapters.eventstore.postgres import PostgresEventStoreRecorder
-from adapters.eventstore.sqlite import SQLiteEventStoreRecorder
+from adapters.eventstore.sqlite import IDEMPOTENCY_TABLE, SQLiteEventStoreRecorder
 from commands.base import STORE_NAME, EventStoreExtensions, SharedStore
+from commands.write_model import WATCHED_TOPICS
 
 
 class ConfigurationError(ValueError):
@@ -97,4 +101,20 @@ def open_shared_store(
     recorder = factory.process_recorder()
     assert isinstance(recorder, EventStoreExtensions)
     install_shredding(factory, recorder)  # per-viewer encryption of comment texts (GDPR)
-    return SharedStore(env=env, factory=factory, recorder=recorder, extensions=recorder)
+    store = SharedStore(env=env, factory=factory, recorder=recorder, extensions=recorder)
+    store.appender = GroupCommitter(
+        group_writer(recorder),
+        watched_topics=WATCHED_TOPICS,
+        on_committed=store.notify_committed,
+    )
+    recorder.on_inserted = store.appender.observe  # type: ignore[attr-defined]
+    return store
+
+
+def group_writer(recorder: Any) -> GroupWriter:
+    """The group commit's transaction for this recorder's database."""
+    if isinstance(recorder, PostgresEventStoreRecorder):
+        return PostgresGroupWriter(recorder, recorder.idempotency_table)
+    if isinstance(recorder, SQLiteEventStoreRecorder):
+        return SQLiteGroupWriter(recorder, IDEMPOTENCY_TABLE)
+    raise ConfigurationError(f"no group commit for {type(recorder).__name__}")

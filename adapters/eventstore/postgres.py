@@ -1,7 +1,7 @@
 """PostgreSQL recorder: eventsourcing's process recorder + idempotency keys, same transaction."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -23,10 +23,15 @@ AttemptWithBackoff.DELAY_BACKOFF = 1.0
 
 
 class PostgresEventStoreRecorder(PostgresBulkMixin, PostgresProcessRecorder, EventStoreExtensions):
+    # Told of every insert after its commit (the group commit learns status changes made
+    # through the library's save in this process: adapters/eventstore/committer.py).
+    on_inserted: "Callable[[Sequence[StoredEvent], Sequence[int] | None], None] | None" = None
+
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)
-        table = Identifier(self.events_table_name.removesuffix("_events") + "_idempotency")
+        self.idempotency_table = self.events_table_name.removesuffix("_events") + "_idempotency"
+        table = Identifier(self.idempotency_table)
         events = Identifier(self.events_table_name)
         self.sql_create_statements.append(
             SQL(
@@ -77,6 +82,8 @@ class PostgresEventStoreRecorder(PostgresBulkMixin, PostgresProcessRecorder, Eve
     ) -> Sequence[int] | None:
         ids = super().insert_events(stored_events, **kwargs)
         count_recorded(stored_events)  # after the commit: rolled-back events are not counted
+        if self.on_inserted is not None:
+            self.on_inserted(stored_events, ids)
         return ids
 
     def find_idempotency(self, key: str) -> StoredIdempotency | None:

@@ -1,7 +1,7 @@
 """SQLite recorder: eventsourcing's process recorder + idempotency keys in the same transaction."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +15,10 @@ IDEMPOTENCY_TABLE = "reelpulse_idempotency"
 
 
 class SQLiteEventStoreRecorder(SQLiteProcessRecorder, EventStoreExtensions):
+    # Told of every insert after its commit (the group commit learns status changes made
+    # through the library's save in this process: adapters/eventstore/committer.py).
+    on_inserted: "Callable[[Sequence[StoredEvent], Sequence[int] | None], None] | None" = None
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
@@ -47,6 +51,8 @@ class SQLiteEventStoreRecorder(SQLiteProcessRecorder, EventStoreExtensions):
     ) -> Sequence[int] | None:
         ids = super().insert_events(stored_events, **kwargs)
         count_recorded(stored_events)  # after the commit: rolled-back events are not counted
+        if self.on_inserted is not None:
+            self.on_inserted(stored_events, ids)
         return ids
 
     def find_idempotency(self, key: str) -> StoredIdempotency | None:

@@ -1,11 +1,12 @@
-"""The PostgreSQL bulk path keeps the event store's guarantees.
+"""The fast write paths on PostgreSQL keep the event store's guarantees.
 
-Batch ingest reads every stream a batch touches in one query and writes its events with
-one COPY (adapters/eventstore/bulk.py). These stories check that it stores exactly what
-the library's own path stores (same rows, same format, read back identically), that
-notification ids stay in one global order with no gap a tailing reader could pass, that
-a taken (stream, version) still rejects the whole transaction, and that idempotency keys
-and retries behave as documented.
+Engagement goes through lean states and the group commit (commands/engagement.py,
+adapters/eventstore/committer.py); other bulk writes through the recorder's COPY
+(adapters/eventstore/bulk.py). These stories check that the group commit stores exactly
+what the reference path (aggregates and the library's save) stores, same rows, same
+format, same answers; that notification ids stay in one global order with no gap a
+tailing reader could pass; that a taken (stream, version) still rejects a whole
+transaction; and that idempotency keys and retries behave as documented.
 """
 
 import threading
@@ -17,11 +18,12 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from adapters.bootstrap import Container
-from adapters.eventstore import bulk
 from adapters.eventstore.postgres import PostgresEventStoreRecorder
 from commands.base import Idempotency, IdempotencyRecord
 from commands.engagement import Signal
+from commands.engagement_reference import ReferenceEngagement
 from domain.engagement import Engagement
+from domain.errors import DomainError
 
 pytestmark = pytest.mark.postgres
 
@@ -92,44 +94,80 @@ def aggregate_state(container: Container, aggregate_id: UUID) -> dict[str, Any]:
     return {k: v for k, v in vars(aggregate).items() if k not in ("_created_on", "_modified_on")}
 
 
-def test_bulk_ingest_stores_what_the_library_path_stores(pg_server, container_factory, monkeypatch):
+def test_group_commit_stores_what_the_reference_path_stores(pg_server, container_factory):
     # Given two empty stores with the same catalog
-    with pg_server.fresh_database() as bulk_url, pg_server.fresh_database() as plain_url:
-        fast = container_factory(bulk_url, clock=lambda: NOW)
+    with pg_server.fresh_database() as fast_url, pg_server.fresh_database() as plain_url:
+        fast = container_factory(fast_url, clock=lambda: NOW)
         plain = container_factory(plain_url, clock=lambda: NOW)
         creator, videos = catalog(fast)
         assert catalog(plain) == (creator, videos)
         batches = [signals(creator, videos, 300, salt=b) for b in range(2)]
         batches.append(signals(creator, videos, 300, salt=0))  # the same streams again
+        singles = signals(creator, videos, 40, salt=7)
+        liker = UUID(int=77)
+        singles += [
+            Signal("like", liker, videos[0], occurred_at=NOW),
+            Signal("like", liker, videos[0], occurred_at=NOW),  # already_liked
+            Signal("unlike", UUID(int=78), videos[1], occurred_at=NOW),  # not_liked
+            Signal("delete_comment", liker, videos[0], comment_id=UUID(int=9)),  # not found
+            Signal("view", liker, UUID(int=999), occurred_at=NOW),  # no such video
+            Signal("view", liker, videos[0], occurred_at=NOW, watch_seconds=1e6),  # too long
+        ]
 
-        # When the same batches are ingested through the bulk path (COPY, one read)...
-        copies: list[int] = []
-        original_copy = PostgresEventStoreRecorder.copy_events
-
-        def counting_copy(self: Any, events: Any, **kwargs: Any) -> list[int]:
-            copies.append(len(events))
-            return original_copy(self, events, **kwargs)
-
-        monkeypatch.setattr(PostgresEventStoreRecorder, "copy_events", counting_copy)
+        # When the same signals go through the lean path (write model, group commit)...
+        groups = fast.store.appender.groups
         fast_results = [fast.engagement.ingest(b) for b in batches]
-        # ...and through the library's own path (its INSERT, one load per aggregate)
-        threshold = bulk.COPY_THRESHOLD
-        monkeypatch.setattr(bulk, "COPY_THRESHOLD", 10**9)
-        monkeypatch.setattr("commands.engagement.StreamBatchReader", type("Never", (), {}))
-        plain_results = [plain.engagement.ingest(b) for b in batches]
+        fast_singles = [outcome(lambda s=s: fast.engagement.record(s)) for s in singles]
+        # ...and through the reference (aggregates, the library's repository and save)
+        reference = ReferenceEngagement(plain.store, clock=lambda: NOW)
+        plain_results = [reference.ingest(b) for b in batches]
+        plain_singles = [outcome(lambda s=s: reference.record(s)) for s in singles]
 
-        # Then the bulk path was used, and both stores hold the same events in the same
-        # order, the same per-item results, and the same aggregates
-        assert len(copies) == 3 and all(n >= threshold for n in copies)
+        # Then the group commit was used, and both stores hold the same events in the same
+        # order, the same per-item results and answers, and the same aggregates
+        assert fast.store.appender.groups - groups == 3 + sum(
+            1 for o in fast_singles if o[0] == "ok" and o[4] == "recorded"
+        )
         assert [r.items for r in fast_results] == [r.items for r in plain_results]
         statuses = {i.status for r in fast_results for i in r.items}
         assert sum(r.recorded for r in fast_results) > 500
         assert statuses == {"recorded", "duplicate", "rejected"}
+        assert fast_singles == plain_singles
+        assert {o[0] for o in fast_singles} == {"ok", "error"}
         fast_rows, plain_rows = stored_rows(fast), stored_rows(plain)
-        assert fast_rows == plain_rows
+        # The reference saves a batch aggregate by aggregate; the lean path in the order
+        # of the signals (tested below): the same events, in the same order per stream.
+        assert sorted(fast_rows, key=by_stream) == sorted(plain_rows, key=by_stream)
         assert [r.position for r in fast_results] == [r.position for r in plain_results]
         for stream_id in {row[0] for row in fast_rows}:
             assert aggregate_state(fast, stream_id) == aggregate_state(plain, stream_id)
+
+
+def by_stream(row: tuple[Any, ...]) -> tuple[str, int]:
+    return str(row[0]), row[1]
+
+
+def test_a_batch_is_stored_in_the_order_of_its_signals(pg_url, container_factory):
+    container = container_factory(pg_url, clock=lambda: NOW)
+    creator, videos = catalog(container)
+    batch = signals(creator, videos, 120, salt=3)
+    head = container.head_position
+
+    result = container.engagement.ingest(batch)
+
+    stored = container.store.recorder.select_notifications(start=head + 1, limit=10_000)
+    streams_in_order = list(dict.fromkeys(n.originator_id for n in stored))
+    recorded = [i.id for i in result.items if i.status == "recorded"]
+    assert streams_in_order == list(dict.fromkeys(recorded))
+    assert [n.id for n in stored] == list(range(head + 1, result.position + 1))
+
+
+def outcome(command: Any) -> tuple[Any, ...]:
+    try:
+        r = command()
+    except DomainError as e:
+        return ("error", type(e), e.code, e.message)
+    return ("ok", r.id, r.version, r.position, r.details.get("status"))
 
 
 def test_copy_returns_the_ids_it_was_issued_in_row_order(pg_url, container_factory):

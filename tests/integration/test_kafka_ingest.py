@@ -280,16 +280,17 @@ def test_a_crash_before_the_commit_redelivers_and_still_counts_once(world: World
 
 
 def test_a_message_that_trips_an_unexpected_error_is_isolated(world: World, monkeypatch):
-    app = world.container.engagement
-    evil, good = uuid4(), [uuid4() for _ in range(5)]
-    real = app.apply_signal
+    from commands import engagement
 
-    def apply_signal(ws: Any, signal: Signal, expected_version: int | None) -> Any:
+    evil, good = uuid4(), [uuid4() for _ in range(5)]
+    real = engagement._Decision.apply
+
+    def apply(self: Any, signal: Signal, when: Any, expected_version: int | None) -> Any:
         if signal.viewer_id == evil:
             raise RuntimeError("a bug this message triggers")
-        return real(ws, signal, expected_version)
+        return real(self, signal, when, expected_version)
 
-    monkeypatch.setattr(app, "apply_signal", apply_signal)
+    monkeypatch.setattr(engagement._Decision, "apply", apply)
     video = world.videos[0]
     viewers = [*good[:2], evil, *good[2:]]
     sent = produce(

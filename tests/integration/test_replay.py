@@ -251,6 +251,6 @@ def test_an_interrupted_export_or_replay_leaves_nothing(
                     "alert_rules": {"report_spike_reports": 3}})],
             )  # fmt: skip
     finally:
-        store.factory.close()
+        store.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]  # no export, no .partial
     assert list((tmp_path / "tmp").iterdir()) == []  # both sandboxes removed
