@@ -1,0 +1,119 @@
+"""`adapters/readmodel/bulk.py` writes the same rows on SQLite and PostgreSQL.
+
+Every kind of update (add, set, max, min, keep, insert-only) against a table with the
+column types read models use (uuid, integers, floats, text, timestamps, JSON), checked
+row by row against what the rules say.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.readmodel.bulk import ADD, KEEP, MAX, MIN, SET, insert_returning_new, upsert
+from adapters.readmodel.db import create_read_engine
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+metadata = sa.MetaData()
+things = sa.Table(
+    "bulk_things",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("label", sa.Text, nullable=True),
+    sa.Column("first_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("note", sa.String(32), nullable=True),
+)
+COLUMNS = ("id", "kind", "count", "score", "label", "first_at", "last_at", "payload", "note")
+UPDATE = {"count": ADD, "score": SET, "label": SET, "first_at": MIN, "last_at": MAX, "note": KEEP}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'read.db'}"
+        engine = create_read_engine(url, writer=True)
+        metadata.create_all(engine)
+        yield engine
+        engine.dispose()
+        return
+    server = request.getfixturevalue("pg_server")
+    with server.fresh_database() as url:
+        engine = create_read_engine("postgresql+psycopg://" + url.split("://", 1)[1], writer=True)
+        metadata.create_all(engine)
+        yield engine
+        engine.dispose()
+
+
+def rows_of(engine: sa.Engine) -> dict[tuple[UUID, str], tuple]:
+    with engine.connect() as conn:
+        out = {}
+        for r in conn.execute(sa.select(things)):
+            first = (
+                r.first_at.replace(tzinfo=UTC)
+                if r.first_at and not r.first_at.tzinfo
+                else r.first_at
+            )
+            last = (
+                r.last_at.replace(tzinfo=UTC) if r.last_at and not r.last_at.tzinfo else r.last_at
+            )
+            out[(r.id, r.kind)] = (r.count, r.score, r.label, first, last, r.payload, r.note)
+        return out
+
+
+def test_upserts_combine_stored_and_new_values_as_declared(engine):
+    a, b, c = UUID(int=1), UUID(int=2), UUID(int=3)
+    first = [
+        (a, "video", 3, 1.5, "one", T0, T0, {"tags": ["x"]}, "kept"),
+        (b, "video", 1, 2, None, None, T0, None, None),
+    ]
+    second = [
+        (a, "video", 2, 0.25, "uno", T0 - timedelta(hours=1), T0 + timedelta(hours=1),
+         {"tags": []}, "ignored"),
+        (b, "video", 4, 7, "two", T0, None, [1, 2], "ignored"),
+        (c, "sound", 1, 3, "three", T0, T0, "plain", "new"),
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        upsert(conn, things, COLUMNS, first, key=("id", "kind"), update=UPDATE)
+    with engine.begin() as conn:
+        upsert(conn, things, COLUMNS, second, key=("id", "kind"), update=UPDATE)
+
+    assert rows_of(engine) == {
+        (a, "video"): (5, 0.25, "uno", T0 - timedelta(hours=1), T0 + timedelta(hours=1),
+                       {"tags": ["x"]}, "kept"),
+        (b, "video"): (5, 7.0, "two", T0, T0, None, None),
+        (c, "sound"): (1, 3.0, "three", T0, T0, "plain", "new"),
+    }  # fmt: skip
+
+
+def test_without_updates_existing_rows_are_left_alone_and_new_keys_reported(engine):
+    a, b = UUID(int=1), UUID(int=2)
+    row = (a, "video", 1, 1.0, "old", T0, T0, None, None)
+    with engine.begin() as conn:
+        upsert(conn, things, COLUMNS, [row], key=("id", "kind"))
+    with engine.begin() as conn:
+        upsert(conn, things, COLUMNS, [(a, "video", 9, 9.0, "new", T0, T0, None, None)],
+               key=("id", "kind"))  # fmt: skip
+        new = insert_returning_new(
+            conn, things, COLUMNS,
+            [(a, "video", 5, 5.0, "x", T0, T0, None, None),
+             (b, "video", 5, 5.0, "x", T0, T0, None, None)],
+            key=("id", "kind"),
+        )  # fmt: skip
+
+    assert new == [(b, "video")]
+    assert rows_of(engine)[(a, "video")][:3] == (1, 1.0, "old")
+
+
+def test_nothing_to_write_is_no_statement(engine):
+    with engine.begin() as conn:
+        upsert(conn, things, COLUMNS, [], key=("id", "kind"), update=UPDATE)
+        assert insert_returning_new(conn, things, COLUMNS, [], key=("id", "kind")) == []
+    assert rows_of(engine) == {}
