@@ -90,11 +90,12 @@ def _catch_up(container: Container) -> None:
         console=console,
     ) as progress:
         task = progress.add_task("catch-up", total=max(head - start, 0), rate="")
-        # One batch per projection per round, until every projection is idle.
-        while not all([r.run_once() == 0 for r in manager.runners]):
+        # One batch per projection per round (one read, one commit), until all are idle.
+        while manager.group.round():
             low = min(manager.positions().get(n, 0) for n in manager.names)
             rate = (low - start) / max(time.perf_counter() - started, 1e-9)
             progress.update(task, completed=min(low, head) - start, rate=f"{rate:,.0f} pos/s")
+        manager.group.checkpoint_behind()
         progress.update(task, completed=max(head - start, 0))
     console.print(
         f"read models at position {head} ({len(manager.names)} projections) "

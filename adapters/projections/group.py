@@ -1,12 +1,17 @@
-"""ProjectionGroup: the runners of one process in one thread, reading the log once.
+"""ProjectionGroup: the runners of one process in one thread, one read and one commit.
 
-Eleven runners, each in its own thread, each woken by every commit, each reading the
-head, reading and decoding the new events and committing its batch: on two cores they
-queue behind one another (and behind the GIL) and every command costs eleven times that
-work (docs/benchmarks.md, B5). The group keeps each runner's guarantees — its own
-position, its own transaction per batch, exactly once, a failing runner held back alone —
-and shares what they had in common: per round one head read, one read of the events of
-all their topics and one decoding of each event, then each runner's batch in turn.
+Eleven runners, each with its own thread, read of the log and transaction, queue behind
+one another on two cores, and every commit of the write side costs eleven transactions
+(docs/benchmarks.md, B5). A round of the group does, for all of them at once:
+
+    read     the head, then the new events of every runner's topics, decoded once
+    apply    each runner's batch in its own savepoint of ONE read-model transaction
+             (a failing runner rolls back alone and is retried later, never skipped past)
+    commit   every applied runner's position in one statement, one commit
+
+Exactly once holds per runner as before: its read-model rows and its position change in
+the same transaction. While far behind (a rebuild, a restart) a round reads up to
+`catch_up_batch` events, so statements and commits are spread over more events.
 """
 
 import logging
@@ -18,12 +23,18 @@ from typing import Any
 from eventsourcing.persistence import Mapper, Notification
 
 from adapters.background import FollowingWorker, read_to
-from adapters.projections.runner import ProjectionRunner
+from adapters.projections.runner import (
+    ProjectionRunner,
+    SharedRead,
+    read_positions,
+    write_positions,
+)
 from commands.base import SharedStore
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0  # a failing runner is tried again after this (never skipped past)
+CATCH_UP_FACTOR = 10  # a round far behind reads up to this many batches at once
 
 
 class LogRead:
@@ -45,6 +56,7 @@ class LogRead:
         self.notifications = store.recorder.select_notifications(
             start=lo + 1, limit=limit, stop=head, topics=topics
         )
+        self.limit = limit
         self.head = read_to(self.notifications, limit, head)
         self._decoded: dict[int, Any] = {}
 
@@ -72,6 +84,116 @@ class LogRead:
         return event
 
 
+class RunnerFailed(Exception):
+    def __init__(self, runner: ProjectionRunner, error: Exception) -> None:
+        super().__init__(f"{runner.name}: {error}")
+        self.runner = runner
+        self.error = error
+
+
+def run_round(
+    runners: Sequence[ProjectionRunner],
+    store: SharedStore,
+    mapper: Mapper[Any],
+    batch_size: int,
+    *,
+    shared: SharedRead | None = None,
+    raise_errors: bool = False,
+    on_failure: Callable[[ProjectionRunner, Exception], None] | None = None,
+    now: float | None = None,
+) -> dict[str, int]:
+    """One round for runners that share a read-model engine: read the log once, apply each
+    runner's batch in its own savepoint, commit once. Returns, per runner that moved, the
+    events it applied (1 when it only moved over events of other topics). A runner that
+    fails is rolled back alone and passed to `on_failure` (or raised)."""
+    engine = runners[0].engine
+    names = [r.name for r in runners]
+    head = store.recorder.max_notification_id() or 0
+    moved: dict[str, int] = {}
+    applied: list[tuple[ProjectionRunner, int, int, set[str]]] = []
+    checkpointed: list[tuple[ProjectionRunner, int]] = []
+    failed: list[tuple[ProjectionRunner, Exception]] = []
+    clock = time.monotonic() if now is None else now
+    with engine.begin() as conn:
+        positions = read_positions(conn, names)
+        due = [r for r in runners if positions.get(r.name, 0) < head]
+        if shared is None and due:
+            shared = _shared_read(store, mapper, due, positions, head, batch_size)
+        for runner in due:
+            start = positions.get(runner.name, 0)
+            try:
+                with conn.begin_nested():  # a savepoint: a failure rolls back this runner only
+                    runner.sync(conn, start)
+                    notifications, events, end = _batch(runner, shared, store, mapper, start, head)
+                    changed = runner.apply(conn, notifications, events) if notifications else set()
+                    if runner.checkpoint_due(end, now=clock):
+                        runner.write_checkpoint(conn, end)
+                        checkpointed.append((runner, end))
+            except Exception as e:
+                runner.invalidate()
+                if raise_errors:
+                    raise
+                failed.append((runner, e))
+                continue
+            if end > start:
+                applied.append((runner, end, len(notifications), changed))
+        write_positions(conn, [(r.name, end, n) for r, end, n, _ in applied])
+    # After the commit: reporting a failure writes in a transaction of its own (SQLite
+    # has one writer at a time, and this round's transaction held it).
+    for runner, error in failed:
+        if on_failure is not None:
+            on_failure(runner, error)
+    for runner, end in checkpointed:
+        runner.checkpointed_at(end)
+    for runner, end, n, changed in applied:
+        runner.committed(end, changed)
+        moved[runner.name] = n or 1  # advanced over ignored events: still progress
+    return moved
+
+
+def _shared_read(
+    store: SharedStore,
+    mapper: Mapper[Any],
+    runners: Sequence[ProjectionRunner],
+    positions: dict[str, int],
+    head: int,
+    batch_size: int,
+) -> "LogRead":
+    lo = min(positions.get(r.name, 0) for r in runners)
+    topics: list[str] = []
+    for r in runners:
+        if not r.spec.projection.topics:  # one runner wants every topic
+            topics = []
+            break
+        topics.extend(t for t in r.spec.projection.topics if t not in topics)
+    # Far behind: read more at once (fewer statements and commits per event).
+    limit = batch_size * CATCH_UP_FACTOR if head - lo > batch_size * CATCH_UP_FACTOR else batch_size
+    return LogRead(store, mapper, lo, head, topics, limit)
+
+
+def _batch(
+    runner: ProjectionRunner,
+    shared: SharedRead | None,
+    store: SharedStore,
+    mapper: Mapper[Any],
+    start: int,
+    head: int,
+) -> tuple[list[Notification], list[Any], int]:
+    """The runner's next events after `start`, decoded, and how far they cover the log."""
+    topics = runner.spec.projection.topics
+    if shared is not None and shared.covers(start):
+        limit = max(shared.limit, runner.batch_size)
+        notifications, events = shared.take(start, topics, limit)
+        return notifications, events, read_to(notifications, limit, shared.head)
+    notifications = list(
+        store.recorder.select_notifications(
+            start=start + 1, limit=runner.batch_size, stop=head, topics=topics
+        )
+    )
+    events = [mapper.to_domain_event(n) for n in notifications]
+    return notifications, events, read_to(notifications, runner.batch_size, head)
+
+
 class ProjectionGroup(FollowingWorker):
     def __init__(
         self,
@@ -90,53 +212,74 @@ class ProjectionGroup(FollowingWorker):
         self.batch_size = batch_size
         self.failures: Counter[str] = Counter()  # consecutive failed attempts per runner
         self._retry_at: dict[str, float] = {}
+        self._live = False
 
     @property
     def thread_name(self) -> str:
         return "projections"
 
+    def start(self) -> None:
+        self._live = True
+        super().start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self._live = False
+        self.checkpoint_behind()
+
+    def round(self) -> dict[str, int]:
+        """One round of every runner not held back after an error (see run_round)."""
+        now = time.monotonic()
+        active = [r for r in self.runners if self._retry_at.get(r.name, 0.0) <= now]
+        return self._round(active) if active else {}
+
     def run_until_idle(self) -> int:
         """Rounds until every runner is caught up (or held back after an error); returns
-        how many events the runners applied."""
+        how many events the runners applied. Called directly (not in the live loop), it
+        also checkpoints the online models it moved."""
         total = 0
         while not self._stop.is_set():
             now = time.monotonic()
             active = [r for r in self.runners if self._retry_at.get(r.name, 0.0) <= now]
             if not active:
-                return total
-            head = self.store.recorder.max_notification_id() or 0
-            positions = self.positions()
-            lo = min(positions.get(r.name, 0) for r in active)
-            if head <= lo:
-                return total
-            topics: list[str] = []
-            for r in active:
-                if not r.spec.projection.topics:  # one runner wants every topic
-                    topics = []
-                    break
-                topics.extend(t for t in r.spec.projection.topics if t not in topics)
-            shared = LogRead(self.store, self.mapper, lo, head, topics, self.batch_size)
-            moved = 0
-            for r in active:
-                if self._stop.is_set():
-                    break
-                moved += self._run(r, shared)
-            if moved == 0:
-                return total
-            total += moved
+                break
+            moved = self._round(active)
+            if not moved:
+                break
+            total += sum(moved.values())
+        if not self._live:
+            self.checkpoint_behind()
         return total
 
-    def _run(self, runner: ProjectionRunner, shared: LogRead) -> int:
-        try:
-            moved = runner.run_once(shared)
-        except Exception as e:
-            runner.last_error = f"{type(e).__name__}: {e}"
-            log.exception("projection %s failed; retrying", runner.name)
-            runner.on_error(runner.last_error)
-            self._retry_at[runner.name] = time.monotonic() + RETRY_SECONDS
-            self.failures[runner.name] += 1
-            return 0
-        runner.last_error = None
-        self._retry_at.pop(runner.name, None)
-        self.failures.pop(runner.name, None)
+    def _round(self, active: list[ProjectionRunner]) -> dict[str, int]:
+        moved: dict[str, int] = {}
+        by_engine: dict[int, list[ProjectionRunner]] = {}
+        for r in active:
+            by_engine.setdefault(id(r.engine), []).append(r)
+        for members in by_engine.values():
+            got = run_round(
+                members, self.store, self.mapper, self.batch_size, on_failure=self._failed
+            )
+            moved.update(got)
+        for name in moved:
+            self._retry_at.pop(name, None)
+            self.failures.pop(name, None)
+            runner = next(r for r in active if r.name == name)
+            runner.last_error = None
         return moved
+
+    def _failed(self, runner: ProjectionRunner, error: Exception) -> None:
+        runner.last_error = f"{type(error).__name__}: {error}"
+        log.error("projection %s failed; retrying: %s", runner.name, runner.last_error,
+                  exc_info=error)  # fmt: skip
+        runner.on_error(runner.last_error)
+        self._retry_at[runner.name] = time.monotonic() + RETRY_SECONDS
+        self.failures[runner.name] += 1
+
+    def checkpoint_behind(self) -> None:
+        """Write the checkpoint of every online model whose state is ahead of it."""
+        for runner in self.runners:
+            try:
+                runner._checkpoint_if_behind()
+            except Exception:
+                log.exception("could not checkpoint projection %s", runner.name)

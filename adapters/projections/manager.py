@@ -69,7 +69,7 @@ class ProjectionManager:
         return self.hub.wait_positions(self.positions, names or self.names, position, timeout)
 
     def run_until_idle(self) -> int:
-        return sum(r.run_until_idle() for r in self.runners)
+        return self.group.run_until_idle()
 
     def start(self) -> None:
         if not self._started:
