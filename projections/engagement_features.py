@@ -8,11 +8,16 @@ decayed, so out-of-order delivery gives (nearly) the same rates. Ratios are plai
 running counts; `follower_share` is the share of views from viewers who followed the
 creator at the time of the view. State (rates, follow pairs) lives in memory and is
 checkpointed with the position.
+
+Per event the projection only updates counters and rates; the features (the output) are
+computed by `snapshot` when the view writes, once per video and creator per batch, from
+the record as the batch's last event for that key left it.
 """
 
 import math
 import pickle
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,75 +33,73 @@ from projections.base import Projection
 FAST_TAU = 600.0  # seconds
 SLOW_TAU = 3600.0
 
-
-@dataclass
-class Rate:
-    """An exponentially decaying event rate (events per second) in event time."""
-
-    tau: float
-    value: float = 0.0
-    at: float | None = None  # epoch seconds of the last update
-
-    def add(self, t: float) -> None:
-        if self.at is None or t >= self.at:
-            if self.at is not None:
-                self.value *= math.exp(-(t - self.at) / self.tau)
-            self.value += 1.0 / self.tau
-            self.at = t
-        else:  # late event: its contribution has already decayed by now
-            self.value += math.exp(-(self.at - t) / self.tau) / self.tau
-
-    def at_time(self, t: float) -> float:
-        if self.at is None:
-            return 0.0
-        return self.value * math.exp(-max(t - self.at, 0.0) / self.tau)
+# A record (per video, per creator) is a plain list: the state holds thousands of them
+# and is pickled at every checkpoint. Slots: counts, then each rate's value (events per
+# second) and the epoch seconds of its last update (None before the first).
+VIEWS, LIKES, SHARES, COMPLETIONS, FOLLOWER_VIEWS, FAST, FAST_AT, SLOW, SLOW_AT = range(9)
+Record = list[Any]
+Snapshot = Callable[[], dict[str, float]]
 
 
-@dataclass
-class Features:
-    views: int = 0
-    likes: int = 0
-    shares: int = 0
-    completions: int = 0
-    follower_views: int = 0
-    fast: Rate = field(default_factory=lambda: Rate(FAST_TAU))
-    slow: Rate = field(default_factory=lambda: Rate(SLOW_TAU))
+def new_record() -> Record:
+    return [0, 0, 0, 0, 0, 0.0, None, 0.0, None]
 
-    def snapshot(self, now: float) -> dict[str, float]:
-        views = max(self.views, 1)
-        velocity = self.fast.at_time(now) * 3600
-        baseline = self.slow.at_time(now) * 3600
-        return {
-            "views": float(self.views),
-            "velocity": velocity,
-            "baseline_velocity": baseline,
-            "acceleration": velocity - baseline,
-            "completion_rate": self.completions / views,
-            "like_rate": self.likes / views,
-            "share_rate": self.shares / views,
-            "follower_share": self.follower_views / views,
-        }
+
+def add_rate(r: Record, slot: int, tau: float, t: float) -> None:
+    """One event at epoch seconds `t` into the rate at `slot` (its time at `slot + 1`)."""
+    at = r[slot + 1]
+    if at is None or t >= at:
+        if at is not None:
+            r[slot] *= math.exp(-(t - at) / tau)
+        r[slot] += 1.0 / tau
+        r[slot + 1] = t
+    else:  # late event: its contribution has already decayed by now
+        r[slot] += math.exp(-(at - t) / tau) / tau
+
+
+def rate_at(r: Record, slot: int, tau: float, t: float) -> float:
+    at = r[slot + 1]
+    if at is None:
+        return 0.0
+    return r[slot] * math.exp(-max(t - at, 0.0) / tau)
+
+
+def snapshot(r: Record, now: float) -> dict[str, float]:
+    views = max(r[VIEWS], 1)
+    velocity = rate_at(r, FAST, FAST_TAU, now) * 3600
+    baseline = rate_at(r, SLOW, SLOW_TAU, now) * 3600
+    return {
+        "views": float(r[VIEWS]),
+        "velocity": velocity,
+        "baseline_velocity": baseline,
+        "acceleration": velocity - baseline,
+        "completion_rate": r[COMPLETIONS] / views,
+        "like_rate": r[LIKES] / views,
+        "share_rate": r[SHARES] / views,
+        "follower_share": r[FOLLOWER_VIEWS] / views,
+    }
 
 
 class EngagementFeaturesView(ABC):
-    @abstractmethod
-    def video_features(self, video_id: UUID, at: datetime, features: dict[str, float]) -> None: ...
+    """`features()` gives the key's features as of the event at `at`; it stays valid until
+    the projection changes that key again, which it reports with another call. So a view
+    keeps the last call per key and calls it once, when it writes (at flush)."""
 
     @abstractmethod
-    def creator_features(
-        self, creator_id: UUID, at: datetime, features: dict[str, float]
-    ) -> None: ...
+    def video_features(self, video_id: UUID, at: datetime, features: Snapshot) -> None: ...
+
+    @abstractmethod
+    def creator_features(self, creator_id: UUID, at: datetime, features: Snapshot) -> None: ...
 
 
 @dataclass
 class FeatureState:
-    videos: dict[UUID, Features] = field(default_factory=dict)
-    creators: dict[UUID, Features] = field(default_factory=dict)
-    creator_of: dict[UUID, UUID] = field(default_factory=dict)
-    follow_pairs: dict[UUID, tuple[UUID, UUID]] = field(
-        default_factory=dict
-    )  # pair -> viewer, creator
-    following: set[tuple[UUID, UUID]] = field(default_factory=set)
+    # Keyed by UUID.int: ints hash and pickle many times faster than UUID objects.
+    videos: dict[int, Record] = field(default_factory=dict)
+    creators: dict[int, Record] = field(default_factory=dict)
+    creator_of: dict[int, int] = field(default_factory=dict)  # video -> creator
+    follow_pairs: dict[int, tuple[int, int]] = field(default_factory=dict)  # viewer, creator
+    following: set[tuple[int, int]] = field(default_factory=set)  # (viewer, creator)
 
 
 class EngagementFeaturesProjection(Projection[EngagementFeaturesView]):
@@ -111,6 +114,17 @@ class EngagementFeaturesProjection(Projection[EngagementFeaturesView]):
 
     def __init__(self) -> None:
         self.state = FeatureState()
+        self._creator_ids: dict[int, UUID] = {}  # a cache, not state: UUID(int=) per event is slow
+        self._handlers: dict[type, Callable[[Any, EngagementFeaturesView], None]] = {
+            Video.Published: self._published,
+            Following.Started: self._follow_started,
+            Following.Followed: self._followed,
+            Following.Unfollowed: self._unfollowed,
+            Engagement.Viewed: self._viewed,
+            Engagement.Liked: self._counted(LIKES, +1),
+            Engagement.Unliked: self._counted(LIKES, -1),
+            Engagement.Shared: self._counted(SHARES, +1),
+        }
 
     def dump_state(self) -> bytes:
         return pickle.dumps(self.state, protocol=5)
@@ -119,45 +133,61 @@ class EngagementFeaturesProjection(Projection[EngagementFeaturesView]):
         self.state = pickle.loads(data) if data else FeatureState()  # our own checkpoint blob
 
     def process(self, event: Any, position: int, view: EngagementFeaturesView) -> None:
-        s = self.state
-        match event:
-            case Video.Published():
-                s.creator_of[event.originator_id] = event.creator_id
-                s.videos[event.originator_id] = Features()
-                s.creators.setdefault(event.creator_id, Features())
-            case Following.Started():
-                s.follow_pairs[event.originator_id] = (event.viewer_id, event.creator_id)
-            case Following.Followed():
-                s.following.add(s.follow_pairs[event.originator_id])
-            case Following.Unfollowed():
-                s.following.discard(s.follow_pairs[event.originator_id])
-            case (
-                Engagement.Viewed()
-                | Engagement.Liked()
-                | Engagement.Unliked()
-                | Engagement.Shared()
-            ):
-                self._engagement(event, view)
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event, view)
 
-    def _engagement(self, event: Any, view: EngagementFeaturesView) -> None:
-        s = self.state
-        creator = s.creator_of.get(event.video_id)
+    # -- catalogue and follows ------------------------------------------------------------
+    def _published(self, event: Video.Published, view: EngagementFeaturesView) -> None:
+        s, creator = self.state, event.creator_id.int
+        s.creator_of[event.originator_id.int] = creator
+        s.videos[event.originator_id.int] = new_record()
+        if creator not in s.creators:
+            s.creators[creator] = new_record()
+
+    def _follow_started(self, event: Following.Started, view: EngagementFeaturesView) -> None:
+        pair = (event.viewer_id.int, event.creator_id.int)
+        self.state.follow_pairs[event.originator_id.int] = pair
+
+    def _followed(self, event: Following.Followed, view: EngagementFeaturesView) -> None:
+        self.state.following.add(self.state.follow_pairs[event.originator_id.int])
+
+    def _unfollowed(self, event: Following.Unfollowed, view: EngagementFeaturesView) -> None:
+        self.state.following.discard(self.state.follow_pairs[event.originator_id.int])
+
+    # -- engagement -------------------------------------------------------------------------
+    def _viewed(self, event: Engagement.Viewed, view: EngagementFeaturesView) -> None:
+        s, video = self.state, event.video_id.int
+        creator = s.creator_of.get(video)
         if creator is None:
             return
         t = event.occurred_at.timestamp()
-        for features in (s.videos[event.video_id], s.creators[creator]):
-            match event:
-                case Engagement.Viewed():
-                    features.views += 1
-                    features.completions += int(event.completed)
-                    features.follower_views += int((event.viewer_id, creator) in s.following)
-                    features.fast.add(t)
-                    features.slow.add(t)
-                case Engagement.Liked():
-                    features.likes += 1
-                case Engagement.Unliked():
-                    features.likes -= 1
-                case Engagement.Shared():
-                    features.shares += 1
-        view.video_features(event.video_id, event.occurred_at, s.videos[event.video_id].snapshot(t))
-        view.creator_features(creator, event.occurred_at, s.creators[creator].snapshot(t))
+        fan = (event.viewer_id.int, creator) in s.following
+        for r in (s.videos[video], s.creators[creator]):
+            r[VIEWS] += 1
+            r[COMPLETIONS] += int(event.completed)
+            r[FOLLOWER_VIEWS] += int(fan)
+            add_rate(r, FAST, FAST_TAU, t)
+            add_rate(r, SLOW, SLOW_TAU, t)
+        self._changed(event, creator, t, view)
+
+    def _counted(self, slot: int, delta: int) -> Callable[[Any, EngagementFeaturesView], None]:
+        def count(event: Any, view: EngagementFeaturesView) -> None:
+            s = self.state
+            creator = s.creator_of.get(event.video_id.int)
+            if creator is None:
+                return
+            s.videos[event.video_id.int][slot] += delta
+            s.creators[creator][slot] += delta
+            self._changed(event, creator, event.occurred_at.timestamp(), view)
+
+        return count
+
+    def _changed(self, event: Any, creator: int, t: float, view: EngagementFeaturesView) -> None:
+        s = self.state
+        video_record, creator_record = s.videos[event.video_id.int], s.creators[creator]
+        creator_id = self._creator_ids.get(creator)
+        if creator_id is None:
+            creator_id = self._creator_ids[creator] = UUID(int=creator)
+        view.video_features(event.video_id, event.occurred_at, lambda: snapshot(video_record, t))
+        view.creator_features(creator_id, event.occurred_at, lambda: snapshot(creator_record, t))

@@ -8,7 +8,15 @@ from domain.creator import Creator
 from domain.engagement import Engagement
 from domain.following import Following
 from domain.video import Video
-from projections.engagement_features import FAST_TAU, EngagementFeaturesProjection, Rate
+from projections.engagement_features import (
+    FAST,
+    FAST_TAU,
+    EngagementFeaturesProjection,
+    add_rate,
+    new_record,
+    rate_at,
+    snapshot,
+)
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -19,21 +27,23 @@ class LastValues:
         self.creators: dict = {}
 
     def video_features(self, video_id, at, features):
-        self.videos[video_id] = features
+        self.videos[video_id] = features()
 
     def creator_features(self, creator_id, at, features):
-        self.creators[creator_id] = features
+        self.creators[creator_id] = features()
 
 
 def test_rate_decays_in_event_time_and_handles_late_events():
-    r = Rate(FAST_TAU)
-    r.add(0.0)
-    r.add(FAST_TAU)
-    assert math.isclose(r.at_time(FAST_TAU), (math.exp(-1) + 1) / FAST_TAU)
-    late = Rate(FAST_TAU)
-    late.add(FAST_TAU)
-    late.add(0.0)  # delivered after, happened before: same rate as in order
-    assert math.isclose(late.at_time(FAST_TAU), r.at_time(FAST_TAU))
+    r = new_record()
+    add_rate(r, FAST, FAST_TAU, 0.0)
+    add_rate(r, FAST, FAST_TAU, FAST_TAU)
+    assert math.isclose(rate_at(r, FAST, FAST_TAU, FAST_TAU), (math.exp(-1) + 1) / FAST_TAU)
+    late = new_record()
+    add_rate(late, FAST, FAST_TAU, FAST_TAU)
+    add_rate(late, FAST, FAST_TAU, 0.0)  # delivered after, happened before: same as in order
+    assert math.isclose(
+        rate_at(late, FAST, FAST_TAU, FAST_TAU), rate_at(r, FAST, FAST_TAU, FAST_TAU)
+    )
 
 
 def test_video_and_creator_features_from_events():
@@ -76,6 +86,6 @@ def test_video_and_creator_features_from_events():
 
     restored = EngagementFeaturesProjection()
     restored.load_state(projection.dump_state())
-    assert restored.state.videos[video.id].snapshot(0) == projection.state.videos[
-        video.id
-    ].snapshot(0)
+    assert snapshot(restored.state.videos[video.id.int], 0) == snapshot(
+        projection.state.videos[video.id.int], 0
+    )
