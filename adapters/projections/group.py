@@ -100,7 +100,6 @@ def run_round(
     shared: SharedRead | None = None,
     raise_errors: bool = False,
     on_failure: Callable[[ProjectionRunner, Exception], None] | None = None,
-    now: float | None = None,
 ) -> dict[str, int]:
     """One round for runners that share a read-model engine: read the log once, apply each
     runner's batch in its own savepoint, commit once. Returns, per runner that moved, the
@@ -113,7 +112,6 @@ def run_round(
     applied: list[tuple[ProjectionRunner, int, int, set[str]]] = []
     checkpointed: list[tuple[ProjectionRunner, int]] = []
     failed: list[tuple[ProjectionRunner, Exception]] = []
-    clock = time.monotonic() if now is None else now
     with engine.begin() as conn:
         positions = read_positions(conn, names)
         due = [r for r in runners if positions.get(r.name, 0) < head]
@@ -126,7 +124,7 @@ def run_round(
                     runner.sync(conn, start)
                     notifications, events, end = _batch(runner, shared, store, mapper, start, head)
                     changed = runner.apply(conn, notifications, events) if notifications else set()
-                    if runner.checkpoint_due(end, now=clock):
+                    if runner.checkpoint_due(end):
                         runner.write_checkpoint(conn, end)
                         checkpointed.append((runner, end))
             except Exception as e:

@@ -247,10 +247,10 @@ class ProjectionRunner(FollowingWorker):
             process(event, n.id, view)
         return view.flush()
 
-    def checkpoint_due(self, position: int, *, now: float, force: bool = False) -> bool:
+    def checkpoint_due(self, position: int, *, force: bool = False) -> bool:
         if not self.checkpointed or not self._state_loaded or position <= self._checkpoint_position:
             return False
-        return force or now - self._checkpoint_at >= self.checkpoint_seconds
+        return force or time.monotonic() - self._checkpoint_at >= self.checkpoint_seconds
 
     def write_checkpoint(self, conn: sa.Connection, position: int) -> None:
         state = self.spec.projection.dump_state()  # type: ignore[attr-defined]
