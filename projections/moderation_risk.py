@@ -22,6 +22,7 @@ import math
 import pickle
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,7 +92,9 @@ class ModerationRiskView(ABC):
     def decided(self, case_id: UUID, at: datetime, outcome: str) -> None: ...
 
     @abstractmethod
-    def metric(self, model: str, name: str, value: float, samples: int) -> None: ...
+    def metric(self, model: str, name: str, value: Callable[[], float], samples: int) -> None:
+        """`value()` is the figure now; valid until the next call for the same metric, so a
+        view evaluates only the batch's last call per metric, when it writes."""
 
 
 @dataclass

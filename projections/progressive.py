@@ -9,7 +9,9 @@ from typing import Any
 
 from river import metrics
 
-Metric = Callable[[str, str, float, int], None]  # (model, metric name, value, samples)
+# (model, metric name, value, samples). The value is a callable: a view evaluates it when
+# it writes (at flush, once per batch); it is valid until the next report.
+Metric = Callable[[str, str, Callable[[], float], int], None]
 
 
 @dataclass
@@ -32,8 +34,10 @@ class ProgressiveScore:
         self.positives += int(label)
 
     def report(self, metric: Metric, model: str, baseline: str) -> None:
-        """The four current figures, through a view's `metric` method."""
-        metric(model, "roc_auc", self.roc_auc.get(), self.labels)
-        metric(model, "log_loss", self.log_loss.get(), self.labels)
-        metric(baseline, "roc_auc", self.base_roc_auc.get(), self.labels)
-        metric(baseline, "log_loss", self.base_log_loss.get(), self.labels)
+        """The four current figures, through a view's `metric` method. A label wave (the
+        watermark passing hundreds of due videos in one batch) reports hundreds of times:
+        the figures are computed only for the last report, when the view writes."""
+        metric(model, "roc_auc", self.roc_auc.get, self.labels)
+        metric(model, "log_loss", self.log_loss.get, self.labels)
+        metric(baseline, "roc_auc", self.base_roc_auc.get, self.labels)
+        metric(baseline, "log_loss", self.base_log_loss.get, self.labels)

@@ -14,6 +14,7 @@ import heapq
 import math
 import pickle
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,29 +46,20 @@ class ViralityView(ABC):
     def label(self, video_id: UUID, at: datetime, viral: bool, views_24h: int) -> None: ...
 
     @abstractmethod
-    def metric(self, model: str, name: str, value: float, samples: int) -> None: ...
+    def metric(self, model: str, name: str, value: Callable[[], float], samples: int) -> None:
+        """`value()` is the figure now; valid until the next call for the same metric, so a
+        view evaluates only the batch's last call per metric, when it writes."""
 
 
-@dataclass
-class _VideoWindow:
-    creator_id: UUID
-    published_at: datetime
-    views: int = 0
-    likes: int = 0
-    shares: int = 0
-    comments: int = 0
-    completions: int = 0
-    viewers: set[UUID] = field(default_factory=set)
-    features: dict[str, float] | None = None
-    probability: float | None = None
-
-
-@dataclass
-class _CreatorHistory:
-    followers: int = 0
-    videos: int = 0
-    views_24h: int = 0
-    viral: int = 0
+# A video's first 24 hours, a plain list (the state holds one per video in flight and is
+# pickled at every checkpoint). Times are epoch seconds of event time: comparisons of
+# datetime.timestamp() values order exactly as the datetimes do (microseconds < 1 ulp).
+(CREATOR, HOUR, LABEL_DUE, VIEWS, LIKES, SHARES, COMMENTS, COMPLETIONS, VIEWERS, FEATURES,
+ PROBABILITY) = range(11)  # fmt: skip
+Window = list[Any]
+# A creator's history: followers, labelled videos, their 24-hour views, viral ones.
+FOLLOWERS, VIDEOS, VIEWS_24H, VIRAL = range(4)
+PREDICT, LABEL = "predict", "label"
 
 
 def new_model() -> Any:
@@ -81,11 +73,11 @@ def new_model() -> Any:
 class ViralityState:
     model: Any = field(default_factory=new_model)
     score: ProgressiveScore = field(default_factory=ProgressiveScore)
-    watermark: datetime | None = None
-    videos: dict[UUID, _VideoWindow] = field(default_factory=dict)
-    creators: dict[UUID, _CreatorHistory] = field(default_factory=dict)
-    follow_pairs: dict[UUID, UUID] = field(default_factory=dict)
-    due: list[tuple[datetime, int, str, UUID]] = field(default_factory=list)
+    watermark: float | None = None  # epoch seconds
+    videos: dict[int, Window] = field(default_factory=dict)  # by video_id.int
+    creators: dict[int, list[int]] = field(default_factory=dict)  # by creator_id.int
+    follow_pairs: dict[int, int] = field(default_factory=dict)  # pair -> creator
+    due: list[tuple[float, int, str, int]] = field(default_factory=list)  # (at, seq, kind, video)
     seq: int = 0
 
 
@@ -101,6 +93,16 @@ class ViralityProjection(Projection[ViralityView]):
 
     def __init__(self) -> None:
         self.state = ViralityState()
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            Video.Published: self._published,
+            Engagement.Viewed: self._viewed,
+            Engagement.Liked: self._counted(LIKES),
+            Engagement.Shared: self._counted(SHARES),
+            Engagement.Commented: self._counted(COMMENTS),
+            Following.Started: self._follow_started,
+            Following.Followed: self._followers(+1),
+            Following.Unfollowed: self._followers(-1),
+        }
 
     # -- checkpointing (with the position, in the projection's transaction) ---------------
     def dump_state(self) -> bytes:
@@ -114,95 +116,128 @@ class ViralityProjection(Projection[ViralityView]):
         s = self.state
         # Advance event time first: predictions and labels due before this event are made
         # from what happened strictly before it (the first hour is [publish, publish + 1h)).
-        when = getattr(event, "occurred_at", None)
-        if when is not None and (s.watermark is None or when > s.watermark):
-            s.watermark = when
-            self._run_due(view)
-        match event:
-            case Video.Published():
-                s.videos[event.originator_id] = _VideoWindow(event.creator_id, event.occurred_at)
-                self._schedule(event.occurred_at + PREDICT_AFTER, "predict", event.originator_id)
-                self._schedule(event.occurred_at + LABEL_AFTER, "label", event.originator_id)
-            case Engagement.Viewed():
-                w = self._window(event.video_id, event.occurred_at)
-                if w is not None:
-                    w.views += 1
-                    w.completions += int(event.completed)
-                    w.viewers.add(event.viewer_id)
-            case Engagement.Liked() | Engagement.Shared() | Engagement.Commented():
-                w = self._window(event.video_id, event.occurred_at)
-                if w is not None:
-                    attr = {Engagement.Liked: "likes", Engagement.Shared: "shares"}.get(
-                        type(event), "comments"
-                    )
-                    setattr(w, attr, getattr(w, attr) + 1)
-            case Following.Started():
-                s.follow_pairs[event.originator_id] = event.creator_id
-            case Following.Followed() | Following.Unfollowed():
-                creator = s.follow_pairs.get(event.originator_id)
-                if creator is not None:
-                    h = s.creators.setdefault(creator, _CreatorHistory())
-                    h.followers += 1 if isinstance(event, Following.Followed) else -1
+        t = event.occurred_at.timestamp()
+        if s.watermark is None or t > s.watermark:
+            s.watermark = t
+            if s.due and s.due[0][0] <= t:
+                self._run_due(view)
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
 
-    def _window(self, video_id: UUID, when: datetime) -> _VideoWindow | None:
-        w = self.state.videos.get(video_id)
-        if w is None or when >= w.published_at + LABEL_AFTER:
+    def _published(self, event: Video.Published) -> None:
+        published = event.occurred_at
+        utc = published.astimezone(UTC)
+        hour = (utc.hour + utc.minute / 60) / 24 * 2 * math.pi
+        label_due = (published + LABEL_AFTER).timestamp()
+        video = event.originator_id.int
+        self.state.videos[video] = [
+            event.creator_id.int,
+            hour,
+            label_due,
+            0,
+            0,
+            0,
+            0,
+            0,
+            set(),
+            None,
+            None,
+        ]
+        self._schedule((published + PREDICT_AFTER).timestamp(), PREDICT, video)
+        self._schedule(label_due, LABEL, video)
+
+    def _viewed(self, event: Engagement.Viewed) -> None:
+        w = self._window(event)
+        if w is not None:
+            w[VIEWS] += 1
+            w[COMPLETIONS] += int(event.completed)
+            w[VIEWERS].add(event.viewer_id.int)
+
+    def _counted(self, slot: int) -> Callable[[Any], None]:
+        def count(event: Any) -> None:
+            w = self._window(event)
+            if w is not None:
+                w[slot] += 1
+
+        return count
+
+    def _follow_started(self, event: Following.Started) -> None:
+        self.state.follow_pairs[event.originator_id.int] = event.creator_id.int
+
+    def _followers(self, delta: int) -> Callable[[Any], None]:
+        def follow(event: Any) -> None:
+            creator = self.state.follow_pairs.get(event.originator_id.int)
+            if creator is not None:
+                self._creator(creator)[FOLLOWERS] += delta
+
+        return follow
+
+    def _window(self, event: Any) -> Window | None:
+        w = self.state.videos.get(event.video_id.int)
+        if w is None or event.occurred_at.timestamp() >= w[LABEL_DUE]:
             return None  # unknown, or outside its 24-hour window
         return w
 
-    def _schedule(self, due: datetime, kind: str, video_id: UUID) -> None:
+    def _creator(self, creator: int) -> list[int]:
+        h = self.state.creators.get(creator)
+        if h is None:
+            h = self.state.creators[creator] = [0, 0, 0, 0]
+        return h
+
+    def _schedule(self, due: float, kind: str, video: int) -> None:
         self.state.seq += 1
-        heapq.heappush(self.state.due, (due, self.state.seq, kind, video_id))
+        heapq.heappush(self.state.due, (due, self.state.seq, kind, video))
 
     def _run_due(self, view: ViralityView) -> None:
         s = self.state
         while s.due and s.watermark is not None and s.due[0][0] <= s.watermark:
-            due, _, kind, video_id = heapq.heappop(s.due)
-            w = s.videos.get(video_id)
+            due, _, kind, video = heapq.heappop(s.due)
+            w = s.videos.get(video)
             if w is None:
                 continue
-            if kind == "predict":
-                self._predict(video_id, w, due, view)
+            at = datetime.fromtimestamp(due, UTC)
+            if kind == PREDICT:
+                self._predict(video, w, at, view)
             else:
-                self._label(video_id, w, due, view)
+                self._label(video, w, at, view)
 
-    def features(self, w: _VideoWindow) -> dict[str, float]:
-        h = self.state.creators.get(w.creator_id, _CreatorHistory())
-        views = max(w.views, 1)
-        published = w.published_at.astimezone(UTC)
-        hour = (published.hour + published.minute / 60) / 24 * 2 * math.pi
+    def features(self, w: Window) -> dict[str, float]:
+        h = self.state.creators.get(w[CREATOR]) or [0, 0, 0, 0]
+        views = max(w[VIEWS], 1)
+        videos = h[VIDEOS]
         return {
-            "log_views_1h": math.log1p(w.views),
-            "log_viewers_1h": math.log1p(len(w.viewers)),
-            "like_rate_1h": w.likes / views,
-            "share_rate_1h": w.shares / views,
-            "completion_rate_1h": w.completions / views,
-            "log_creator_followers": math.log1p(max(h.followers, 0)),
-            "log_creator_avg_views": math.log1p(h.views_24h / h.videos) if h.videos else 0.0,
-            "creator_viral_rate": h.viral / h.videos if h.videos else 0.0,
+            "log_views_1h": math.log1p(w[VIEWS]),
+            "log_viewers_1h": math.log1p(len(w[VIEWERS])),
+            "like_rate_1h": w[LIKES] / views,
+            "share_rate_1h": w[SHARES] / views,
+            "completion_rate_1h": w[COMPLETIONS] / views,
+            "log_creator_followers": math.log1p(max(h[FOLLOWERS], 0)),
+            "log_creator_avg_views": math.log1p(h[VIEWS_24H] / videos) if videos else 0.0,
+            "creator_viral_rate": h[VIRAL] / videos if videos else 0.0,
             # Time of day of publication (UTC): traffic is diurnal, so a video published
             # before the evening peak collects more of its first day's views.
-            "publish_hour_sin": math.sin(hour),
-            "publish_hour_cos": math.cos(hour),
+            "publish_hour_sin": math.sin(w[HOUR]),
+            "publish_hour_cos": math.cos(w[HOUR]),
         }
 
-    def _predict(self, video_id: UUID, w: _VideoWindow, at: datetime, view: ViralityView) -> None:
+    def _predict(self, video: int, w: Window, at: datetime, view: ViralityView) -> None:
         x = self.features(w)
         p = float(self.state.model.predict_proba_one(x).get(True, 0.5))
-        w.features, w.probability = x, p
-        view.prediction(video_id, at, p, x)
+        w[FEATURES], w[PROBABILITY] = x, p
+        view.prediction(UUID(int=video), at, p, x)
 
-    def _label(self, video_id: UUID, w: _VideoWindow, at: datetime, view: ViralityView) -> None:
+    def _label(self, video: int, w: Window, at: datetime, view: ViralityView) -> None:
         s = self.state
-        viral = w.views >= VIRAL_VIEWS
-        if w.features is not None and w.probability is not None:
+        viral = w[VIEWS] >= VIRAL_VIEWS
+        if w[FEATURES] is not None and w[PROBABILITY] is not None:
             # Progressive validation: score the earlier prediction, then learn.
-            s.score.update(viral, w.probability)
-            s.model.learn_one(w.features, viral)
+            s.score.update(viral, w[PROBABILITY])
+            s.model.learn_one(w[FEATURES], viral)
             s.score.report(view.metric, MODEL, BASELINE)
-        h = s.creators.setdefault(w.creator_id, _CreatorHistory())
-        h.videos += 1
-        h.views_24h += w.views
-        h.viral += int(viral)
-        view.label(video_id, at, viral, w.views)
-        del s.videos[video_id]
+        h = self._creator(w[CREATOR])
+        h[VIDEOS] += 1
+        h[VIEWS_24H] += w[VIEWS]
+        h[VIRAL] += int(viral)
+        view.label(UUID(int=video), at, viral, w[VIEWS])
+        del s.videos[video]

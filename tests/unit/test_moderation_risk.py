@@ -35,7 +35,7 @@ class RecordingView(ModerationRiskView):
         self.calls.append(("decided", case_id, at, outcome))
 
     def metric(self, model, name, value, samples):
-        self.calls.append(("metric", model, name, value, samples))
+        self.calls.append(("metric", model, name, value(), samples))
 
     def of(self, kind: str) -> list[tuple]:
         return [c for c in self.calls if c[0] == kind]

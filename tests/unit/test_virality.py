@@ -23,7 +23,7 @@ class RecordingView(ViralityView):
         self.calls.append(("label", video_id, at, viral, views_24h))
 
     def metric(self, model, name, value, samples):
-        self.calls.append(("metric", model, name, value, samples))
+        self.calls.append(("metric", model, name, value(), samples))
 
 
 def publish(at: datetime) -> tuple[Creator, Video, list]:
