@@ -100,6 +100,7 @@ def run_round(
     shared: SharedRead | None = None,
     raise_errors: bool = False,
     on_failure: Callable[[ProjectionRunner, Exception], None] | None = None,
+    catch_up_factor: int = CATCH_UP_FACTOR,
 ) -> dict[str, int]:
     """One round for runners that share a read-model engine: read the log once, apply each
     runner's batch in its own savepoint, commit once. Returns, per runner that moved, the
@@ -116,7 +117,7 @@ def run_round(
         positions = read_positions(conn, names)
         due = [r for r in runners if positions.get(r.name, 0) < head]
         if shared is None and due:
-            shared = _shared_read(store, mapper, due, positions, head, batch_size)
+            shared = _shared_read(store, mapper, due, positions, head, batch_size, catch_up_factor)
         for runner in due:
             start = positions.get(runner.name, 0)
             try:
@@ -156,6 +157,7 @@ def _shared_read(
     positions: dict[str, int],
     head: int,
     batch_size: int,
+    factor: int,
 ) -> "LogRead":
     lo = min(positions.get(r.name, 0) for r in runners)
     topics: list[str] = []
@@ -165,7 +167,7 @@ def _shared_read(
             break
         topics.extend(t for t in r.spec.projection.topics if t not in topics)
     # Far behind: read more at once (fewer statements and commits per event).
-    limit = batch_size * CATCH_UP_FACTOR if head - lo > batch_size * CATCH_UP_FACTOR else batch_size
+    limit = batch_size * factor if head - lo > batch_size * factor else batch_size
     return LogRead(store, mapper, lo, head, topics, limit)
 
 

@@ -271,13 +271,14 @@ class ProjectionRunner(FollowingWorker):
 
     # -- alone (tests, the rebuild tool, the CLI's catch-up) ----------------------------------
     def run_once(self, shared: SharedRead | None = None) -> int:
-        """Apply the next batch; return how many events it held (0 when caught up, when a
-        lagging checkpoint is also written)."""
+        """Apply the next batch of at most `batch_size` events; return how many it held
+        (0 when caught up, when a lagging checkpoint is also written)."""
         from adapters.projections.group import run_round
 
         moved = run_round(
-            [self], self.store, self.mapper, self.batch_size, shared=shared, raise_errors=True
-        ).get(self.name, 0)
+            [self], self.store, self.mapper, self.batch_size, shared=shared, raise_errors=True,
+            catch_up_factor=1,
+        ).get(self.name, 0)  # fmt: skip
         if moved == 0:
             self._checkpoint_if_behind()
         return moved

@@ -44,7 +44,9 @@ def upsert(
         return
     update = dict(update or {})
     if conn.dialect.name == "postgresql":
-        sql = _pg_statement(table, tuple(columns), tuple(key), tuple(update.items()))
+        sql = _pg_statement(
+            table, tuple(columns), tuple(key), tuple(update.items()), _schema(conn, table)
+        )
         arrays = _columns(table, columns, rows)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
@@ -64,6 +66,45 @@ def upsert(
     conn.execute(stmt, [dict(zip(columns, r, strict=True)) for r in rows])
 
 
+def update_existing(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    key: Sequence[str],
+    update: Mapping[str, str],
+) -> None:
+    """Update the stored rows named by `key` (columns of `update`, combined as in
+    `upsert`); rows with no stored match are ignored (an UPDATE, not an upsert)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        sql = _pg_update(
+            table, tuple(columns), tuple(key), tuple(update.items()), _schema(conn, table)
+        )
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, _columns(table, columns, rows), prepare=True)
+        finally:
+            cursor.close()
+        return
+    stmt = (
+        table.update()
+        .where(*(table.c[k] == sa.bindparam(f"k_{k}") for k in key))
+        .values({
+            c: _combine(how, table.c[c], sa.bindparam(f"v_{c}"), conn)
+            for c, how in update.items()
+        })
+    )  # fmt: skip
+    params = []
+    for r in rows:
+        values = dict(zip(columns, r, strict=True))
+        params.append({**{f"k_{k}": values[k] for k in key},
+                       **{f"v_{c}": values[c] for c in update}})  # fmt: skip
+    conn.execute(stmt, params)
+
+
 def insert_returning_new(
     conn: sa.Connection,
     table: sa.Table,
@@ -76,7 +117,9 @@ def insert_returning_new(
     if not rows:
         return []
     if conn.dialect.name == "postgresql":
-        sql = _pg_statement(table, tuple(columns), tuple(key), (), returning=True)
+        sql = _pg_statement(
+            table, tuple(columns), tuple(key), (), _schema(conn, table), returning=True
+        )
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(sql, _columns(table, columns, rows), prepare=True)
@@ -105,6 +148,17 @@ def _combine(how: str, stored: Any, new: Any, conn: sa.Connection) -> Any:
 
 
 # -- PostgreSQL --------------------------------------------------------------------------
+def _schema(conn: sa.Connection, table: sa.Table) -> str | None:
+    """The table's schema as this connection sees it: SQLAlchemy's schema_translate_map
+    applies to our own statements too (a blue/green rebuild writes a shadow schema)."""
+    translate = conn.get_execution_options().get("schema_translate_map") or {}
+    return translate.get(table.schema, table.schema)  # type: ignore[no-any-return]
+
+
+def _qualified(table: sa.Table, schema: str | None) -> str:
+    return f'"{schema}"."{table.name}"' if schema else f'"{table.name}"'
+
+
 def _pg_type(column: sa.Column[Any]) -> str:
     if isinstance(column.type, sa.JSON):
         return "text"  # sent as JSON text, cast per row
@@ -117,10 +171,11 @@ def _pg_statement(
     columns: tuple[str, ...],
     key: tuple[str, ...],
     update: tuple[tuple[str, str], ...],
+    schema: str | None,
     *,
     returning: bool = False,
 ) -> str:
-    name = f'"{table.name}"'
+    name = _qualified(table, schema)
     names = ", ".join(f'"{c}"' for c in columns)
     arrays = ", ".join(f"%s::{_pg_type(table.c[c])}[]" for c in columns)
     values = ", ".join(
@@ -151,6 +206,32 @@ def _pg_statement(
     if returning:
         sql += " RETURNING " + ", ".join(f'"{k}"' for k in key)
     return sql
+
+
+@cache
+def _pg_update(
+    table: sa.Table,
+    columns: tuple[str, ...],
+    key: tuple[str, ...],
+    update: tuple[tuple[str, str], ...],
+    schema: str | None,
+) -> str:
+    name = _qualified(table, schema)
+    names = ", ".join(f'"{c}"' for c in columns)
+    arrays = ", ".join(f"%s::{_pg_type(table.c[c])}[]" for c in columns)
+    sets = []
+    for c, how in update:
+        stored, new = f'{name}."{c}"', f'u."{c}"'
+        if isinstance(table.c[c].type, sa.JSON):
+            new = f"{new}::{table.c[c].type.compile(dialect=postgresql.dialect())}"
+        sets.append(f'"{c}" = ' + {
+            ADD: f"{stored} + {new}",
+            SET: new,
+            MAX: f"coalesce(greatest({stored}, {new}), {stored}, {new})",
+            MIN: f"coalesce(least({stored}, {new}), {stored}, {new})",
+        }[how])  # fmt: skip
+    where = " AND ".join(f'{name}."{k}" = u."{k}"' for k in key)
+    return f"UPDATE {name} SET {', '.join(sets)} FROM unnest({arrays}) AS u({names}) WHERE {where}"
 
 
 def _columns(

@@ -7,9 +7,9 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from adapters.readmodel.bulk import ADD, SET, upsert
 from adapters.readmodel.tables import rm_case_reach, rm_case_timeline, rm_cases
 from adapters.readmodel.times import as_utc
-from adapters.readmodel.upsert import add_counters, insert_for, insert_ignore
 from projections.moderation_queue import (
     CaseState,
     ModerationQueueProjection,
@@ -18,6 +18,8 @@ from projections.moderation_queue import (
 )
 
 CASE_COLUMNS = tuple(c.name for c in rm_cases.columns)
+CASE_UPDATE = {c: SET for c in CASE_COLUMNS if c != "case_id"}
+TIMELINE_COLUMNS = ("case_id", "position", "event_type", "occurred_at", "actor_id", "details")
 CHUNK = 400  # ids per IN (...) list, well below every driver's parameter limit
 
 
@@ -90,15 +92,12 @@ class SqlModerationView(ModerationView):
         """Write the batch; return change keys ("moderation", "case:<id>") for subscriptions."""
         if self._views:
             self._refresh_open_cases()  # reads stored counts: before they are updated
-            add_counters(
-                self.conn,
-                rm_case_reach,
-                "video_id",
-                {v: {"views": n} for v, n in self._views.items()},
-                create=True,
-            )
+            upsert(self.conn, rm_case_reach, ("video_id", "views"), list(self._views.items()),
+                   key=("video_id",), update={"views": ADD})  # fmt: skip
         self._write_cases()
-        insert_ignore(self.conn, rm_case_timeline, self._timeline)
+        if self._timeline:
+            rows = [tuple(t[c] for c in TIMELINE_COLUMNS) for t in self._timeline]
+            upsert(self.conn, rm_case_timeline, TIMELINE_COLUMNS, rows, key=("case_id", "position"))
         changed = {f"case:{c}" for c in self._changed}
         if changed:
             changed.add("moderation")
@@ -139,12 +138,8 @@ class SqlModerationView(ModerationView):
         if not self._changed:
             return
         rows = [self._case_row(self._cases[c]) for c in self._changed]
-        stmt = insert_for(self.conn, rm_cases)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["case_id"],
-            set_={c: stmt.excluded[c] for c in CASE_COLUMNS if c != "case_id"},
-        )
-        self.conn.execute(stmt, rows)
+        upsert(self.conn, rm_cases, CASE_COLUMNS, [tuple(r[c] for c in CASE_COLUMNS) for r in rows],
+               key=("case_id",), update=CASE_UPDATE)  # fmt: skip
 
     @staticmethod
     def _case_row(case: CaseState) -> dict[str, Any]:

@@ -9,14 +9,20 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from adapters.readmodel.bulk import ADD, SET, insert_returning_new, upsert
 from adapters.readmodel.tables import rm_session_videos, rm_viewer_sessions
 from adapters.readmodel.times import as_utc
-from adapters.readmodel.upsert import insert_for
 from domain.engagement import Engagement
 from projections.sessions import SessionState, SessionsView
 
 S, SV = rm_viewer_sessions.c, rm_session_videos.c
 PREFETCH_CHUNK = 500
+SESSION_VIDEO_COLUMNS = ("viewer_id", "session_no", "video_id")
+SESSION_COLUMNS = (
+    "viewer_id", "session_no", "started_at", "ended_at", "views", "watch_seconds",
+    "videos_watched",
+)  # fmt: skip
+SESSION_UPDATE = {"ended_at": SET, "views": ADD, "watch_seconds": ADD, "videos_watched": ADD}
 
 
 @dataclass
@@ -120,34 +126,18 @@ class SqlSessionsView(SessionsView):
         # Session videos first: the insert skips videos a session already had and returns
         # the new ones, so each session's distinct-video count grows by exactly those.
         pairs = [
-            dict(viewer_id=v, session_no=n, video_id=video)
-            for v, n in keys
-            for video in sorted(self._touched[(v, n)].videos)
+            (v, n, video) for v, n in keys for video in sorted(self._touched[(v, n)].videos)
         ]
         new_videos: dict[tuple[UUID, int], int] = dict.fromkeys(keys, 0)
-        if pairs:
-            stmt = (
-                insert_for(self.conn, rm_session_videos)
-                .on_conflict_do_nothing()
-                .returning(SV.viewer_id, SV.session_no)
-            )
-            for r in self.conn.execute(stmt, pairs):
-                new_videos[(r.viewer_id, r.session_no)] += 1
+        for viewer, session_no, _ in insert_returning_new(
+            self.conn, rm_session_videos, SESSION_VIDEO_COLUMNS, pairs, key=SESSION_VIDEO_COLUMNS
+        ):
+            new_videos[(viewer, session_no)] += 1
         rows = [
-            dict(viewer_id=v, session_no=n, started_at=t.started_at, ended_at=t.ended_at,
-                 views=t.views, watch_seconds=t.watch_seconds, videos_watched=new_videos[(v, n)])
+            (v, n, t.started_at, t.ended_at, t.views, t.watch_seconds, new_videos[(v, n)])
             for (v, n), t in ((k, self._touched[k]) for k in keys)
-        ]  # fmt: skip
-        stmt = insert_for(self.conn, rm_viewer_sessions)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["viewer_id", "session_no"],
-            set_={
-                "ended_at": stmt.excluded.ended_at,
-                "views": S.views + stmt.excluded.views,
-                "watch_seconds": S.watch_seconds + stmt.excluded.watch_seconds,
-                "videos_watched": S.videos_watched + stmt.excluded.videos_watched,
-            },
-        )
-        self.conn.execute(stmt, rows)
+        ]
+        upsert(self.conn, rm_viewer_sessions, SESSION_COLUMNS, rows,
+               key=("viewer_id", "session_no"), update=SESSION_UPDATE)  # fmt: skip
         self._touched.clear()
         return {f"sessions:{v}" for v, _ in keys}

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from adapters.readmodel.bulk import ADD, SET, insert_returning_new, update_existing, upsert
 from adapters.readmodel.tables import (
     rm_creators,
     rm_follow_pairs,
@@ -16,10 +17,17 @@ from adapters.readmodel.tables import (
     rm_view_pairs,
 )
 from adapters.readmodel.times import as_utc
-from adapters.readmodel.upsert import add_counters, insert_for, insert_ignore
+from adapters.readmodel.upsert import add_counters, insert_ignore
 from projections.stats import StatsView
 
 COUNTERS = ("views", "likes", "shares", "comments")
+CREATOR_COUNTERS = (*COUNTERS, "watch_seconds")
+VIDEO_COUNTERS = (*COUNTERS, "watch_seconds", "completions", "unique_viewers")
+VIDEO_UPDATE = {**dict.fromkeys(VIDEO_COUNTERS, ADD), "last_engaged_at": SET}
+NEW_VIDEO_COLUMNS = (
+    "video_id", "creator_id", "caption", "hashtags", "sound_id", "duration_seconds", "status",
+    "published_at",
+)  # fmt: skip
 
 
 class SqlStatsView(StatsView):
@@ -91,7 +99,8 @@ class SqlStatsView(StatsView):
             return
         rows = list(self.new_videos.values())
         self.new_videos.clear()
-        insert_ignore(self.conn, rm_videos, rows)
+        values = [tuple(r[c] for c in NEW_VIDEO_COLUMNS) for r in rows]
+        upsert(self.conn, rm_videos, NEW_VIDEO_COLUMNS, values, key=("video_id",))
         creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         tags: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         sounds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -101,9 +110,9 @@ class SqlStatsView(StatsView):
                 tags[t]["videos"] += 1
             if r["sound_id"]:
                 sounds[r["sound_id"]]["videos"] += 1
-        add_counters(self.conn, rm_creators, "creator_id", creators, create=False)
-        add_counters(self.conn, rm_hashtags, "tag", tags, create=True)
-        add_counters(self.conn, rm_sounds, "sound_id", sounds, create=True)
+        _add(self.conn, rm_creators, "creator_id", creators, ("videos",), create=False)
+        _add(self.conn, rm_hashtags, "tag", tags, ("videos",), create=True)
+        _add(self.conn, rm_sounds, "sound_id", sounds, ("videos",), create=True)
 
     def video_caption(self, video_id: UUID, caption: str, hashtags: list[str]) -> None:
         self.flush()  # counters so far belong to the old hashtags (and new videos are in)
@@ -184,7 +193,7 @@ class SqlStatsView(StatsView):
 
     # -- flush ------------------------------------------------------------------------------
     def flush(self) -> set[str]:
-        """Write the batch's counters; return change keys for subscriptions."""
+        """Write the batch's counters, one statement per table; return change keys."""
         changed = {f"video:{v}" for v in self.video_deltas} | {"summary"} | self._changed
         self._changed = changed
         self._write_new_videos()
@@ -202,17 +211,16 @@ class SqlStatsView(StatsView):
                     tags[t][c] += d[c]
                 if sound_id:
                     sounds[sound_id][c] += d[c]
-        add_counters(self.conn, rm_videos, "video_id", self.video_deltas, create=False)
-        add_counters(self.conn, rm_creators, "creator_id", creators, create=False)
-        add_counters(self.conn, rm_hashtags, "tag", tags, create=True)
-        add_counters(self.conn, rm_sounds, "sound_id", sounds, create=True)
-        if self.last_engaged:
-            stmt = (
-                rm_videos.update()
-                .where(rm_videos.c.video_id == sa.bindparam("v"))
-                .values(last_engaged_at=sa.bindparam("at"))
-            )
-            self.conn.execute(stmt, [{"v": v, "at": at} for v, at in self.last_engaged.items()])
+        if self.video_deltas:
+            rows = [
+                (v, *(d[c] for c in VIDEO_COUNTERS), self.last_engaged.get(v))
+                for v, d in self.video_deltas.items()
+            ]
+            update_existing(self.conn, rm_videos, ("video_id", *VIDEO_COUNTERS, "last_engaged_at"),
+                            rows, key=("video_id",), update=VIDEO_UPDATE)  # fmt: skip
+        _add(self.conn, rm_creators, "creator_id", creators, CREATOR_COUNTERS, create=False)
+        _add(self.conn, rm_hashtags, "tag", tags, COUNTERS, create=True)
+        _add(self.conn, rm_sounds, "sound_id", sounds, COUNTERS, create=True)
         self._flush_follows()
         self.video_deltas.clear()
         self.last_engaged.clear()
@@ -223,13 +231,10 @@ class SqlStatsView(StatsView):
             return
         # One insert that skips known pairs and returns the new ones: each new pair is
         # one more unique viewer of its video.
-        stmt = (
-            insert_for(self.conn, rm_view_pairs)
-            .on_conflict_do_nothing()
-            .returning(rm_view_pairs.c.video_id, rm_view_pairs.c.viewer_id)
+        pair = ("video_id", "viewer_id")
+        new = insert_returning_new(
+            self.conn, rm_view_pairs, pair, list(self.viewed_pairs), key=pair
         )
-        rows = [{"video_id": v, "viewer_id": w} for v, w in self.viewed_pairs]
-        new = [(r.video_id, r.viewer_id) for r in self.conn.execute(stmt, rows)]
         for video_id, _ in new:
             self.video_deltas[video_id]["unique_viewers"] += 1
         self.viewed_pairs.clear()
@@ -250,7 +255,11 @@ class SqlStatsView(StatsView):
 
     def _flush_follows(self) -> None:
         if self.new_pairs:
-            insert_ignore(self.conn, rm_follow_pairs, list(self.new_pairs.values()))
+            rows = [
+                (p["pair_id"], p["viewer_id"], p["creator_id"]) for p in self.new_pairs.values()
+            ]
+            upsert(self.conn, rm_follow_pairs, ("pair_id", "viewer_id", "creator_id"), rows,
+                   key=("pair_id",))  # fmt: skip
             self.new_pairs.clear()
         if not self.follow_deltas:
             return
@@ -264,16 +273,32 @@ class SqlStatsView(StatsView):
         creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for pair_id, delta in self.follow_deltas.items():
             creators[creator_of[pair_id]]["followers"] += delta
-        add_counters(self.conn, rm_creators, "creator_id", creators, create=False)
-        states = [{"p": p, "f": d > 0} for p, d in self.follow_deltas.items() if d]
-        if states:
-            self.conn.execute(
-                rm_follow_pairs.update()
-                .where(rm_follow_pairs.c.pair_id == sa.bindparam("p"))
-                .values(following=sa.bindparam("f")),
-                states,
-            )
+        _add(self.conn, rm_creators, "creator_id", creators, ("followers",), create=False)
+        states = [(p, d > 0) for p, d in self.follow_deltas.items() if d]
+        update_existing(self.conn, rm_follow_pairs, ("pair_id", "following"), states,
+                        key=("pair_id",), update={"following": SET})  # fmt: skip
         self.follow_deltas.clear()
+
+
+def _add(
+    conn: sa.Connection,
+    table: sa.Table,
+    key: str,
+    deltas: dict[Any, dict[str, float]],
+    counters: tuple[str, ...],
+    *,
+    create: bool,
+) -> None:
+    """counter += delta for every row of `deltas` in one statement; with create=False the
+    rows must exist (an update), else missing ones are inserted."""
+    if not deltas:
+        return
+    rows = [(k, *(d.get(c, 0) for c in counters)) for k, d in deltas.items()]
+    update = dict.fromkeys(counters, ADD)
+    if create:
+        upsert(conn, table, (key, *counters), rows, key=(key,), update=update)
+    else:
+        update_existing(conn, table, (key, *counters), rows, key=(key,), update=update)
 
 
 def make_stats_view(conn: sa.Connection) -> Any:

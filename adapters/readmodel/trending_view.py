@@ -9,11 +9,16 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from adapters.readmodel.bulk import ADD, upsert
 from adapters.readmodel.tables import rm_trend_buckets, rm_trend_meta, rm_trend_videos
-from adapters.readmodel.upsert import insert_for, insert_ignore
+from adapters.readmodel.upsert import insert_for
 from projections.trending import Counts, TrendingView, VideoKeys
 
 WATERMARK, LATE_DROPPED = "watermark_minute", "late_dropped"
+VIDEO_COLUMNS = ("video_id", "hashtags", "sound_id", "published_at")
+COUNTERS = ("views", "likes", "shares", "comments")
+BUCKET_COLUMNS = ("kind", "key", "minute", *COUNTERS)
+BUCKET_UPDATE = dict.fromkeys(COUNTERS, ADD)
 BucketKey = tuple[str, str, int]  # kind, key, minute
 
 
@@ -26,6 +31,7 @@ class SqlTrendingView(TrendingView):
         self.late = 0
         self.discard_minute: int | None = None
         self._videos: dict[UUID, VideoKeys | None] = {}
+        self._new_videos: dict[UUID, tuple[UUID, list[str], str | None, datetime]] = {}
         self._watermark: int | None = None
         self._watermark_loaded = False
         self._watermark_changed = False
@@ -34,15 +40,16 @@ class SqlTrendingView(TrendingView):
     def video_published(
         self, video_id: UUID, hashtags: list[str], sound_id: str | None, at: datetime
     ) -> None:
-        insert_ignore(
-            self.conn,
-            rm_trend_videos,
-            [dict(video_id=video_id, hashtags=hashtags, sound_id=sound_id,
-                  published_at=at.astimezone(UTC))],
-        )  # fmt: skip
+        # Written at flush with the batch's other new videos (one statement).
+        self._new_videos[video_id] = (video_id, list(hashtags), sound_id, at.astimezone(UTC))
         self._videos[video_id] = VideoKeys(list(hashtags), sound_id)
 
     def video_hashtags(self, video_id: UUID, hashtags: list[str]) -> None:
+        new = self._new_videos.get(video_id)
+        if new is not None:  # published in this batch: not stored yet
+            self._new_videos[video_id] = (video_id, list(hashtags), new[2], new[3])
+            self._videos[video_id] = VideoKeys(list(hashtags), new[2])
+            return
         self.conn.execute(
             rm_trend_videos.update()
             .where(rm_trend_videos.c.video_id == video_id)
@@ -106,6 +113,10 @@ class SqlTrendingView(TrendingView):
     def flush(self) -> set[str]:
         """Write the batch; return {"trending"} when any bucket or the watermark changed."""
         changed = bool(self.buckets) or self._watermark_changed
+        if self._new_videos:
+            upsert(self.conn, rm_trend_videos, VIDEO_COLUMNS, list(self._new_videos.values()),
+                   key=("video_id",))  # fmt: skip
+            self._new_videos.clear()
         self._flush_buckets()
         # After the upsert, so a bucket both touched and outdated in this batch goes too.
         if self.discard_minute is not None:
@@ -127,17 +138,9 @@ class SqlTrendingView(TrendingView):
         # buckets exist does not depend on how the events were split into batches.
         if not self.buckets:
             return
-        rows = [
-            dict(kind=kind, key=key, minute=minute, views=v, likes=li, shares=s, comments=c)
-            for (kind, key, minute), (v, li, s, c) in sorted(self.buckets.items())
-        ]
-        stmt = insert_for(self.conn, rm_trend_buckets)
-        counters = ("views", "likes", "shares", "comments")
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["kind", "key", "minute"],
-            set_={c: rm_trend_buckets.c[c] + stmt.excluded[c] for c in counters},
-        )
-        self.conn.execute(stmt, rows)
+        rows = [(*k, *counts) for k, counts in sorted(self.buckets.items())]
+        upsert(self.conn, rm_trend_buckets, BUCKET_COLUMNS, rows,
+               key=("kind", "key", "minute"), update=BUCKET_UPDATE)  # fmt: skip
         self.buckets.clear()
 
     def _meta(self, key: str) -> int | None:

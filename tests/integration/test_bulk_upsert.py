@@ -13,7 +13,16 @@ from uuid import UUID
 import pytest
 import sqlalchemy as sa
 
-from adapters.readmodel.bulk import ADD, KEEP, MAX, MIN, SET, insert_returning_new, upsert
+from adapters.readmodel.bulk import (
+    ADD,
+    KEEP,
+    MAX,
+    MIN,
+    SET,
+    insert_returning_new,
+    update_existing,
+    upsert,
+)
 from adapters.readmodel.db import create_read_engine
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -117,3 +126,43 @@ def test_nothing_to_write_is_no_statement(engine):
         upsert(conn, things, COLUMNS, [], key=("id", "kind"), update=UPDATE)
         assert insert_returning_new(conn, things, COLUMNS, [], key=("id", "kind")) == []
     assert rows_of(engine) == {}
+
+
+def test_updates_change_only_stored_rows(engine):
+    a, b = UUID(int=1), UUID(int=2)
+    with engine.begin() as conn:
+        upsert(conn, things, COLUMNS, [(a, "video", 1, 1.0, "old", T0, T0, None, None)],
+               key=("id", "kind"))  # fmt: skip
+    with engine.begin() as conn:
+        update_existing(
+            conn, things, ("id", "kind", "count", "label", "last_at", "payload"),
+            [(a, "video", 4, "new", T0 + timedelta(hours=1), {"k": 1}),
+             (b, "video", 9, "ghost", T0, None)],
+            key=("id", "kind"),
+            update={"count": ADD, "label": SET, "last_at": MAX, "payload": SET},
+        )  # fmt: skip
+
+    assert rows_of(engine) == {
+        (a, "video"): (5, 1.0, "new", T0, T0 + timedelta(hours=1), {"k": 1}, None)
+    }
+
+
+@pytest.mark.postgres
+def test_a_translated_schema_is_written_not_the_default_one(pg_server):
+    with pg_server.fresh_database() as url:
+        engine = create_read_engine("postgresql+psycopg://" + url.split("://", 1)[1])
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE SCHEMA shadow_x")
+        metadata.create_all(engine)
+        shadow = engine.execution_options(schema_translate_map={None: "shadow_x"})
+        metadata.create_all(shadow)
+        row = (UUID(int=1), "video", 1, 1.0, None, T0, T0, None, None)
+        with shadow.begin() as conn:
+            upsert(conn, things, COLUMNS, [row], key=("id", "kind"), update=UPDATE)
+            update_existing(conn, things, ("id", "kind", "count"), [(UUID(int=1), "video", 2)],
+                            key=("id", "kind"), update={"count": ADD})  # fmt: skip
+            insert_returning_new(conn, things, COLUMNS, [row], key=("id", "kind"))
+
+        assert rows_of(engine) == {}
+        assert rows_of(shadow)[(UUID(int=1), "video")][0] == 3
+        engine.dispose()
