@@ -25,6 +25,11 @@ Ids are interned to small ints (cheap to pickle and hash), all state lives in on
 pickled dataclass checkpointed with the position, time comes from events and every
 random choice from seeded generators in that state: a restart or a rebuild reproduces
 every output exactly.
+
+Per event the projection learns and keeps its counters; the rows it reports (an item's
+or a viewer's factors, the error metrics) are callables that the view evaluates once per
+key per batch, when it writes: they read the state as the batch's last event for that
+key left it (the model's learning step is in reco_model.py).
 """
 
 import collections
@@ -33,9 +38,10 @@ import heapq
 import math
 import pickle
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import numpy as np
@@ -47,6 +53,7 @@ from domain.erasure import Erasure
 from domain.following import Following
 from domain.video import Video
 from projections.base import Projection
+from projections.reco_model import learn, predict
 
 MODEL = "recommendations"
 BASELINE = "recommendations_baseline"
@@ -94,21 +101,29 @@ def decayed(value: float, since: float, now: float, tau: float) -> float:
     return value * math.exp(-max(now - since, 0.0) / tau)
 
 
+class ItemRow(NamedTuple):
+    creator_id: UUID
+    published_at: datetime
+    bias: float
+    factors: list[float]
+    popularity: float  # views per hour at the row's event time
+
+
+class ViewerRow(NamedTuple):
+    bias: float
+    factors: list[float]
+
+
 class RecommendationsView(ABC):
-    @abstractmethod
-    def item(
-        self,
-        video_id: UUID,
-        creator_id: UUID,
-        published_at: datetime,
-        bias: float,
-        factors: list[float],
-        popularity: float,
-        at: datetime,
-    ) -> None: ...
+    """`item`, `viewer` and `metric` carry a callable: the row (value) as of the event
+    at `at`, valid until the projection reports the same key again. A view keeps the last
+    call per key and calls it once, when it writes (at flush)."""
 
     @abstractmethod
-    def viewer(self, viewer_id: UUID, bias: float, factors: list[float], at: datetime) -> None: ...
+    def item(self, video_id: UUID, at: datetime, row: Callable[[], ItemRow]) -> None: ...
+
+    @abstractmethod
+    def viewer(self, viewer_id: UUID, at: datetime, row: Callable[[], ViewerRow]) -> None: ...
 
     @abstractmethod
     def seen(self, viewer_id: UUID, video_id: UUID) -> None: ...
@@ -119,7 +134,7 @@ class RecommendationsView(ABC):
     ) -> None: ...
 
     @abstractmethod
-    def metric(self, model: str, name: str, value: float, samples: int) -> None: ...
+    def metric(self, model: str, name: str, value: Callable[[], float], samples: int) -> None: ...
 
     @abstractmethod
     def forget_viewer(self, viewer_id: UUID) -> None:
@@ -168,24 +183,24 @@ class RecoState:
     hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ARMS, 0))
     replay_matches: int = 0
     replay_reward: float = 0.0
+    # Ids are UUID.int (an int hashes and pickles many times faster than a UUID).
     # videos, by interned index (publication order)
-    video_ids: list[UUID] = field(default_factory=list)
-    video_index: dict[UUID, int] = field(default_factory=dict)
+    video_ids: list[int] = field(default_factory=list)
+    video_index: dict[int, int] = field(default_factory=dict)
     creator_of: list[int] = field(default_factory=list)
     published: list[float] = field(default_factory=list)  # epoch seconds: cheap to pickle
     duration: list[float] = field(default_factory=list)
     pop_value: list[float] = field(default_factory=list)  # views/s at pop_at
     pop_at: list[float] = field(default_factory=list)
     unavailable: set[int] = field(default_factory=set)  # restricted, removed or deleted
-    creator_ids: list[UUID] = field(default_factory=list)
-    creator_index: dict[UUID, int] = field(default_factory=dict)
+    creator_ids: list[int] = field(default_factory=list)
+    creator_index: dict[int, int] = field(default_factory=dict)
     creator_videos: dict[int, list[int]] = field(default_factory=dict)
-    # viewers
-    viewer_ids: list[UUID] = field(default_factory=list)
-    viewer_index: dict[UUID, int] = field(default_factory=dict)
+    # viewers (a forgotten viewer's id becomes ERASED_VIEWER.int; its index stays taken)
+    viewer_ids: list[int] = field(default_factory=list)
+    viewer_index: dict[int, int] = field(default_factory=dict)
     seen: dict[int, set[int]] = field(default_factory=dict)
-    # pair stream id (as an int: cheaper to pickle than a UUID) -> viewer, creator
-    follow_pairs: dict[int, tuple[int, int]] = field(default_factory=dict)
+    follow_pairs: dict[int, tuple[int, int]] = field(default_factory=dict)  # viewer, creator
     following: dict[int, dict[int, None]] = field(default_factory=dict)  # ordered sets
     # bounded candidate pools
     pool: list[int] = field(default_factory=list)
@@ -194,8 +209,7 @@ class RecoState:
     pool_at: float = -math.inf
     now: float = -math.inf  # event-time watermark (epoch seconds)
 
-    # The checkpoint is written with every batch, so it must pickle fast: thousands of
-    # small numpy vectors and UUIDs pickle one by one, packed they are a few buffers.
+    # Thousands of small numpy vectors pickle one by one; packed they are one buffer each.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         model = copy.copy(self.model)  # shallow: shares optimisers and the initialiser
@@ -206,10 +220,6 @@ class RecoState:
             state[attr] = (keys, matrix)
             setattr(model, attr, collections.defaultdict(latents.default_factory))
         state["model"] = model
-        for ids in ("video_ids", "creator_ids", "viewer_ids"):
-            state[ids] = b"".join(x.bytes for x in getattr(self, ids))
-        for index in ("video_index", "creator_index", "viewer_index"):
-            del state[index]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -218,13 +228,6 @@ class RecoState:
             latents = getattr(state["model"], attr)
             for k, key in enumerate(keys):
                 latents[key] = matrix[k].copy()
-        for ids, index in (
-            ("video_ids", "video_index"), ("creator_ids", "creator_index"),
-            ("viewer_ids", "viewer_index"),
-        ):  # fmt: skip
-            raw = state[ids]
-            state[ids] = [UUID(bytes=raw[k : k + 16]) for k in range(0, len(raw), 16)]
-            state[index] = {x: n for n, x in enumerate(state[ids]) if x != ERASED_VIEWER}
         self.__dict__.update(state)
 
 
@@ -242,6 +245,19 @@ class RecommendationsProjection(Projection[RecommendationsView]):
     def __init__(self, params: RecommendationParams = DEFAULT_PARAMS) -> None:
         self.params = params
         self.state = self._new_state()
+        self._handlers: dict[type, Callable[[Any, RecommendationsView], None]] = {
+            Engagement.Viewed: self._viewed,
+            Engagement.Liked: self._liked,
+            Video.Published: self._published,
+            Video.Restricted: self._unavailable,
+            Video.Removed: self._unavailable,
+            Video.DeletedByCreator: self._unavailable,
+            Video.Restored: self._restored,
+            Following.Started: self._follow_started,
+            Following.Followed: self._followed,
+            Following.Unfollowed: self._unfollowed,
+            Erasure.ViewerForgotten: self._forget,
+        }
 
     def _new_state(self) -> RecoState:
         return RecoState(model=new_model(self.params), policy=new_policy(self.params))
@@ -256,61 +272,57 @@ class RecommendationsProjection(Projection[RecommendationsView]):
     # -- events ---------------------------------------------------------------------------
     def process(self, event: Any, position: int, view: RecommendationsView) -> None:
         s = self.state
-        when = getattr(event, "occurred_at", None)
-        if when is not None:
-            t = when.timestamp()
-            if t > s.now:
-                s.now = t
-                if t - s.pool_at >= self.params.pool_refresh_seconds:
-                    self._refresh_pool(t)
-        match event:
-            case Engagement.Viewed():
-                self._viewed(event, view)
-            case Engagement.Liked():
-                self._liked(event, view)
-            case Video.Published():
-                self._published(event, view)
-            case Video.Restricted() | Video.Removed() | Video.DeletedByCreator():
-                if (i := s.video_index.get(event.originator_id)) is not None:
-                    s.unavailable.add(i)
-            case Video.Restored():
-                if (i := s.video_index.get(event.originator_id)) is not None:
-                    s.unavailable.discard(i)
-            case Following.Started():
-                s.follow_pairs[event.originator_id.int] = (
-                    self._viewer(event.viewer_id),
-                    self._creator(event.creator_id),
-                )
-            case Following.Followed():
-                if (pair := s.follow_pairs.get(event.originator_id.int)) is not None:
-                    s.following.setdefault(pair[0], {})[pair[1]] = None
-            case Following.Unfollowed():
-                if (pair := s.follow_pairs.get(event.originator_id.int)) is not None:
-                    s.following.get(pair[0], {}).pop(pair[1], None)
-            case Erasure.ViewerForgotten():
-                self._forget(event.viewer_id, view)
+        t = event.occurred_at.timestamp()
+        if t > s.now:
+            s.now = t
+            if t - s.pool_at >= self.params.pool_refresh_seconds:
+                self._refresh_pool(t)
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event, view)
 
     def _published(self, event: Video.Published, view: RecommendationsView) -> None:
         s = self.state
-        if event.originator_id in s.video_index:
+        if event.originator_id.int in s.video_index:
             return
         i = len(s.video_ids)
         c = self._creator(event.creator_id)
-        s.video_ids.append(event.originator_id)
-        s.video_index[event.originator_id] = i
+        t = event.occurred_at.timestamp()
+        s.video_ids.append(event.originator_id.int)
+        s.video_index[event.originator_id.int] = i
         s.creator_of.append(c)
-        s.published.append(event.occurred_at.timestamp())
+        s.published.append(t)
         s.duration.append(max(event.duration_seconds, 0.1))
         s.pop_value.append(0.0)
-        s.pop_at.append(event.occurred_at.timestamp())
+        s.pop_at.append(t)
         s.creator_videos.setdefault(c, []).append(i)
         s.recent.append(i)
         del s.recent[: -self.params.recent_size]
-        self._emit_item(i, event.occurred_at, view)
+        view.item(event.originator_id, event.occurred_at, lambda: self.item_row(i, t))
+
+    def _unavailable(self, event: Any, view: RecommendationsView) -> None:
+        if (i := self.state.video_index.get(event.originator_id.int)) is not None:
+            self.state.unavailable.add(i)
+
+    def _restored(self, event: Video.Restored, view: RecommendationsView) -> None:
+        if (i := self.state.video_index.get(event.originator_id.int)) is not None:
+            self.state.unavailable.discard(i)
+
+    def _follow_started(self, event: Following.Started, view: RecommendationsView) -> None:
+        pair = (self._viewer(event.viewer_id), self._creator(event.creator_id))
+        self.state.follow_pairs[event.originator_id.int] = pair
+
+    def _followed(self, event: Following.Followed, view: RecommendationsView) -> None:
+        if (pair := self.state.follow_pairs.get(event.originator_id.int)) is not None:
+            self.state.following.setdefault(pair[0], {})[pair[1]] = None
+
+    def _unfollowed(self, event: Following.Unfollowed, view: RecommendationsView) -> None:
+        if (pair := self.state.follow_pairs.get(event.originator_id.int)) is not None:
+            self.state.following.get(pair[0], {}).pop(pair[1], None)
 
     def _viewed(self, event: Engagement.Viewed, view: RecommendationsView) -> None:
         s, p = self.state, self.params
-        i = s.video_index.get(event.video_id)
+        i = s.video_index.get(event.video_id.int)
         if i is None:
             return
         u = self._viewer(event.viewer_id)
@@ -318,7 +330,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         rating = 1.0 if event.completed else min(event.watch_seconds / s.duration[i], 1.0)
         # Predict, then learn: the metrics never score what the model was trained on.
         # Ratings live in [0, 1]: so do predictions (the clamp only helps the model).
-        predicted = min(max(self._predict(u, i), 0.0), 1.0)
+        predicted = min(max(predict(s.model, u, i), 0.0), 1.0)
         s.mae.update(rating, predicted)
         s.rmse.update(rating, predicted)
         s.base_mae.update(rating, s.base_mean.get())
@@ -327,29 +339,34 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.views += 1
         if s.views % p.sample_every == 0:
             self._sample(u, i, event.completed, event.occurred_at, view)
-        s.model.learn_one(u, i, rating)
+        learn(s.model, u, i, rating)
         self._add_view(i, t)
-        seen = s.seen.setdefault(u, set())
+        seen = s.seen.get(u)
+        if seen is None:
+            seen = s.seen[u] = set()
         if i not in seen:
             seen.add(i)
             view.seen(event.viewer_id, event.video_id)
-        self._emit_item(i, event.occurred_at, view)
-        self._emit_viewer(u, event.occurred_at, view)
+        self._learned(event, u, i, t, view)
         for model, name, metric in (
             (MODEL, "mae", s.mae), (MODEL, "rmse", s.rmse),
             (BASELINE, "mae", s.base_mae), (BASELINE, "rmse", s.base_rmse),
         ):  # fmt: skip
-            view.metric(model, name, metric.get(), s.views)
+            view.metric(model, name, metric.get, s.views)
 
     def _liked(self, event: Engagement.Liked, view: RecommendationsView) -> None:
         s = self.state
-        i = s.video_index.get(event.video_id)
+        i = s.video_index.get(event.video_id.int)
         if i is None:
             return
         u = self._viewer(event.viewer_id)
-        s.model.learn_one(u, i, self.params.like_rating)
-        self._emit_item(i, event.occurred_at, view)
-        self._emit_viewer(u, event.occurred_at, view)
+        learn(s.model, u, i, self.params.like_rating)
+        self._learned(event, u, i, event.occurred_at.timestamp(), view)
+
+    def _learned(self, event: Any, u: int, i: int, t: float, view: RecommendationsView) -> None:
+        """The item's and the viewer's rows changed (their weights; the item's popularity)."""
+        view.item(event.video_id, event.occurred_at, lambda: self.item_row(i, t))
+        view.viewer(event.viewer_id, event.occurred_at, lambda: self.viewer_row(u))
 
     # -- progressive hit rates and the bandit's replay ----------------------------------
     def _sample(
@@ -361,9 +378,11 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         for arm in ARMS:
             s.hits[arm] += int(i in lists[arm])
         k = self.params.top_k
-        view.metric(MODEL, f"hit_rate_at_{k}", s.hits["personal"] / s.samples, s.samples)
-        view.metric(BASELINE, f"hit_rate_at_{k}", s.hits["trending"] / s.samples, s.samples)
-        view.metric(MODEL, f"following_hit_rate_at_{k}", s.hits["following"] / s.samples, s.samples)
+        for model, name, arm in (
+            (MODEL, f"hit_rate_at_{k}", "personal"), (BASELINE, f"hit_rate_at_{k}", "trending"),
+            (MODEL, f"following_hit_rate_at_{k}", "following"),
+        ):  # fmt: skip
+            view.metric(model, name, self._hit_rate(arm), s.samples)
         arm = s.policy.pull(list(ARMS))
         if i not in lists[arm]:
             return  # replay: the logged view says nothing about this arm's list
@@ -371,8 +390,15 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.policy.update(arm, reward)
         s.replay_matches += 1
         s.replay_reward += reward
-        view.metric(MODEL, "bandit_reward", s.replay_reward / s.replay_matches, s.replay_matches)
+        view.metric(MODEL, "bandit_reward", self._bandit_reward, s.replay_matches)
         view.bandit(BANDIT_NAME, pickle.dumps(s.policy, protocol=5), self.bandit_arms(), at)
+
+    def _hit_rate(self, arm: str) -> Callable[[], float]:
+        s = self.state
+        return lambda: s.hits[arm] / s.samples
+
+    def _bandit_reward(self) -> float:
+        return self.state.replay_reward / self.state.replay_matches
 
     def bandit_arms(self) -> dict[str, dict[str, float]]:
         policy = self.state.policy
@@ -387,9 +413,10 @@ class RecommendationsProjection(Projection[RecommendationsView]):
     # -- candidate lists (read-only: calling them never changes the state) ---------------
     def candidates(self, viewer_id: UUID, at: datetime) -> dict[str, list[UUID]]:
         """Each source's top-K for a viewer at an event time, as video ids."""
-        u = self.state.viewer_index.get(viewer_id, -1)
+        u = self.state.viewer_index.get(viewer_id.int, -1)
         lists = self._lists(u, at.timestamp())
-        return {arm: [self.state.video_ids[i] for i in items] for arm, items in lists.items()}
+        ids = self.state.video_ids
+        return {arm: [UUID(int=ids[i]) for i in items] for arm, items in lists.items()}
 
     def _lists(self, u: int, now: float) -> dict[str, list[int]]:
         s, p = self.state, self.params
@@ -416,17 +443,10 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         return {"trending": trending, "personal": personal, "following": following}
 
     def _predict(self, u: int, i: int) -> float:
-        """The model's rating for (u, i). Reads the weights instead of calling predict_one,
-        which would insert random factors for every id it has not learned yet."""
-        m = self.state.model
-        y = m.global_mean.get() + m.u_biases.get(u, 0.0) + m.i_biases.get(i, 0.0)
-        pu, qi = m.u_latents.get(u), m.i_latents.get(i)
-        if pu is not None and qi is not None:
-            y += float(pu @ qi)
-        return y
+        return predict(self.state.model, u, i)
 
     def _raw_scores(self, u: int, items: list[int]) -> Any:
-        """bu + bi + <pu, qi> for many items at once (as _predict, without the mean)."""
+        """bu + bi + <pu, qi> for many items at once (as predict, without the mean)."""
         m = self.state.model
         bu = m.u_biases.get(u, 0.0)
         scores = np.array([bu + m.i_biases.get(i, 0.0) for i in items], dtype=float)
@@ -473,17 +493,17 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.touched = set()
         s.pool_at = now
 
-    def _forget(self, viewer_id: UUID, view: RecommendationsView) -> None:
+    def _forget(self, event: Erasure.ViewerForgotten, view: RecommendationsView) -> None:
         """Erasure: the viewer's latent factors, bias, seen set and follows leave the model.
         The item side keeps what it learnt (aggregate weights, not personal data). The
         viewer's interned index stays taken (others must not move) but names nobody; a
         later event of the same id starts a new, empty viewer."""
         s, m = self.state, self.state.model
-        view.forget_viewer(viewer_id)
-        u = s.viewer_index.pop(viewer_id, None)
+        view.forget_viewer(event.viewer_id)
+        u = s.viewer_index.pop(event.viewer_id.int, None)
         if u is None:
             return
-        s.viewer_ids[u] = ERASED_VIEWER
+        s.viewer_ids[u] = ERASED_VIEWER.int
         m.u_latents.pop(u, None)
         m.u_biases.pop(u, None)
         s.seen.pop(u, None)
@@ -491,42 +511,36 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         for pair in [k for k, (v, _) in s.follow_pairs.items() if v == u]:
             del s.follow_pairs[pair]
 
-    # -- interning and view output --------------------------------------------------------
+    # -- interning and rows -----------------------------------------------------------------
     def _viewer(self, viewer_id: UUID) -> int:
-        s = self.state
-        u = s.viewer_index.get(viewer_id)
+        s, key = self.state, viewer_id.int
+        u = s.viewer_index.get(key)
         if u is None:
-            u = s.viewer_index[viewer_id] = len(s.viewer_ids)
-            s.viewer_ids.append(viewer_id)
+            u = s.viewer_index[key] = len(s.viewer_ids)
+            s.viewer_ids.append(key)
         return u
 
     def _creator(self, creator_id: UUID) -> int:
-        s = self.state
-        c = s.creator_index.get(creator_id)
+        s, key = self.state, creator_id.int
+        c = s.creator_index.get(key)
         if c is None:
-            c = s.creator_index[creator_id] = len(s.creator_ids)
-            s.creator_ids.append(creator_id)
+            c = s.creator_index[key] = len(s.creator_ids)
+            s.creator_ids.append(key)
         return c
 
-    def _emit_item(self, i: int, at: datetime, view: RecommendationsView) -> None:
+    def item_row(self, i: int, t: float) -> ItemRow:
+        """Video `i`'s row, its popularity at epoch seconds `t`."""
         s, m = self.state, self.state.model
         latent = m.i_latents.get(i)
-        view.item(
-            s.video_ids[i],
-            s.creator_ids[s.creator_of[i]],
+        return ItemRow(
+            UUID(int=s.creator_ids[s.creator_of[i]]),
             datetime.fromtimestamp(s.published[i], UTC),
             float(m.i_biases.get(i, 0.0)),
             [] if latent is None else latent.tolist(),
-            self._popularity(i, at.timestamp()),
-            at,
+            self._popularity(i, t),
         )
 
-    def _emit_viewer(self, u: int, at: datetime, view: RecommendationsView) -> None:
+    def viewer_row(self, u: int) -> ViewerRow:
         m = self.state.model
         latent = m.u_latents.get(u)
-        view.viewer(
-            self.state.viewer_ids[u],
-            float(m.u_biases.get(u, 0.0)),
-            [] if latent is None else latent.tolist(),
-            at,
-        )
+        return ViewerRow(float(m.u_biases.get(u, 0.0)), [] if latent is None else latent.tolist())

@@ -24,13 +24,11 @@ class RecordingView(RecommendationsView):
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def item(self, video_id, creator_id, published_at, bias, factors, popularity, at):
-        self.calls.append(
-            ("item", video_id, creator_id, published_at, bias, factors, popularity, at)
-        )
+    def item(self, video_id, at, row):
+        self.calls.append(("item", video_id, *row(), at))
 
-    def viewer(self, viewer_id, bias, factors, at):
-        self.calls.append(("viewer", viewer_id, bias, factors, at))
+    def viewer(self, viewer_id, at, row):
+        self.calls.append(("viewer", viewer_id, *row(), at))
 
     def seen(self, viewer_id, video_id):
         self.calls.append(("seen", viewer_id, video_id))
@@ -39,7 +37,7 @@ class RecordingView(RecommendationsView):
         self.calls.append(("bandit", name, state, arms, at))
 
     def metric(self, model, name, value, samples):
-        self.calls.append(("metric", model, name, value, samples))
+        self.calls.append(("metric", model, name, value(), samples))
 
     def forget_viewer(self, viewer_id):
         self.calls.append(("forget", viewer_id))
@@ -89,7 +87,7 @@ def test_learning_moves_scores_the_right_way():
     projection = RecommendationsProjection()
     run(projection, events, RecordingView())
     s = projection.state
-    g, b = s.video_index[good.id], s.video_index[bad.id]
+    g, b = s.video_index[good.id.int], s.video_index[bad.id.int]
     assert s.model.i_biases[g] > 0 > s.model.i_biases[b]
     newcomer = projection._viewer(uuid4())
     assert projection._predict(newcomer, g) > projection._predict(newcomer, b)
@@ -230,26 +228,26 @@ def test_a_forgotten_viewer_leaves_the_model_and_a_checkpoint_and_may_start_afre
     projection = RecommendationsProjection()
     run(projection, events, RecordingView())
     s = projection.state
-    u = s.viewer_index[me]
+    u = s.viewer_index[me.int]
     assert u in s.model.u_latents and u in s.seen and u in s.following
 
     erasure = Erasure.forget_viewer(viewer_id=me, occurred_at=T0 + timedelta(hours=1))
     rec = RecordingView()
     run(projection, list(erasure.collect_events()), rec)
     assert rec.calls == [("forget", me)]
-    assert me not in s.viewer_index and s.viewer_ids[u] == ERASED_VIEWER
+    assert me.int not in s.viewer_index and s.viewer_ids[u] == ERASED_VIEWER.int
     assert u not in s.model.u_latents and u not in s.model.u_biases
     assert u not in s.seen and u not in s.following
     assert all(v != u for v, _ in s.follow_pairs.values())
-    assert s.viewer_index[them] in s.model.u_latents  # others keep theirs
+    assert s.viewer_index[them.int] in s.model.u_latents  # others keep theirs
 
     restored = RecommendationsProjection()
     restored.load_state(projection.dump_state())  # the checkpoint does not bring it back
-    assert me not in restored.state.viewer_index
-    assert ERASED_VIEWER not in restored.state.viewer_index
+    assert me.int not in restored.state.viewer_index
+    assert ERASED_VIEWER.int not in restored.state.viewer_index
     assert restored.state.viewer_index == s.viewer_index
 
     later = view(other, me, T0 + timedelta(hours=2), watch=20)  # the same id, a new viewer
     run(restored, later, RecordingView())
-    assert restored.state.viewer_index[me] != u
-    assert restored.state.seen[restored.state.viewer_index[me]] == {s.video_index[other.id]}
+    assert restored.state.viewer_index[me.int] != u
+    assert restored.state.seen[restored.state.viewer_index[me.int]] == {s.video_index[other.id.int]}
