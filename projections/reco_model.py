@@ -7,12 +7,13 @@ projection's time); `learn` does the same arithmetic in the same order on the mo
 weights, initialisers and optimisers, so the model is bit for bit the one learn_one
 builds (tests/unit/test_reco_model.py runs both side by side). A learner that is not
 exactly a BiasedMF (a benchmark's stand-in) learns through its own learn_one.
+`add_error` is the MAE and RMSE metrics' update, inlined the same way.
 """
 
 from typing import Any
 
 import numpy as np
-from river import reco
+from river import metrics, reco
 
 
 def predict(m: Any, u: int, i: int) -> float:
@@ -60,3 +61,18 @@ def _rate(optimizer: Any) -> float:
     rate: float = optimizer.learning_rate
     optimizer.n_iterations += 1
     return rate
+
+
+def add_error(mae: Any, rmse: Any, y_true: float, y_pred: float) -> None:
+    """mae.update(y_true, y_pred) and rmse.update(y_true, y_pred) for river's MAE and RMSE
+    (running means of |error| and error², stats.Mean.update with weight 1.0)."""
+    if type(mae) is not metrics.MAE or type(rmse) is not metrics.RMSE:
+        mae.update(y_true, y_pred)
+        rmse.update(y_true, y_pred)
+        return
+    mean = mae._mean
+    mean.n += 1.0
+    mean._mean += (1.0 / mean.n) * (abs(y_true - y_pred) - mean._mean)
+    mean = rmse._mean
+    mean.n += 1.0
+    mean._mean += (1.0 / mean.n) * ((y_true - y_pred) ** 2 - mean._mean)

@@ -53,7 +53,7 @@ from domain.erasure import Erasure
 from domain.following import Following
 from domain.video import Video
 from projections.base import Projection
-from projections.reco_model import learn, predict
+from projections.reco_model import add_error, learn, predict
 
 MODEL = "recommendations"
 BASELINE = "recommendations_baseline"
@@ -245,7 +245,8 @@ class RecommendationsProjection(Projection[RecommendationsView]):
     def __init__(self, params: RecommendationParams = DEFAULT_PARAMS) -> None:
         self.params = params
         self.state = self._new_state()
-        self._handlers: dict[type, Callable[[Any, RecommendationsView], None]] = {
+        # Each handler gets the event, its time (epoch seconds) and the view.
+        self._handlers: dict[type, Callable[[Any, float, RecommendationsView], None]] = {
             Engagement.Viewed: self._viewed,
             Engagement.Liked: self._liked,
             Video.Published: self._published,
@@ -279,15 +280,14 @@ class RecommendationsProjection(Projection[RecommendationsView]):
                 self._refresh_pool(t)
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(event, view)
+            handler(event, t, view)
 
-    def _published(self, event: Video.Published, view: RecommendationsView) -> None:
+    def _published(self, event: Video.Published, t: float, view: RecommendationsView) -> None:
         s = self.state
         if event.originator_id.int in s.video_index:
             return
         i = len(s.video_ids)
         c = self._creator(event.creator_id)
-        t = event.occurred_at.timestamp()
         s.video_ids.append(event.originator_id.int)
         s.video_index[event.originator_id.int] = i
         s.creator_of.append(c)
@@ -300,41 +300,41 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         del s.recent[: -self.params.recent_size]
         view.item(event.originator_id, event.occurred_at, lambda: self.item_row(i, t))
 
-    def _unavailable(self, event: Any, view: RecommendationsView) -> None:
+    def _unavailable(self, event: Any, t: float, view: RecommendationsView) -> None:
         if (i := self.state.video_index.get(event.originator_id.int)) is not None:
             self.state.unavailable.add(i)
 
-    def _restored(self, event: Video.Restored, view: RecommendationsView) -> None:
+    def _restored(self, event: Video.Restored, t: float, view: RecommendationsView) -> None:
         if (i := self.state.video_index.get(event.originator_id.int)) is not None:
             self.state.unavailable.discard(i)
 
-    def _follow_started(self, event: Following.Started, view: RecommendationsView) -> None:
+    def _follow_started(
+        self, event: Following.Started, t: float, view: RecommendationsView
+    ) -> None:
         pair = (self._viewer(event.viewer_id), self._creator(event.creator_id))
         self.state.follow_pairs[event.originator_id.int] = pair
 
-    def _followed(self, event: Following.Followed, view: RecommendationsView) -> None:
+    def _followed(self, event: Following.Followed, t: float, view: RecommendationsView) -> None:
         if (pair := self.state.follow_pairs.get(event.originator_id.int)) is not None:
             self.state.following.setdefault(pair[0], {})[pair[1]] = None
 
-    def _unfollowed(self, event: Following.Unfollowed, view: RecommendationsView) -> None:
+    def _unfollowed(self, event: Following.Unfollowed, t: float, view: RecommendationsView) -> None:
         if (pair := self.state.follow_pairs.get(event.originator_id.int)) is not None:
             self.state.following.get(pair[0], {}).pop(pair[1], None)
 
-    def _viewed(self, event: Engagement.Viewed, view: RecommendationsView) -> None:
+    def _viewed(self, event: Engagement.Viewed, t: float, view: RecommendationsView) -> None:
         s, p = self.state, self.params
         i = s.video_index.get(event.video_id.int)
         if i is None:
             return
         u = self._viewer(event.viewer_id)
-        t = event.occurred_at.timestamp()
         rating = 1.0 if event.completed else min(event.watch_seconds / s.duration[i], 1.0)
         # Predict, then learn: the metrics never score what the model was trained on.
         # Ratings live in [0, 1]: so do predictions (the clamp only helps the model).
         predicted = min(max(predict(s.model, u, i), 0.0), 1.0)
-        s.mae.update(rating, predicted)
-        s.rmse.update(rating, predicted)
-        s.base_mae.update(rating, s.base_mean.get())
-        s.base_rmse.update(rating, s.base_mean.get())
+        base = s.base_mean.get()
+        add_error(s.mae, s.rmse, rating, predicted)
+        add_error(s.base_mae, s.base_rmse, rating, base)
         s.base_mean.update(rating)
         s.views += 1
         if s.views % p.sample_every == 0:
@@ -354,14 +354,14 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         ):  # fmt: skip
             view.metric(model, name, metric.get, s.views)
 
-    def _liked(self, event: Engagement.Liked, view: RecommendationsView) -> None:
+    def _liked(self, event: Engagement.Liked, t: float, view: RecommendationsView) -> None:
         s = self.state
         i = s.video_index.get(event.video_id.int)
         if i is None:
             return
         u = self._viewer(event.viewer_id)
         learn(s.model, u, i, self.params.like_rating)
-        self._learned(event, u, i, event.occurred_at.timestamp(), view)
+        self._learned(event, u, i, t, view)
 
     def _learned(self, event: Any, u: int, i: int, t: float, view: RecommendationsView) -> None:
         """The item's and the viewer's rows changed (their weights; the item's popularity)."""
@@ -493,7 +493,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.touched = set()
         s.pool_at = now
 
-    def _forget(self, event: Erasure.ViewerForgotten, view: RecommendationsView) -> None:
+    def _forget(self, event: Erasure.ViewerForgotten, t: float, view: RecommendationsView) -> None:
         """Erasure: the viewer's latent factors, bias, seen set and follows leave the model.
         The item side keeps what it learnt (aggregate weights, not personal data). The
         viewer's interned index stays taken (others must not move) but names nobody; a

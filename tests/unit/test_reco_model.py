@@ -1,4 +1,5 @@
-"""reco_model.learn is river's BiasedMF.learn_one, bit for bit (differential test).
+"""reco_model.learn is river's BiasedMF.learn_one, bit for bit (differential test), and
+add_error is river's MAE and RMSE update.
 
 Given two identical models, when one learns a stream of ratings through river's own
 learn_one and the other through `learn` (new and known viewers and videos, ratings in
@@ -9,9 +10,10 @@ initialiser's random stream are identical after every step, and so are predictio
 import random
 from dataclasses import replace
 
+from river import metrics
 from support.readmodels import structure
 
-from projections.reco_model import learn, predict
+from projections.reco_model import add_error, learn, predict
 from projections.recommendations import DEFAULT_PARAMS, new_model
 
 
@@ -61,3 +63,15 @@ def test_a_learner_that_is_not_a_biased_mf_learns_through_its_own_learn_one():
     stand_in = StandIn()
     learn(stand_in, 1, 2, 0.5)
     assert stand_in.learned == [(1, 2, 0.5)]
+
+
+def test_add_error_updates_mae_and_rmse_as_river_does():
+    rng = random.Random(2)
+    reference, fast = (metrics.MAE(), metrics.RMSE()), (metrics.MAE(), metrics.RMSE())
+    for _ in range(5000):
+        y, p = rng.choice([1.0, 0.0, rng.random()]), rng.random()
+        reference[0].update(y, p)
+        reference[1].update(y, p)
+        add_error(*fast, y, p)
+    assert structure(fast) == structure(reference)
+    assert fast[0].get() == reference[0].get() and fast[1].get() == reference[1].get()
