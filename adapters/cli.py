@@ -14,6 +14,7 @@ from adapters.cli_keys import app as keys_app
 from adapters.cli_projections import app as projections_app
 from adapters.cli_replay import export_cmd, replay_cmd
 from adapters.cli_support import open_container
+from adapters.runtime import tune_gc
 from adapters.settings import Settings
 
 app = typer.Typer(
@@ -426,6 +427,7 @@ def kafka_project(
 
 
 def main() -> None:
+    tune_gc()
     try:
         app()
     except KeyboardInterrupt:

@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> None:
         help="the core read models (B4, default) or every projection (B4b)",
     )
     args = parser.parse_args(argv)
+    from adapters.runtime import tune_gc
+
+    tune_gc()  # as `reelpulse project` runs
     result = (scan(args.store) if args.scan
               else rebuild(args.store, args.read, args.window, args.projections))  # fmt: skip
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
