@@ -56,6 +56,15 @@ class KeyStore(ABC):
         for subject in todo:
             self._remember(subject, found.get(subject))
 
+    def prefetch_for_reading(self, subjects: Iterable[UUID]) -> None:
+        """Read the keys of many subjects into the cache in one query (a batch of sealed
+        fields to open)."""
+        todo = [s for s in set(subjects) if self._cached(s) is None]
+        if todo:
+            found = self._get_many(todo)
+            for subject in todo:
+                self._remember(subject, found.get(subject))
+
     def key_for_reading(self, subject: UUID) -> bytes | None:
         """The subject's key; None when erased or never created (both read as erased)."""
         cached = self._cached(subject)
@@ -94,6 +103,9 @@ class KeyStore(ABC):
 
     def _create_or_get_many(self, candidates: dict[UUID, bytes]) -> dict[UUID, bytes | None]:
         return {s: self._create_or_get(s, key) for s, key in candidates.items()}
+
+    def _get_many(self, subjects: list[UUID]) -> dict[UUID, bytes | None]:
+        return {s: self._get(s) for s in subjects}
 
     @abstractmethod
     def _get(self, subject: UUID) -> bytes | None: ...
@@ -238,6 +250,17 @@ class PostgresKeyStore(KeyStore):
             curs.execute(self._q("SELECT data_key FROM {t} WHERE subject_id = %s"), (subject,))
             row = curs.fetchone()
         return None if row is None or row["data_key"] is None else bytes(row["data_key"])
+
+    def _get_many(self, subjects: list[UUID]) -> dict[UUID, bytes | None]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                self._q("SELECT subject_id, data_key FROM {t} WHERE subject_id = ANY(%s)"),
+                (subjects,),
+            )
+            rows = curs.fetchall()
+        return {
+            r["subject_id"]: None if r["data_key"] is None else bytes(r["data_key"]) for r in rows
+        }
 
     def _erase(self, subject: UUID, at: datetime) -> bool:
         with self.datastore.transaction(commit=True) as curs:

@@ -59,6 +59,10 @@ class LogRead:
         self.limit = limit
         self.head = read_to(self.notifications, limit, head)
         self._decoded: dict[int, Any] = {}
+        many = getattr(mapper, "to_domain_events", None)
+        if many is not None:  # all at once: the keys of sealed comment texts in one query
+            for n, event in zip(self.notifications, many(self.notifications), strict=True):
+                self._decoded[n.id] = event
 
     def covers(self, start: int) -> bool:
         """Whether this read holds a runner's next batch: it starts at or after `lo` and
@@ -77,10 +81,12 @@ class LogRead:
 
     def _decode(self, n: Notification) -> Any:
         # Events are immutable: one decoded object serves every runner. A failure (a poison
-        # event) is not kept: each runner that needs the event fails on it, as alone.
+        # event) fails each runner that needs the event, as alone.
         event = self._decoded.get(n.id)
         if event is None:
             event = self._decoded[n.id] = self.mapper.to_domain_event(n)
+        elif isinstance(event, Exception):
+            raise event
         return event
 
 

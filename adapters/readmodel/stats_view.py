@@ -17,13 +17,14 @@ from adapters.readmodel.tables import (
     rm_view_pairs,
 )
 from adapters.readmodel.times import as_utc
-from adapters.readmodel.upsert import add_counters, insert_ignore
+from adapters.readmodel.upsert import add_counters
 from projections.stats import StatsView
 
 COUNTERS = ("views", "likes", "shares", "comments")
 CREATOR_COUNTERS = (*COUNTERS, "watch_seconds")
 VIDEO_COUNTERS = (*COUNTERS, "watch_seconds", "completions", "unique_viewers")
 VIDEO_UPDATE = {**dict.fromkeys(VIDEO_COUNTERS, ADD), "last_engaged_at": SET}
+NEW_CREATOR_COLUMNS = ("creator_id", "handle", "display_name", "region", "status", "registered_at")
 NEW_VIDEO_COLUMNS = (
     "video_id", "creator_id", "caption", "hashtags", "sound_id", "duration_seconds", "status",
     "published_at",
@@ -42,6 +43,7 @@ class SqlStatsView(StatsView):
         self.follow_deltas: dict[UUID, int] = defaultdict(int)
         self.new_pairs: dict[UUID, dict[str, UUID]] = {}
         self.new_videos: dict[UUID, dict[str, Any]] = {}
+        self.new_creators: dict[UUID, tuple[Any, ...]] = {}
         self._videos: dict[UUID, tuple[UUID, list[str], str | None]] = {}
         self._changed: set[str] = set()  # keys of mid-batch flushes (caption edits)
 
@@ -49,14 +51,24 @@ class SqlStatsView(StatsView):
     def creator_registered(
         self, creator_id: UUID, handle: str, display_name: str, region: str, at: datetime
     ) -> None:
-        insert_ignore(
-            self.conn,
-            rm_creators,
-            [dict(creator_id=creator_id, handle=handle, display_name=display_name,
-                  region=region, status="active", registered_at=as_utc(at))],
-        )  # fmt: skip
+        # Written at flush (or before anything that updates creators), in one statement.
+        self.new_creators[creator_id] = (
+            creator_id,
+            handle,
+            display_name,
+            region,
+            "active",
+            as_utc(at),
+        )
+
+    def _write_new_creators(self) -> None:
+        if self.new_creators:
+            upsert(self.conn, rm_creators, NEW_CREATOR_COLUMNS, list(self.new_creators.values()),
+                   key=("creator_id",))  # fmt: skip
+            self.new_creators.clear()
 
     def creator_profile(self, creator_id: UUID, display_name: str, region: str) -> None:
+        self._write_new_creators()
         self.conn.execute(
             rm_creators.update()
             .where(rm_creators.c.creator_id == creator_id)
@@ -64,11 +76,13 @@ class SqlStatsView(StatsView):
         )
 
     def creator_strikes(self, creator_id: UUID, delta: int) -> None:
+        self._write_new_creators()
         add_counters(
             self.conn, rm_creators, "creator_id", {creator_id: {"strikes": delta}}, create=False
         )
 
     def creator_status(self, creator_id: UUID, status: str) -> None:
+        self._write_new_creators()
         self.conn.execute(
             rm_creators.update().where(rm_creators.c.creator_id == creator_id).values(status=status)
         )
@@ -95,6 +109,7 @@ class SqlStatsView(StatsView):
     def _write_new_videos(self) -> None:
         """Insert the videos published in this batch and count them on their creators,
         hashtags and sounds."""
+        self._write_new_creators()
         if not self.new_videos:
             return
         rows = list(self.new_videos.values())
