@@ -80,7 +80,7 @@ class _Minute:
     """What one video received in one minute of event time."""
 
     views: int = 0
-    viewers: set[UUID] = field(default_factory=set)
+    viewers: set[int] = field(default_factory=set)  # UUID.int: hashes faster than a UUID
     watch_fraction: float = 0.0  # sum over views of watch_seconds / duration (capped at 1)
     completions: int = 0
     likes: int = 0
@@ -160,7 +160,7 @@ class BotDetectorProjection(Projection[BotDetectorView]):
                 m = self._minute(event.video_id.int, t)
                 if m is not None:
                     m.views += 1
-                    m.viewers.add(event.viewer_id)
+                    m.viewers.add(event.viewer_id.int)
                     duration = s.videos[event.video_id.int].duration
                     if duration is not None:
                         m.watch_fraction += min(event.watch_seconds / duration, 1.0)

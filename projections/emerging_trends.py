@@ -30,7 +30,6 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from river import drift, stats
@@ -85,6 +84,13 @@ class TrendParams:
         return 1.0 - 0.5 ** (1.0 / half_life)
 
 
+def counted(hashtags: list[str], sound: str | None) -> tuple[tuple[Key, ...], str | None]:
+    """What a view of a video counts for: each hashtag (as often as it is listed), then the
+    sound; and the sound itself."""
+    keys = tuple((KIND_HASHTAG, tag) for tag in hashtags)
+    return (keys if sound is None else (*keys, (KIND_SOUND, sound))), sound
+
+
 class EmergingTrendsView(AlertSink):
     @abstractmethod
     def trend(
@@ -110,7 +116,9 @@ class _KeyState:
 @dataclass
 class TrendState:
     params: TrendParams
-    videos: dict[UUID, tuple[tuple[str, ...], str | None]] = field(default_factory=dict)
+    # video (UUID.int) -> the keys a view of it counts for (hashtags, then the sound), and
+    # its sound (kept for caption edits). Keys are built once, not on every view.
+    videos: dict[int, tuple[tuple[Key, ...], str | None]] = field(default_factory=dict)
     pending: dict[int, dict[Key, int]] = field(default_factory=dict)  # open buckets
     totals: dict[int, int] = field(default_factory=dict)  # platform views per open bucket
     platform: Any = None  # EWMean of the platform's views per bucket
@@ -147,14 +155,14 @@ class EmergingTrendsProjection(Projection[EmergingTrendsView]):
     def process(self, event: Any, position: int, view: EmergingTrendsView) -> None:
         s = self.state
         match event:
-            case Video.Published():
-                s.videos[event.originator_id] = (tuple(event.hashtags), event.sound_id)
-            case Video.CaptionEdited():
-                old = s.videos.get(event.originator_id)
-                if old is not None:
-                    s.videos[event.originator_id] = (tuple(event.hashtags), old[1])
             case Engagement.Viewed():
-                self._count(event.video_id, event.occurred_at)
+                self._count(event.video_id.int, event.occurred_at)
+            case Video.Published():
+                s.videos[event.originator_id.int] = counted(event.hashtags, event.sound_id)
+            case Video.CaptionEdited():
+                old = s.videos.get(event.originator_id.int)
+                if old is not None:
+                    s.videos[event.originator_id.int] = counted(event.hashtags, old[1])
         when = getattr(event, "occurred_at", None)
         if when is not None and (s.watermark is None or when > s.watermark):
             s.watermark = when
@@ -170,22 +178,21 @@ class EmergingTrendsProjection(Projection[EmergingTrendsView]):
     def bucket_end(self, bucket: int) -> datetime:
         return EPOCH + (bucket + 1) * timedelta(minutes=self.params.bucket_minutes)
 
-    def _count(self, video_id: UUID, at: datetime) -> None:
+    def _count(self, video: int, at: datetime) -> None:
         s = self.state
-        keys = s.videos.get(video_id)
-        if keys is None:
+        found = s.videos.get(video)
+        if found is None:
             return
         bucket = self.bucket_of(at)
         if s.closed_before is not None and bucket < s.closed_before:
             s.late_dropped += 1
             return
-        counts = s.pending.setdefault(bucket, {})
+        counts = s.pending.get(bucket)
+        if counts is None:
+            counts = s.pending[bucket] = {}
         s.totals[bucket] = s.totals.get(bucket, 0) + 1
-        hashtags, sound = keys
-        for tag in hashtags:
-            counts[(KIND_HASHTAG, tag)] = counts.get((KIND_HASHTAG, tag), 0) + 1
-        if sound is not None:
-            counts[(KIND_SOUND, sound)] = counts.get((KIND_SOUND, sound), 0) + 1
+        for key in found[0]:
+            counts[key] = counts.get(key, 0) + 1
 
     def _close_due(self, position: int, view: EmergingTrendsView) -> None:
         s, p = self.state, self.params

@@ -137,7 +137,7 @@ class ModerationRiskState:
     model: Any
     score: ProgressiveScore = field(default_factory=ProgressiveScore)
     cases: dict[UUID, _Case] = field(default_factory=dict)
-    views: dict[UUID, int] = field(default_factory=dict)  # reach per video
+    views: dict[int, int] = field(default_factory=dict)  # reach per video (by UUID.int)
     video_text: dict[UUID, str] = field(default_factory=dict)  # caption and hashtags
     strikes: dict[UUID, int] = field(default_factory=dict)  # active strikes per creator
     prior_harmful: dict[UUID, int] = field(default_factory=dict)  # per creator
@@ -171,7 +171,8 @@ class ModerationRiskProjection(Projection[ModerationRiskView]):
     def process(self, event: Any, position: int, view: ModerationRiskView) -> None:
         s = self.state
         if type(event) is Engagement.Viewed:  # by far the most frequent: O(1) and out
-            s.views[event.video_id] = s.views.get(event.video_id, 0) + 1
+            video = event.video_id.int  # an int key: hashed many times faster than a UUID
+            s.views[video] = s.views.get(video, 0) + 1
             return
         match event:
             case Video.Published() | Video.CaptionEdited():
@@ -251,7 +252,7 @@ class ModerationRiskProjection(Projection[ModerationRiskView]):
             "distinct_reasons": float(len(case.reasons)),
             "log_flags": math.log1p(case.flags),
             "max_flag_score": case.max_flag_score,
-            "log_reach": math.log1p(s.views.get(case.video_id, 0)),
+            "log_reach": math.log1p(s.views.get(case.video_id.int, 0)),
             "creator_strikes": float(s.strikes.get(case.creator_id, 0)),
             "log_creator_prior_harmful": math.log1p(s.prior_harmful.get(case.creator_id, 0)),
             "log_hours_open": math.log1p(hours_open),

@@ -35,6 +35,7 @@ key left it (the model's learning step is in reco_model.py).
 import collections
 import copy
 import heapq
+import itertools
 import math
 import pickle
 from abc import ABC, abstractmethod
@@ -448,14 +449,16 @@ class RecommendationsProjection(Projection[RecommendationsView]):
     def _raw_scores(self, u: int, items: list[int]) -> Any:
         """bu + bi + <pu, qi> for many items at once (as predict, without the mean)."""
         m = self.state.model
-        bu = m.u_biases.get(u, 0.0)
-        scores = np.array([bu + m.i_biases.get(i, 0.0) for i in items], dtype=float)
+        # bu + bi elementwise: numpy's float64 addition rounds as Python's does.
+        scores = m.u_biases.get(u, 0.0) + np.array(
+            list(map(m.i_biases.get, items, itertools.repeat(0.0))), dtype=float
+        )
         pu = m.u_latents.get(u)
         if pu is not None and items:
             known = [(k, m.i_latents[i]) for k, i in enumerate(items) if i in m.i_latents]
             if known:
                 rows, vectors = zip(*known, strict=True)
-                scores[list(rows)] += np.stack(vectors) @ pu
+                scores[list(rows)] += np.array(vectors) @ pu  # np.stack's matrix, faster
         return scores
 
     # -- popularity: an event-time decaying view rate ----------------------------------

@@ -1,9 +1,9 @@
 """SQL implementation of BotDetectorView: rm_video_anomaly and rm_alerts.
 
-Scored minutes are accumulated per video in memory and written at flush() in one
-executemany upsert (the latest minute wins; totals come absolute from the projection),
-so the projection costs one round-trip per batch, not one per minute, and re-applying a
-batch rewrites the same values. Alerts go through SqlAlertSink (insert once by id).
+Scored minutes are accumulated per video in memory and written at flush() with one
+statement (bulk.upsert; the latest minute wins; totals come absolute from the
+projection), so re-applying a batch rewrites the same values. Alerts go through
+SqlAlertSink (insert once by id).
 """
 
 from datetime import UTC, datetime
@@ -13,18 +13,18 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from adapters.readmodel.alerts_view import SqlAlertSink
+from adapters.readmodel.bulk import SET, upsert
 from adapters.readmodel.tables import rm_video_anomaly
-from adapters.readmodel.upsert import insert_for
 from projections.bot_detector import BotDetectorView
 
-_UPDATED = ("scored_at", "score", "max_score", "max_score_at", "minutes", "vector")
+COLUMNS = ("video_id", "scored_at", "score", "max_score", "max_score_at", "minutes", "vector")
 
 
 class SqlBotDetectorView(SqlAlertSink, BotDetectorView):
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
         self.changed: set[str] = set()
-        self._rows: dict[UUID, dict[str, Any]] = {}
+        self._rows: dict[UUID, tuple[Any, ...]] = {}
 
     def score(
         self,
@@ -37,23 +37,13 @@ class SqlBotDetectorView(SqlAlertSink, BotDetectorView):
         max_score: float,
         max_score_at: datetime,
     ) -> None:
-        self._rows[video_id] = {
-            "video_id": video_id,
-            "scored_at": minute_at.astimezone(UTC),
-            "score": score,
-            "max_score": max_score,
-            "max_score_at": max_score_at.astimezone(UTC),
-            "minutes": minutes,
-            "vector": dict(vector),
-        }
+        self._rows[video_id] = (video_id, minute_at.astimezone(UTC), score, max_score,
+                                max_score_at.astimezone(UTC), minutes, dict(vector))  # fmt: skip
 
     def flush(self) -> set[str]:
         if self._rows:
-            stmt = insert_for(self.conn, rm_video_anomaly)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["video_id"], set_={c: stmt.excluded[c] for c in _UPDATED}
-            )
-            self.conn.execute(stmt, list(self._rows.values()))
+            upsert(self.conn, rm_video_anomaly, COLUMNS, list(self._rows.values()),
+                   key=COLUMNS[:1], update={c: SET for c in COLUMNS[1:]})  # fmt: skip
             self.changed.update(f"anomaly:{video_id}" for video_id in self._rows)
             self._rows = {}
         changed, self.changed = self.changed, set()

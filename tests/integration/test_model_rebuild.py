@@ -1,13 +1,15 @@
 """A full rebuild reproduces every online model exactly (issue 5, acceptance 3).
 
-Given a store filled with a seeded workload and every projection caught up, when the
-model projections are reset (rows, position and checkpoint deleted) and rebuilt from the
-first event by fresh projection instances with a different batch size, then every
-prediction, score, metric, alert and the models' checkpointed state are identical.
+Given a store filled with a seeded workload and every projection caught up (on SQLite and
+on PostgreSQL), when the model projections are reset (rows, position and checkpoint
+deleted) and rebuilt from the first event by fresh projection instances with a different
+batch size, then every prediction, score, metric, alert and the models' checkpointed
+state are identical.
 """
 
 from pathlib import Path
 
+import pytest
 from support.readmodels import model_outputs, model_projection_names, model_states
 
 from adapters.bootstrap import bootstrap
@@ -24,8 +26,16 @@ WORKLOAD = WorkloadConfig(
 )  # fmt: skip
 
 
-def test_full_rebuild_reproduces_every_model_exactly(tmp_path: Path) -> None:
-    c = bootstrap(Settings(database_url=f"sqlite:///{tmp_path}/store.db"))
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite, and PostgreSQL, where the views write through prepared unnest statements."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_full_rebuild_reproduces_every_model_exactly(database_url: str) -> None:
+    c = bootstrap(Settings(database_url=database_url))
     try:
         drive_application(c, generate(WORKLOAD).commands)
         c.run_projections_until_idle()
