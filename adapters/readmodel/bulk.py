@@ -132,6 +132,52 @@ def insert_returning_new(
     return [tuple(r) for r in result]
 
 
+def select_in(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    key: str,
+    values: Sequence[Any],
+) -> list[tuple[Any, ...]]:
+    """`SELECT columns FROM table WHERE key IN values` as tuples: on PostgreSQL one
+    prepared statement with the values as one binary array (SQLAlchemy renders an IN list
+    of bound parameters per call), elsewhere SQLAlchemy in chunks."""
+    if not values:
+        return []
+    if conn.dialect.name == "postgresql":
+        sql = _pg_select(table, tuple(columns), key, _schema(conn, table))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, (list(values),), prepare=True)
+            return [tuple(r) for r in cursor]
+        finally:
+            cursor.close()
+    out: list[tuple[Any, ...]] = []
+    values = list(values)
+    for i in range(0, len(values), 500):
+        stmt = sa.select(*(table.c[c] for c in columns)).where(
+            table.c[key].in_(values[i : i + 500])
+        )
+        out.extend(tuple(r) for r in conn.execute(stmt))
+    return out
+
+
+def raw_query(conn: sa.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """A PostgreSQL statement of a view's own (`{t}`-style names from `qualified`), run
+    prepared on the connection's driver cursor; rows as tuples."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params, prepare=True)
+        return [tuple(r) for r in cursor]
+    finally:
+        cursor.close()
+
+
+def qualified(conn: sa.Connection, table: sa.Table) -> str:
+    """The table's quoted name as this connection sees it (schema_translate_map)."""
+    return _qualified(table, _schema(conn, table))
+
+
 def _combine(how: str, stored: Any, new: Any, conn: sa.Connection) -> Any:
     if how == ADD:
         return stored + new
@@ -206,6 +252,13 @@ def _pg_statement(
     if returning:
         sql += " RETURNING " + ", ".join(f'"{k}"' for k in key)
     return sql
+
+
+@cache
+def _pg_select(table: sa.Table, columns: tuple[str, ...], key: str, schema: str | None) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    array = f"%b::{_pg_type(table.c[key])}[]"
+    return f'SELECT {names} FROM {_qualified(table, schema)} WHERE "{key}" = ANY({array})'
 
 
 @cache

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.bulk import ADD, SET, insert_returning_new, upsert
+from adapters.readmodel.bulk import ADD, SET, insert_returning_new, qualified, raw_query, upsert
 from adapters.readmodel.tables import rm_session_videos, rm_viewer_sessions
 from adapters.readmodel.times import as_utc
 from domain.engagement import Engagement
@@ -60,7 +60,7 @@ class SqlSessionsView(SessionsView):
         return self._latest[viewer_id]
 
     def prefetch(self, events: Sequence[Any]) -> None:
-        """Every viewer's latest session for the batch's views, in one query per chunk."""
+        """Every viewer's latest session for the batch's views, in one query."""
         viewers = list(
             dict.fromkeys(
                 e.viewer_id
@@ -68,6 +68,24 @@ class SqlSessionsView(SessionsView):
                 if isinstance(e, Engagement.Viewed) and e.viewer_id not in self._latest
             )
         )
+        if not viewers:
+            return
+        if self.conn.dialect.name == "postgresql":
+            rows = raw_query(
+                self.conn,
+                "SELECT DISTINCT ON (viewer_id) viewer_id, session_no, started_at, ended_at "
+                f"FROM {qualified(self.conn, rm_viewer_sessions)} "
+                "WHERE viewer_id = ANY(%b::uuid[]) ORDER BY viewer_id, session_no DESC",
+                (viewers,),
+            )
+        else:
+            rows = self._latest_rows(viewers)
+        found = {v: SessionState(n, as_utc(start), as_utc(end)) for v, n, start, end in rows}
+        for viewer in viewers:
+            self._latest[viewer] = found.get(viewer)
+
+    def _latest_rows(self, viewers: list[UUID]) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
         for i in range(0, len(viewers), PREFETCH_CHUNK):
             chunk = viewers[i : i + PREFETCH_CHUNK]
             latest = (
@@ -81,12 +99,8 @@ class SqlSessionsView(SessionsView):
                     latest, sa.and_(S.viewer_id == latest.c.viewer_id, S.session_no == latest.c.n)
                 )
             )
-            found = {
-                r.viewer_id: SessionState(r.session_no, as_utc(r.started_at), as_utc(r.ended_at))
-                for r in rows
-            }
-            for viewer in chunk:
-                self._latest[viewer] = found.get(viewer)
+            out.extend(tuple(r) for r in rows)
+        return out
 
     def start_session(self, viewer_id: UUID, session_no: int, at: datetime) -> None:
         at = as_utc(at)
@@ -125,9 +139,7 @@ class SqlSessionsView(SessionsView):
         keys = sorted(self._touched)
         # Session videos first: the insert skips videos a session already had and returns
         # the new ones, so each session's distinct-video count grows by exactly those.
-        pairs = [
-            (v, n, video) for v, n in keys for video in sorted(self._touched[(v, n)].videos)
-        ]
+        pairs = [(v, n, video) for v, n in keys for video in sorted(self._touched[(v, n)].videos)]
         new_videos: dict[tuple[UUID, int], int] = dict.fromkeys(keys, 0)
         for viewer, session_no, _ in insert_returning_new(
             self.conn, rm_session_videos, SESSION_VIDEO_COLUMNS, pairs, key=SESSION_VIDEO_COLUMNS

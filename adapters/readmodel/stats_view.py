@@ -7,7 +7,14 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.bulk import ADD, SET, insert_returning_new, update_existing, upsert
+from adapters.readmodel.bulk import (
+    ADD,
+    SET,
+    insert_returning_new,
+    select_in,
+    update_existing,
+    upsert,
+)
 from adapters.readmodel.tables import (
     rm_creators,
     rm_follow_pairs,
@@ -255,18 +262,13 @@ class SqlStatsView(StatsView):
         self.viewed_pairs.clear()
 
     def _load_videos(self, video_ids: list[UUID]) -> None:
-        """The creator, hashtags and sound of every video not known yet, in few queries."""
+        """The creator, hashtags and sound of every video not known yet, in one query."""
         missing = [v for v in video_ids if v not in self._videos]
-        for i in range(0, len(missing), 500):
-            chunk = missing[i : i + 500]
-            v = rm_videos.c
-            rows = self.conn.execute(
-                sa.select(v.video_id, v.creator_id, v.hashtags, v.sound_id).where(
-                    v.video_id.in_(chunk)
-                )
-            )
-            for row in rows:
-                self._videos[row.video_id] = (row.creator_id, list(row.hashtags), row.sound_id)
+        columns = ("video_id", "creator_id", "hashtags", "sound_id")
+        for video_id, creator_id, hashtags, sound_id in select_in(
+            self.conn, rm_videos, columns, "video_id", missing
+        ):
+            self._videos[video_id] = (creator_id, list(hashtags), sound_id)
 
     def _flush_follows(self) -> None:
         if self.new_pairs:
@@ -279,12 +281,8 @@ class SqlStatsView(StatsView):
         if not self.follow_deltas:
             return
         ids = list(self.follow_deltas)
-        rows = self.conn.execute(
-            sa.select(rm_follow_pairs.c.pair_id, rm_follow_pairs.c.creator_id).where(
-                rm_follow_pairs.c.pair_id.in_(ids)
-            )
-        )
-        creator_of = {r.pair_id: r.creator_id for r in rows}
+        columns = ("pair_id", "creator_id")
+        creator_of = dict(select_in(self.conn, rm_follow_pairs, columns, "pair_id", ids))
         creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for pair_id, delta in self.follow_deltas.items():
             creators[creator_of[pair_id]]["followers"] += delta

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.bulk import ADD, upsert
+from adapters.readmodel.bulk import ADD, select_in, upsert
 from adapters.readmodel.tables import rm_trend_buckets, rm_trend_meta, rm_trend_videos
 from adapters.readmodel.upsert import insert_for
 from projections.trending import Counts, TrendingView, VideoKeys
@@ -60,21 +60,17 @@ class SqlTrendingView(TrendingView):
             self._videos[video_id] = VideoKeys(list(hashtags), found.sound_id)
 
     def prefetch(self, events: Sequence[Any]) -> None:
-        """The hashtags and sound of every video the batch's events name, in few queries."""
+        """The hashtags and sound of every video the batch's events name, in one query."""
         wanted = [
             v
             for v in dict.fromkeys(getattr(e, "video_id", None) for e in events)
             if isinstance(v, UUID) and v not in self._videos
         ]
-        t = rm_trend_videos.c
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            rows = self.conn.execute(
-                sa.select(t.video_id, t.hashtags, t.sound_id).where(t.video_id.in_(chunk))
-            )
-            found = {r.video_id: VideoKeys(list(r.hashtags), r.sound_id) for r in rows}
-            for video_id in chunk:
-                self._videos[video_id] = found.get(video_id)
+        columns = ("video_id", "hashtags", "sound_id")
+        rows = select_in(self.conn, rm_trend_videos, columns, "video_id", wanted)
+        found = {v: VideoKeys(list(tags), sound) for v, tags, sound in rows}
+        for video_id in wanted:
+            self._videos[video_id] = found.get(video_id)
 
     def video_keys(self, video_id: UUID) -> VideoKeys | None:
         if video_id not in self._videos:

@@ -20,6 +20,7 @@ from adapters.readmodel.bulk import (
     MIN,
     SET,
     insert_returning_new,
+    select_in,
     update_existing,
     upsert,
 )
@@ -166,3 +167,14 @@ def test_a_translated_schema_is_written_not_the_default_one(pg_server):
         assert rows_of(engine) == {}
         assert rows_of(shadow)[(UUID(int=1), "video")][0] == 3
         engine.dispose()
+
+
+def test_select_in_reads_the_rows_named(engine):
+    rows = [(UUID(int=i), "video", i, float(i), None, T0, T0, None, None) for i in range(1, 6)]
+    with engine.begin() as conn:
+        upsert(conn, things, COLUMNS, rows, key=("id", "kind"))
+        got = select_in(
+            conn, things, ("id", "count"), "id", [UUID(int=2), UUID(int=4), UUID(int=9)]
+        )
+        assert select_in(conn, things, ("id",), "id", []) == []
+    assert sorted(got) == [(UUID(int=2), 2), (UUID(int=4), 4)]

@@ -39,7 +39,7 @@ WORKLOAD = WorkloadConfig(
     batch_window_seconds=600,
 )  # fmt: skip
 QUERY = "{ summary { videos views openCases } trending(kind: HASHTAG, window: DAY, first: 5) { key score } }"  # noqa: E501
-KILL_BATCH = 25  # small commits in the killed rebuild: many points where the kill can land
+KILL_BATCH = 10  # small commits in the killed rebuild: many points where the kill can land
 DEADLINE = 120.0
 
 
