@@ -11,7 +11,10 @@ checkpointed with the position.
 
 Per event the projection only updates counters and rates; the features (the output) are
 computed by `snapshot` when the view writes, once per video and creator per batch, from
-the record as the batch's last event for that key left it.
+the record as the batch's last event for that key left it. The view is given the function
+and its plain arguments, not a closure: a view holds one entry per key until flush, and
+a closure per key would be thousands of objects for the garbage collector to track and
+promote, where a tuple of plain values is untracked.
 """
 
 import math
@@ -38,7 +41,7 @@ SLOW_TAU = 3600.0
 # second) and the epoch seconds of its last update (None before the first).
 VIEWS, LIKES, SHARES, COMPLETIONS, FOLLOWER_VIEWS, FAST, FAST_AT, SLOW, SLOW_AT = range(9)
 Record = list[Any]
-Snapshot = Callable[[], dict[str, float]]
+Snapshot = Callable[[int, float], dict[str, float]]  # (key as UUID.int, epoch seconds)
 
 
 def new_record() -> Record:
@@ -81,15 +84,20 @@ def snapshot(r: Record, now: float) -> dict[str, float]:
 
 
 class EngagementFeaturesView(ABC):
-    """`features()` gives the key's features as of the event at `at`; it stays valid until
-    the projection changes that key again, which it reports with another call. So a view
-    keeps the last call per key and calls it once, when it writes (at flush)."""
+    """`features(key, t)` gives the features as of the event at `at`; the result stays the
+    same until the projection changes that video (creator) again, which it reports with
+    another call. So a view keeps the last call per id and calls `features` once, when it
+    writes (at flush)."""
 
     @abstractmethod
-    def video_features(self, video_id: UUID, at: datetime, features: Snapshot) -> None: ...
+    def video_features(
+        self, video_id: UUID, at: datetime, features: Snapshot, key: int, t: float
+    ) -> None: ...
 
     @abstractmethod
-    def creator_features(self, creator_id: UUID, at: datetime, features: Snapshot) -> None: ...
+    def creator_features(
+        self, creator_id: UUID, at: datetime, features: Snapshot, key: int, t: float
+    ) -> None: ...
 
 
 @dataclass
@@ -115,6 +123,9 @@ class EngagementFeaturesProjection(Projection[EngagementFeaturesView]):
     def __init__(self) -> None:
         self.state = FeatureState()
         self._creator_ids: dict[int, UUID] = {}  # a cache, not state: UUID(int=) per event is slow
+        # Bound once: attribute access would make a new bound method per event.
+        self._video_snapshot: Snapshot = self.video_snapshot
+        self._creator_snapshot: Snapshot = self.creator_snapshot
         self._handlers: dict[type, Callable[[Any, EngagementFeaturesView], None]] = {
             Video.Published: self._published,
             Following.Started: self._follow_started,
@@ -184,10 +195,16 @@ class EngagementFeaturesProjection(Projection[EngagementFeaturesView]):
         return count
 
     def _changed(self, event: Any, creator: int, t: float, view: EngagementFeaturesView) -> None:
-        s = self.state
-        video_record, creator_record = s.videos[event.video_id.int], s.creators[creator]
         creator_id = self._creator_ids.get(creator)
         if creator_id is None:
             creator_id = self._creator_ids[creator] = UUID(int=creator)
-        view.video_features(event.video_id, event.occurred_at, lambda: snapshot(video_record, t))
-        view.creator_features(creator_id, event.occurred_at, lambda: snapshot(creator_record, t))
+        at = event.occurred_at
+        view.video_features(event.video_id, at, self._video_snapshot, event.video_id.int, t)
+        view.creator_features(creator_id, at, self._creator_snapshot, creator, t)
+
+    # -- outputs (called by views at flush) -------------------------------------------------
+    def video_snapshot(self, video: int, t: float) -> dict[str, float]:
+        return snapshot(self.state.videos[video], t)
+
+    def creator_snapshot(self, creator: int, t: float) -> dict[str, float]:
+        return snapshot(self.state.creators[creator], t)

@@ -92,7 +92,7 @@ class ModerationRiskView(ABC):
     def decided(self, case_id: UUID, at: datetime, outcome: str) -> None: ...
 
     @abstractmethod
-    def metric(self, model: str, name: str, value: Callable[[], float], samples: int) -> None:
+    def metric(self, model: str, name: str, samples: int, value: Callable[[], float]) -> None:
         """`value()` is the figure now; valid until the next call for the same metric, so a
         view evaluates only the batch's last call per metric, when it writes."""
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from river import metrics
 
-# (model, metric name, value, samples). The value is a callable: a view evaluates it when
+# (model, metric name, samples, value). The value is a callable: a view evaluates it when
 # it writes (at flush, once per batch); it is valid until the next report.
-Metric = Callable[[str, str, Callable[[], float], int], None]
+Metric = Callable[[str, str, int, Callable[[], float]], None]
 
 
 @dataclass
@@ -37,7 +37,7 @@ class ProgressiveScore:
         """The four current figures, through a view's `metric` method. A label wave (the
         watermark passing hundreds of due videos in one batch) reports hundreds of times:
         the figures are computed only for the last report, when the view writes."""
-        metric(model, "roc_auc", self.roc_auc.get, self.labels)
-        metric(model, "log_loss", self.log_loss.get, self.labels)
-        metric(baseline, "roc_auc", self.base_roc_auc.get, self.labels)
-        metric(baseline, "log_loss", self.base_log_loss.get, self.labels)
+        metric(model, "roc_auc", self.labels, self.roc_auc.get)
+        metric(model, "log_loss", self.labels, self.log_loss.get)
+        metric(baseline, "roc_auc", self.labels, self.base_roc_auc.get)
+        metric(baseline, "log_loss", self.labels, self.base_log_loss.get)

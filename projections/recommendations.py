@@ -116,15 +116,22 @@ class ViewerRow(NamedTuple):
 
 
 class RecommendationsView(ABC):
-    """`item`, `viewer` and `metric` carry a callable: the row (value) as of the event
-    at `at`, valid until the projection reports the same key again. A view keeps the last
-    call per key and calls it once, when it writes (at flush)."""
+    """`item`, `viewer` and `metric` end with a callable and its arguments: the row (value)
+    as of the event at `at`, the same until the projection reports that key again. A view
+    keeps the last call per key and makes the call once, when it writes (at flush). Plain
+    arguments rather than closures: pending entries then stay out of the garbage
+    collector's way."""
 
     @abstractmethod
-    def item(self, video_id: UUID, at: datetime, row: Callable[[], ItemRow]) -> None: ...
+    def item(
+        self, video_id: UUID, at: datetime, row: Callable[[int, float], ItemRow], i: int,
+        t: float,
+    ) -> None: ...  # fmt: skip
 
     @abstractmethod
-    def viewer(self, viewer_id: UUID, at: datetime, row: Callable[[], ViewerRow]) -> None: ...
+    def viewer(
+        self, viewer_id: UUID, at: datetime, row: Callable[[int], ViewerRow], u: int
+    ) -> None: ...
 
     @abstractmethod
     def seen(self, viewer_id: UUID, video_id: UUID) -> None: ...
@@ -135,7 +142,7 @@ class RecommendationsView(ABC):
     ) -> None: ...
 
     @abstractmethod
-    def metric(self, model: str, name: str, value: Callable[[], float], samples: int) -> None: ...
+    def metric(self, model: str, name: str, samples: int, value: Callable[[], float]) -> None: ...
 
     @abstractmethod
     def forget_viewer(self, viewer_id: UUID) -> None:
@@ -260,6 +267,9 @@ class RecommendationsProjection(Projection[RecommendationsView]):
             Following.Unfollowed: self._unfollowed,
             Erasure.ViewerForgotten: self._forget,
         }
+        # Bound once: attribute access would make a new bound method per event.
+        self._item_row: Callable[[int, float], ItemRow] = self.item_row
+        self._viewer_row: Callable[[int], ViewerRow] = self.viewer_row
 
     def _new_state(self) -> RecoState:
         return RecoState(model=new_model(self.params), policy=new_policy(self.params))
@@ -299,7 +309,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.creator_videos.setdefault(c, []).append(i)
         s.recent.append(i)
         del s.recent[: -self.params.recent_size]
-        view.item(event.originator_id, event.occurred_at, lambda: self.item_row(i, t))
+        view.item(event.originator_id, event.occurred_at, self._item_row, i, t)
 
     def _unavailable(self, event: Any, t: float, view: RecommendationsView) -> None:
         if (i := self.state.video_index.get(event.originator_id.int)) is not None:
@@ -353,7 +363,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
             (MODEL, "mae", s.mae), (MODEL, "rmse", s.rmse),
             (BASELINE, "mae", s.base_mae), (BASELINE, "rmse", s.base_rmse),
         ):  # fmt: skip
-            view.metric(model, name, metric.get, s.views)
+            view.metric(model, name, s.views, metric.get)
 
     def _liked(self, event: Engagement.Liked, t: float, view: RecommendationsView) -> None:
         s = self.state
@@ -366,8 +376,8 @@ class RecommendationsProjection(Projection[RecommendationsView]):
 
     def _learned(self, event: Any, u: int, i: int, t: float, view: RecommendationsView) -> None:
         """The item's and the viewer's rows changed (their weights; the item's popularity)."""
-        view.item(event.video_id, event.occurred_at, lambda: self.item_row(i, t))
-        view.viewer(event.viewer_id, event.occurred_at, lambda: self.viewer_row(u))
+        view.item(event.video_id, event.occurred_at, self._item_row, i, t)
+        view.viewer(event.viewer_id, event.occurred_at, self._viewer_row, u)
 
     # -- progressive hit rates and the bandit's replay ----------------------------------
     def _sample(
@@ -383,7 +393,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
             (MODEL, f"hit_rate_at_{k}", "personal"), (BASELINE, f"hit_rate_at_{k}", "trending"),
             (MODEL, f"following_hit_rate_at_{k}", "following"),
         ):  # fmt: skip
-            view.metric(model, name, self._hit_rate(arm), s.samples)
+            view.metric(model, name, s.samples, self._hit_rate(arm))
         arm = s.policy.pull(list(ARMS))
         if i not in lists[arm]:
             return  # replay: the logged view says nothing about this arm's list
@@ -391,7 +401,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.policy.update(arm, reward)
         s.replay_matches += 1
         s.replay_reward += reward
-        view.metric(MODEL, "bandit_reward", self._bandit_reward, s.replay_matches)
+        view.metric(MODEL, "bandit_reward", s.replay_matches, self._bandit_reward)
         view.bandit(BANDIT_NAME, pickle.dumps(s.policy, protocol=5), self.bandit_arms(), at)
 
     def _hit_rate(self, arm: str) -> Callable[[], float]:

@@ -46,7 +46,7 @@ class ViralityView(ABC):
     def label(self, video_id: UUID, at: datetime, viral: bool, views_24h: int) -> None: ...
 
     @abstractmethod
-    def metric(self, model: str, name: str, value: Callable[[], float], samples: int) -> None:
+    def metric(self, model: str, name: str, samples: int, value: Callable[[], float]) -> None:
         """`value()` is the figure now; valid until the next call for the same metric, so a
         view evaluates only the batch's last call per metric, when it writes."""
 

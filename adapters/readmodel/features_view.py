@@ -17,27 +17,40 @@ UPDATE = {"computed_at": SET, "features": SET}
 
 
 class SqlEngagementFeaturesView(EngagementFeaturesView):
+    """Per id the event time and the snapshot's arguments: plain values (no closures), so
+    the pending entries do not burden the garbage collector."""
+
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
-        self.videos: dict[UUID, tuple[datetime, Snapshot]] = {}
-        self.creators: dict[UUID, tuple[datetime, Snapshot]] = {}
+        self.videos: dict[UUID, tuple[datetime, int, float]] = {}
+        self.creators: dict[UUID, tuple[datetime, int, float]] = {}
+        self.video_snapshot: Snapshot | None = None
+        self.creator_snapshot: Snapshot | None = None
 
-    def video_features(self, video_id: UUID, at: datetime, features: Snapshot) -> None:
-        self.videos[video_id] = (at, features)
+    def video_features(
+        self, video_id: UUID, at: datetime, features: Snapshot, key: int, t: float
+    ) -> None:
+        self.videos[video_id] = (at, key, t)
+        self.video_snapshot = features
 
-    def creator_features(self, creator_id: UUID, at: datetime, features: Snapshot) -> None:
-        self.creators[creator_id] = (at, features)
+    def creator_features(
+        self, creator_id: UUID, at: datetime, features: Snapshot, key: int, t: float
+    ) -> None:
+        self.creators[creator_id] = (at, key, t)
+        self.creator_snapshot = features
 
     def flush(self) -> set[str]:
-        for table, key, rows in (
-            (rm_video_features, "video_id", self.videos),
-            (rm_creator_features, "creator_id", self.creators),
+        for table, column, rows, features in (
+            (rm_video_features, "video_id", self.videos, self.video_snapshot),
+            (rm_creator_features, "creator_id", self.creators, self.creator_snapshot),
         ):
-            upsert(
-                self.conn, table, (key, "computed_at", "features"),
-                [(k, at.astimezone(UTC), features()) for k, (at, features) in rows.items()],
-                key=(key,), update=UPDATE,
-            )  # fmt: skip
+            if rows and features is not None:
+                upsert(
+                    self.conn, table, (column, "computed_at", "features"),
+                    [(k, at.astimezone(UTC), features(key, t))
+                     for k, (at, key, t) in rows.items()],
+                    key=(column,), update=UPDATE,
+                )  # fmt: skip
         changed = {f"features:{v}" for v in self.videos}
         self.videos, self.creators = {}, {}
         return changed

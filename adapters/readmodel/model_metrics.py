@@ -17,7 +17,7 @@ class MetricBuffer:
     def __init__(self) -> None:
         self.pending: dict[tuple[str, str], tuple[Callable[[], float], int]] = {}
 
-    def add(self, model: str, name: str, value: Callable[[], float], samples: int) -> None:
+    def add(self, model: str, name: str, samples: int, value: Callable[[], float]) -> None:
         self.pending[(model, name)] = (value, samples)
 
     def flush(self, conn: sa.Connection) -> bool:

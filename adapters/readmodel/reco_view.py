@@ -1,8 +1,8 @@
 """SQL implementation of RecommendationsView: the latest row per key, written at flush.
 
 A batch touches the same videos and viewers many times; the view keeps the last call
-per key (a callable giving the row) and evaluates it once, at flush, then writes each
-table with one statement (bulk.upsert). Every row is absolute, so re-applying a batch
+per key (the row function's plain arguments) and makes the call once, at flush, then
+writes each table with one statement (bulk.upsert). Every row is absolute, so re-applying a batch
 after a crash is harmless.
 """
 
@@ -26,18 +26,27 @@ BANDIT = ("name", "state", "arms", "updated_at")
 class SqlRecommendationsView(RecommendationsView):
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
-        self.items: dict[UUID, tuple[datetime, Callable[[], ItemRow]]] = {}
-        self.viewers: dict[UUID, tuple[datetime, Callable[[], ViewerRow]]] = {}
+        self.items: dict[UUID, tuple[datetime, int, float]] = {}
+        self.viewers: dict[UUID, tuple[datetime, int]] = {}
+        self.item_row: Callable[[int, float], ItemRow] | None = None
+        self.viewer_row: Callable[[int], ViewerRow] | None = None
         self.seen_pairs: list[tuple[UUID, UUID]] = []
         self.bandits: dict[str, tuple[Any, ...]] = {}
         self.metrics = MetricBuffer()
         self.forgotten: set[UUID] = set()
 
-    def item(self, video_id: UUID, at: datetime, row: Callable[[], ItemRow]) -> None:
-        self.items[video_id] = (at, row)
+    def item(
+        self, video_id: UUID, at: datetime, row: Callable[[int, float], ItemRow], i: int,
+        t: float,
+    ) -> None:  # fmt: skip
+        self.items[video_id] = (at, i, t)
+        self.item_row = row
 
-    def viewer(self, viewer_id: UUID, at: datetime, row: Callable[[], ViewerRow]) -> None:
-        self.viewers[viewer_id] = (at, row)
+    def viewer(
+        self, viewer_id: UUID, at: datetime, row: Callable[[int], ViewerRow], u: int
+    ) -> None:
+        self.viewers[viewer_id] = (at, u)
+        self.viewer_row = row
 
     def seen(self, viewer_id: UUID, video_id: UUID) -> None:
         self.seen_pairs.append((viewer_id, video_id))
@@ -47,8 +56,8 @@ class SqlRecommendationsView(RecommendationsView):
     ) -> None:
         self.bandits[name] = (name, state, arms, at.astimezone(UTC))
 
-    def metric(self, model: str, name: str, value: Callable[[], float], samples: int) -> None:
-        self.metrics.add(model, name, value, samples)
+    def metric(self, model: str, name: str, samples: int, value: Callable[[], float]) -> None:
+        self.metrics.add(model, name, samples, value)
 
     def forget_viewer(self, viewer_id: UUID) -> None:
         self.viewers.pop(viewer_id, None)
@@ -62,8 +71,11 @@ class SqlRecommendationsView(RecommendationsView):
                 self.conn.execute(table.delete().where(table.c.viewer_id.in_(self.forgotten)))
             changed.add("recommendations")
             self.forgotten = set()
-        items = [(k, *row(), at.astimezone(UTC)) for k, (at, row) in self.items.items()]
-        viewers = [(k, *row(), at.astimezone(UTC)) for k, (at, row) in self.viewers.items()]
+        item_row, viewer_row = self.item_row, self.viewer_row
+        items = [(k, *item_row(i, t), at.astimezone(UTC))
+                 for k, (at, i, t) in self.items.items()] if item_row else []  # fmt: skip
+        viewers = [(k, *viewer_row(u), at.astimezone(UTC))
+                   for k, (at, u) in self.viewers.items()] if viewer_row else []  # fmt: skip
         upsert(self.conn, rm_reco_items, ITEM, items, key=ITEM[:1],
                update={c: SET for c in ITEM[1:]})  # fmt: skip
         upsert(self.conn, rm_reco_viewers, VIEWER, viewers, key=VIEWER[:1],

@@ -48,8 +48,8 @@ class SqlModerationRiskView(ModerationRiskView):
         else:
             self.decisions[case_id] = (at.astimezone(UTC), outcome)
 
-    def metric(self, model: str, name: str, value: Callable[[], float], samples: int) -> None:
-        self.metrics.add(model, name, value, samples)
+    def metric(self, model: str, name: str, samples: int, value: Callable[[], float]) -> None:
+        self.metrics.add(model, name, samples, value)
 
     def flush(self) -> set[str]:
         changed: set[str] = set()

@@ -37,8 +37,8 @@ class SqlViralityView(ViralityView):
             "k": video_id, "at": at.astimezone(UTC), "viral": viral, "views": views_24h,
         }  # fmt: skip
 
-    def metric(self, model: str, name: str, value: Callable[[], float], samples: int) -> None:
-        self.metrics.add(model, name, value, samples)
+    def metric(self, model: str, name: str, samples: int, value: Callable[[], float]) -> None:
+        self.metrics.add(model, name, samples, value)
 
     def flush(self) -> set[str]:
         changed: set[str] = set()

@@ -1,9 +1,9 @@
 """Test doubles for the online-model projections' views, and a workload's event stream.
 
-A view call may carry a zero-argument callable (a deferred output: the row as of that
-event, valid until the projection reports the same key again). `CallLog` evaluates it at
-once, as the projections did before they deferred their outputs; `LastPerKey` keeps the
-last call per (method, first argument) and evaluates it at `flush`, as the SQL views do.
+A view call may end with a callable and its arguments (a deferred output: the row as of
+that event, the same until the projection reports that key again). `CallLog` makes the
+call at once, as the projections computed their outputs before they deferred them;
+`LastPerKey` keeps the last call per key and makes it at `flush`, as the SQL views do.
 Both give the same rows when the projection keeps its promise.
 """
 
@@ -24,8 +24,12 @@ WORKLOAD = WorkloadConfig(
 )  # fmt: skip
 
 
-def _value(x: Any) -> Any:
-    return x() if callable(x) and not isinstance(x, type) else x
+def _values(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments with a trailing deferred output (callable, *its arguments) evaluated."""
+    for n, x in enumerate(args):
+        if callable(x) and not isinstance(x, type):
+            return (*args[:n], x(*args[n + 1 :]))
+    return args
 
 
 class NullView:
@@ -55,7 +59,7 @@ class CallLog:
             raise AttributeError(name)
 
         def record(*args: Any, **kwargs: Any) -> None:
-            self.calls.append((name, *(_value(a) for a in args), tuple(sorted(kwargs.items()))))
+            self.calls.append((name, *_values(args), tuple(sorted(kwargs.items()))))
 
         return record
 
@@ -91,13 +95,13 @@ class LastPerKey:
             key = key_of(name, args)
             if name.startswith("forget_"):  # drops what the batch holds for that id
                 self.pending = {k: v for k, v in self.pending.items() if k[1] != args[0]}
-            values = tuple(_value(a) for a in args) if self.eager else args
+            values = _values(args) if self.eager else args
             self.pending[key] = (*values, tuple(sorted(kwargs.items())))
 
         return record
 
     def flush(self) -> set[str]:
-        self.batches.append({k: tuple(_value(a) for a in v) for k, v in self.pending.items()})
+        self.batches.append({k: (*_values(v[:-1]), v[-1]) for k, v in self.pending.items()})
         self.pending = {}
         return set()
 

@@ -26,11 +26,11 @@ class LastValues:
         self.videos: dict = {}
         self.creators: dict = {}
 
-    def video_features(self, video_id, at, features):
-        self.videos[video_id] = features()
+    def video_features(self, video_id, at, features, *args):
+        self.videos[video_id] = features(*args)
 
-    def creator_features(self, creator_id, at, features):
-        self.creators[creator_id] = features()
+    def creator_features(self, creator_id, at, features, *args):
+        self.creators[creator_id] = features(*args)
 
 
 def test_rate_decays_in_event_time_and_handles_late_events():

@@ -34,7 +34,7 @@ class RecordingView(ModerationRiskView):
     def decided(self, case_id, at, outcome):
         self.calls.append(("decided", case_id, at, outcome))
 
-    def metric(self, model, name, value, samples):
+    def metric(self, model, name, samples, value):
         self.calls.append(("metric", model, name, value(), samples))
 
     def of(self, kind: str) -> list[tuple]:

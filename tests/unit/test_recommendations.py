@@ -24,11 +24,11 @@ class RecordingView(RecommendationsView):
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def item(self, video_id, at, row):
-        self.calls.append(("item", video_id, *row(), at))
+    def item(self, video_id, at, row, *args):
+        self.calls.append(("item", video_id, *row(*args), at))
 
-    def viewer(self, viewer_id, at, row):
-        self.calls.append(("viewer", viewer_id, *row(), at))
+    def viewer(self, viewer_id, at, row, *args):
+        self.calls.append(("viewer", viewer_id, *row(*args), at))
 
     def seen(self, viewer_id, video_id):
         self.calls.append(("seen", viewer_id, video_id))
@@ -36,7 +36,7 @@ class RecordingView(RecommendationsView):
     def bandit(self, name, state, arms, at):
         self.calls.append(("bandit", name, state, arms, at))
 
-    def metric(self, model, name, value, samples):
+    def metric(self, model, name, samples, value):
         self.calls.append(("metric", model, name, value(), samples))
 
     def forget_viewer(self, viewer_id):

@@ -22,7 +22,7 @@ class RecordingView(ViralityView):
     def label(self, video_id, at, viral, views_24h):
         self.calls.append(("label", video_id, at, viral, views_24h))
 
-    def metric(self, model, name, value, samples):
+    def metric(self, model, name, samples, value):
         self.calls.append(("metric", model, name, value(), samples))
 
 
