@@ -18,6 +18,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import Mapper, Notification
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0  # a failing runner is tried again after this (never skipped past)
 CATCH_UP_FACTOR = 10  # a round far behind reads up to this many batches at once
+DEFAULT_LANES = 1  # transactions (threads) per round on PostgreSQL (see run_round)
 
 
 class LogRead:
@@ -107,25 +110,75 @@ def run_round(
     raise_errors: bool = False,
     on_failure: Callable[[ProjectionRunner, Exception], None] | None = None,
     catch_up_factor: int = CATCH_UP_FACTOR,
+    lanes: Executor | None = None,
+    lane_count: int = 1,
 ) -> dict[str, int]:
-    """One round for runners that share a read-model engine: read the log once, apply each
-    runner's batch in its own savepoint, commit once. Returns, per runner that moved, the
-    events it applied (1 when it only moved over events of other topics). A runner that
-    fails is rolled back alone and passed to `on_failure` (or raised)."""
+    """One round for runners that share a read-model engine: read the log once, then apply
+    the runners' batches in `lane_count` lanes (threads of `lanes`), each lane one
+    transaction in which every runner has its own savepoint. Returns, per runner that
+    moved, the events it applied (1 when it only moved over events of other topics). A
+    runner that fails is rolled back alone and passed to `on_failure` (or raised).
+
+    Why lanes: a runner's flush waits on the database while another runner's Python
+    could run (the GIL is released while psycopg waits), so two lanes keep both cores
+    busy; one lane is one transaction per round (live, where latency counts)."""
     engine = runners[0].engine
-    names = [r.name for r in runners]
     head = store.recorder.max_notification_id() or 0
+    with engine.connect() as conn:
+        positions = read_positions(conn, [r.name for r in runners])
+    due = [r for r in runners if positions.get(r.name, 0) < head]
+    if not due:
+        return {}
+    if shared is None:
+        shared = _shared_read(store, mapper, due, positions, head, batch_size, catch_up_factor)
+    groups = [due[i::lane_count] for i in range(lane_count) if due[i::lane_count]]
+    if lanes is None or len(groups) == 1:
+        outcomes = [_lane(g, engine, store, mapper, shared, head, raise_errors) for g in groups]
+    else:
+        futures = [
+            lanes.submit(_lane, g, engine, store, mapper, shared, head, raise_errors)
+            for g in groups
+        ]
+        outcomes = [f.result() for f in futures]
     moved: dict[str, int] = {}
-    applied: list[tuple[ProjectionRunner, int, int, set[str]]] = []
-    checkpointed: list[tuple[ProjectionRunner, int]] = []
-    failed: list[tuple[ProjectionRunner, Exception]] = []
+    for lane in outcomes:
+        # After the commit: reporting a failure writes in a transaction of its own (SQLite
+        # has one writer at a time, and this lane's transaction held it).
+        for runner, error in lane.failed:
+            if on_failure is not None:
+                on_failure(runner, error)
+        for runner, end in lane.checkpointed:
+            runner.checkpointed_at(end)
+        for runner, end, n, changed in lane.applied:
+            runner.committed(end, changed)
+            moved[runner.name] = n or 1  # advanced over ignored events: still progress
+    return moved
+
+
+@dataclass
+class _Lane:
+    applied: list[tuple[ProjectionRunner, int, int, set[str]]] = field(default_factory=list)
+    checkpointed: list[tuple[ProjectionRunner, int]] = field(default_factory=list)
+    failed: list[tuple[ProjectionRunner, Exception]] = field(default_factory=list)
+
+
+def _lane(
+    runners: Sequence[ProjectionRunner],
+    engine: Any,
+    store: SharedStore,
+    mapper: Mapper[Any],
+    shared: SharedRead,
+    head: int,
+    raise_errors: bool,
+) -> _Lane:
+    """Some runners' batches in one transaction, each in its own savepoint."""
+    out = _Lane()
     with engine.begin() as conn:
-        positions = read_positions(conn, names)
-        due = [r for r in runners if positions.get(r.name, 0) < head]
-        if shared is None and due:
-            shared = _shared_read(store, mapper, due, positions, head, batch_size, catch_up_factor)
-        for runner in due:
+        positions = read_positions(conn, [r.name for r in runners])  # the committed ones
+        for runner in runners:
             start = positions.get(runner.name, 0)
+            if start >= head:
+                continue
             try:
                 with conn.begin_nested():  # a savepoint: a failure rolls back this runner only
                     runner.sync(conn, start)
@@ -133,27 +186,17 @@ def run_round(
                     changed = runner.apply(conn, notifications, events) if notifications else set()
                     if runner.checkpoint_due(end):
                         runner.write_checkpoint(conn, end)
-                        checkpointed.append((runner, end))
+                        out.checkpointed.append((runner, end))
             except Exception as e:
                 runner.invalidate()
                 if raise_errors:
                     raise
-                failed.append((runner, e))
+                out.failed.append((runner, e))
                 continue
             if end > start:
-                applied.append((runner, end, len(notifications), changed))
-        write_positions(conn, [(r.name, end, n) for r, end, n, _ in applied])
-    # After the commit: reporting a failure writes in a transaction of its own (SQLite
-    # has one writer at a time, and this round's transaction held it).
-    for runner, error in failed:
-        if on_failure is not None:
-            on_failure(runner, error)
-    for runner, end in checkpointed:
-        runner.checkpointed_at(end)
-    for runner, end, n, changed in applied:
-        runner.committed(end, changed)
-        moved[runner.name] = n or 1  # advanced over ignored events: still progress
-    return moved
+                out.applied.append((runner, end, len(notifications), changed))
+        write_positions(conn, [(r.name, end, n) for r, end, n, _ in out.applied])
+    return out
 
 
 def _shared_read(
@@ -210,6 +253,7 @@ class ProjectionGroup(FollowingWorker):
         *,
         batch_size: int = 1000,
         poll_seconds: float = 0.5,
+        lanes: int = DEFAULT_LANES,
     ) -> None:
         super().__init__(store, poll_seconds=poll_seconds)
         self.runners = list(runners)
@@ -219,6 +263,10 @@ class ProjectionGroup(FollowingWorker):
         self.failures: Counter[str] = Counter()  # consecutive failed attempts per runner
         self._retry_at: dict[str, float] = {}
         self._live = False
+        self.lane_count = lanes
+        self._lanes = (
+            ThreadPoolExecutor(lanes, thread_name_prefix="projection-lane") if lanes > 1 else None
+        )
 
     @property
     def thread_name(self) -> str:
@@ -263,9 +311,11 @@ class ProjectionGroup(FollowingWorker):
         for r in active:
             by_engine.setdefault(id(r.engine), []).append(r)
         for members in by_engine.values():
+            sqlite = members[0].engine.dialect.name == "sqlite"  # one writer at a time anyway
             got = run_round(
-                members, self.store, self.mapper, self.batch_size, on_failure=self._failed
-            )
+                members, self.store, self.mapper, self.batch_size, on_failure=self._failed,
+                lanes=None if sqlite else self._lanes, lane_count=1 if sqlite else self.lane_count,
+            )  # fmt: skip
             moved.update(got)
         for name in moved:
             self._retry_at.pop(name, None)

@@ -112,6 +112,7 @@ def test_a_group_builds_what_each_runner_builds_alone_decoding_each_event_once(
         store.content.mapper,
         positions_of(grouped),
         batch_size=37,
+        lanes=2,  # two transactions per round on PostgreSQL (SQLite: one writer, one lane)
     )
     applied = group.run_until_idle()
 
