@@ -32,15 +32,42 @@ _set = object.__setattr__
 _UNKNOWN = SafeUUID.unknown
 
 
+# Decoded UUIDs are interned: the same id decodes to the same object, so the dict
+# lookups projections do with it (keyed by ids read from earlier events) hit on identity
+# instead of calling UUID.__eq__, and no new object is built. Bounded: cleared when full.
+_INTERNED: dict[str, UUID] = {}
+MAX_INTERNED = 200_000
+
+
 def uuid_from_hex(text: str) -> UUID:
     """`UUID(text)` for a 32-digit hex string, without the constructor's parsing
-    (a third of its time); any other form goes through the constructor."""
+    (a third of its time), interned; any other form goes through the constructor."""
+    u = _INTERNED.get(text)
+    if u is not None:
+        return u
     if len(text) != 32:
         return UUID(text)
     u = _new(UUID)
     _set(u, "int", int(text, 16))
     _set(u, "is_safe", _UNKNOWN)
+    if len(_INTERNED) >= MAX_INTERNED:
+        _INTERNED.clear()
+    _INTERNED[text] = u
     return u
+
+
+# The tag of a UUID is a small dict orjson only reads: one per id, shared by every event
+# that names it (a viewer, a video), instead of one dict and one .hex per field. Bounded.
+_UUID_TAGS: dict[int, dict[str, str]] = {}
+MAX_UUID_TAGS = 50_000
+
+
+def _uuid_tag(value: UUID) -> dict[str, str]:
+    tag = {"_type_": UUID_HEX, "_data_": value.hex}
+    if len(_UUID_TAGS) >= MAX_UUID_TAGS:
+        _UUID_TAGS.clear()
+    _UUID_TAGS[value.int] = tag
+    return tag
 
 
 def tag_uuid(value: UUID) -> dict[str, str]:
@@ -78,21 +105,23 @@ class OrjsonTranscoder(JSONTranscoder):
         kind = type(value)
         if kind is dict:
             out = {}
+            tags = _UUID_TAGS
             for k, v in value.items():
                 t = type(v)
-                if t is str or t is float or t is bool or t is int or v is None:
-                    out[k] = v
-                elif t is UUID:
-                    out[k] = {"_type_": UUID_HEX, "_data_": v.hex}
+                if t is UUID:
+                    tag = tags.get(v.int)
+                    out[k] = tag if tag is not None else _uuid_tag(v)
                 elif t is datetime:
                     out[k] = {"_type_": DATETIME_ISO, "_data_": self._iso(v)}
+                elif t is str or t is float or t is bool or t is int or v is None:
+                    out[k] = v
                 elif t is dict or t is list or t is tuple or isinstance(v, UUID):
                     out[k] = self._prepare(v)
                 else:  # other types: orjson calls `_encode_obj`
                     out[k] = v
             return out
         if kind is UUID:
-            return {"_type_": UUID_HEX, "_data_": value.hex}
+            return _uuid_tag(value)
         if kind is list or kind is tuple:
             return [self._prepare(v) for v in value]
         if isinstance(value, UUID):  # a subclass: the library's lookup is by exact type
