@@ -63,7 +63,9 @@ class ConsistencyWaiter:
         try:
             while True:
                 entry[1].clear()  # before the read: a commit after it still wakes us
-                positions = await asyncio.to_thread(self._projections.positions)
+                positions = self._projections.live_positions()  # in process: no query
+                if positions is None:
+                    positions = await asyncio.to_thread(self._projections.positions)
                 remaining = deadline - loop.time()
                 if all(positions.get(n, 0) >= position for n in names) or remaining <= 0:
                     return positions

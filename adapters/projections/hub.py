@@ -18,6 +18,11 @@ class ChangeHub:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str, int, set[str]], None]] = []
 
+    def positions(self) -> dict[str, int]:
+        """The latest position published for each projection (a copy)."""
+        with self._cond:
+            return dict(self._positions)
+
     def add_listener(self, listener: Callable[[str, int, set[str]], None]) -> None:
         """Call `listener(name, position, changed)` after every commit (from the runner's
         thread: it must be quick, e.g. set an event)."""

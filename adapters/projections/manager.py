@@ -56,6 +56,16 @@ class ProjectionManager:
     def runner(self, name: str) -> ProjectionRunner:
         return next(r for r in self.runners if r.name == name)
 
+    def live_positions(self) -> dict[str, int] | None:
+        """Every runner's committed position without a query, when the runners run in this
+        process (the hub hears of each commit); None otherwise (read `positions`)."""
+        if not self._started:
+            return None
+        known = self.hub.positions()
+        if any(name not in known for name in self.names):
+            return None  # not every runner has committed or announced itself yet
+        return known
+
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -73,6 +83,9 @@ class ProjectionManager:
 
     def start(self) -> None:
         if not self._started:
+            stored = self.positions()
+            for name in self.names:  # the hub starts where they are
+                self.hub.publish(name, stored.get(name, 0), set())
             self.group.start()
             self._started = True
 
