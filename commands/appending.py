@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 from uuid import UUID
 
@@ -54,9 +55,9 @@ class AppendRequest:
     deadline: float | None = None  # time.monotonic(); nothing is stored once it passed
     on_refused: Callable[["AppendRequest", Exception], None] | None = None
 
-    @property
-    def streams(self) -> set[UUID]:
-        return {e.originator_id for e in self.events}  # type: ignore[misc]
+    @cached_property
+    def streams(self) -> frozenset[UUID]:
+        return frozenset(e.originator_id for e in self.events)  # type: ignore[misc]
 
 
 class AppendRefused(IntegrityError):
