@@ -11,7 +11,7 @@ advances to the head that was scanned, so a projection that ignores an event is 
 Projections with in-memory state (online models) checkpoint it at a bounded interval
 (`checkpoint_seconds`), when caught up outside the live loop, and when stopped, not at
 every batch: the state of a model with tens of thousands of viewers costs tens of
-milliseconds to pickle. The checkpoint row carries its own position; a runner that
+milliseconds to pickle, a stall of every read model's freshness in a live server. The checkpoint row carries its own position; a runner that
 (re)loads state behind its tracked position replays the events in between with a
 `NullView`: the state is a function of the events alone (event time, no view reads), so
 the replay rebuilds exactly the state that was lost, and the view writes those events
@@ -36,7 +36,7 @@ from projections.base import Projection
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_SECONDS = 5.0  # online-model state is checkpointed at most this often, live
+CHECKPOINT_SECONDS = 30.0  # online-model state is checkpointed at most this often, live
 REPLAY_PAGE = 5_000  # events per read when replaying from a checkpoint
 
 
