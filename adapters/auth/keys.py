@@ -114,18 +114,27 @@ class ApiKeyStore:
 
     def lookup(self, raw: str) -> Principal | None:
         """The principal of an active key, or None (unknown, revoked, wrong secret)."""
+        known, principal = self.peek(raw)
+        if known:
+            return principal
         now = time.monotonic()
         cache_key = _digest(raw)  # never keep raw keys in memory longer than the request
-        with self._lock:
-            hit = self._cache.get(cache_key)
-        if hit is not None and now - hit[0] < self.cache_seconds:
-            return hit[1]
         principal = self._lookup(raw)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[cache_key] = (now, principal)
         return principal
+
+    def peek(self, raw: str) -> tuple[bool, Principal | None]:
+        """(True, what `lookup` answers) when the cache holds a fresh answer for this key,
+        else (False, None): `lookup` would read the database. Never does I/O, so an event
+        loop may call it (adapters/auth/policy.py) and hop to a thread only on a miss."""
+        with self._lock:
+            hit = self._cache.get(_digest(raw))
+        if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
+            return True, hit[1]
+        return False, None
 
     def _lookup(self, raw: str) -> Principal | None:
         parts = split_key(raw)

@@ -7,6 +7,7 @@ reporter ids, report reasons and appeal statements) are for moderator and admin 
 ingest backend, which already knows its viewers, for recommendations). Analysts read
 aggregates only."""
 
+import asyncio
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -41,11 +42,16 @@ class Policy:
     def allows(self, role: Role) -> bool:
         return self.public or role in self.roles
 
-    def __call__(self, request: Request) -> Principal | None:
+    async def __call__(self, request: Request) -> Principal | None:
+        # async: on the event loop, no thread-pool hop per request. A key the store has
+        # not been asked about within its cache period is looked up in a thread.
         if self.public:
             return None
         auth: Authenticator = request.app.state.auth
-        principal = auth.authenticate(request.headers)
+        headers = request.headers
+        principal = auth.authenticate_cached(headers)
+        if principal is None:
+            principal = await asyncio.to_thread(auth.authenticate, headers)
         if principal.role not in self.roles:
             raise forbidden(
                 f"role {principal.role.value} may not call {request.method} "
@@ -65,7 +71,7 @@ def allow(*roles: Role, own: bool = False) -> Any:
 PUBLIC = Depends(Policy(public=True))
 
 
-def caller(request: Request) -> Principal:
+async def caller(request: Request) -> Principal:  # async: no thread hop for an attribute
     """The authenticated caller (set by the route's policy)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # a route that reads the caller must declare a non-public policy

@@ -15,10 +15,12 @@ from adapters.bootstrap import Container
 from adapters.erasure.http import erasure_router
 from adapters.graphql.router import mount_graphql
 from adapters.http import routes_admin, routes_content, routes_engagement, routes_moderation
+from adapters.http.deadline import DEADLINE_SECONDS
 from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import RequestContextMiddleware
+from adapters.http.openapi import document_models
 from adapters.http.ops import install_ops
-from adapters.http.schemas import ErrorResponse
+from adapters.http.schemas import BODY_MODELS, ErrorResponse
 
 STATIC = Path(__file__).parent / "static"
 
@@ -37,7 +39,15 @@ moderator (cases, suspensions), analyst (read-only aggregates), admin (everythin
 """
 
 
-def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
+def create_app(
+    container: Container,
+    *,
+    run_background: bool = True,
+    deadline_seconds: float = DEADLINE_SECONDS,
+) -> FastAPI:
+    """The app around `container`. `deadline_seconds`: each request's deadline (tests
+    shorten it; adapters/http/deadline.py)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_background:
@@ -57,10 +67,16 @@ def create_app(container: Container, *, run_background: bool = True) -> FastAPI:
     app.state.container = container
     app.state.auth = Authenticator.from_settings(container.settings, container.read_engine)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=container.settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=container.settings.max_body_bytes,
+        deadline_seconds=deadline_seconds,
+        routes=app.router.routes,  # the routes that own their deadline are left alone
+    )
     for module in (routes_content, routes_engagement, routes_moderation, routes_admin):
         app.include_router(module.router)
     app.include_router(erasure_router(dependencies=[allow()]))  # admin only
+    document_models(app, BODY_MODELS)
     mount_graphql(app, container, app.state.auth)
     install_ops(app, container)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -31,28 +31,39 @@ async def get_container(request: Request) -> Container:  # async: no thread hop 
     return request.app.state.container  # type: ignore[no-any-return]
 
 
-async def get_idempotency(
-    request: Request,
-    idempotency_key: Annotated[
-        str | None,
-        Header(description="Retry-safe key: a retry with the same key returns the first result"),
-    ] = None,
-) -> Idempotency | None:
-    if idempotency_key is None:
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(description="Retry-safe key: a retry with the same key returns the first result"),
+]
+
+
+def idempotency_for(method: str, path: str, key: str | None, body: bytes) -> Idempotency | None:
+    """The key (422 if malformed) and a fingerprint of the request it was sent with: the
+    method, path and the meaning of the body (canonical JSON), not its whitespace. Stored
+    fingerprints are compared with this one: its definition must not change."""
+    if key is None:
         return None
-    if not 0 < len(idempotency_key) <= MAX_KEY_LENGTH or not idempotency_key.isprintable():
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
         raise ApiError(
             422, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable characters"
         )
-    body = await request.body()
-    try:  # fingerprint the meaning of the body, not its whitespace
+    try:
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
     except orjson.JSONDecodeError:
         canonical = body
     digest = hashlib.sha256()
-    digest.update(f"{request.method} {request.url.path}\n".encode())
+    digest.update(f"{method} {path}\n".encode())
     digest.update(canonical)
-    return Idempotency(key=idempotency_key, fingerprint=digest.hexdigest())
+    return Idempotency(key=key, fingerprint=digest.hexdigest())
+
+
+async def get_idempotency(
+    request: Request, idempotency_key: IdempotencyKeyHeader = None
+) -> Idempotency | None:
+    if idempotency_key is None:
+        return None
+    body = await request.body()
+    return idempotency_for(request.method, request.url.path, idempotency_key, body)
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.auth.principal import AuthError
 from adapters.auth.ratelimit import RateLimited
+from commands.appending import CommitExpired
 from domain.errors import DomainError, InvalidValue, InvariantViolation, NotFound, VersionConflict
 
 log = logging.getLogger("reelpulse.http")
@@ -41,14 +42,19 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
 
 
 class ApiError(Exception):
-    """An error raised by the HTTP layer itself (bad header, oversized batch, ...)."""
+    """An error raised by the HTTP layer itself (bad header, oversized batch, a body that
+    fails validation: `fields` as in FastAPI's 422, [{"field", "message", "type"}])."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.fields = fields
 
 
 BODY_PARSE_ERROR = "There was an error parsing the body"  # fastapi.routing's detail
+NOT_STORED = "not_stored_timeout"  # 503: the deadline passed before the commit; nothing stored
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -89,7 +95,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, fields=exc.fields)
+
+    @app.exception_handler(CommitExpired)
+    async def not_stored(_: Request, exc: CommitExpired) -> JSONResponse:
+        # The application's word that nothing was stored (the request's deadline passed
+        # before its commit began): the one 503 a command route answers for a timeout.
+        return error_response(
+            503,
+            NOT_STORED,
+            "not stored: the command could not be committed within the request deadline "
+            "(the server is overloaded or the database slow); nothing was recorded, it is "
+            "safe to retry",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(AuthError)
     async def auth_error(_: Request, exc: AuthError) -> JSONResponse:

@@ -1,15 +1,20 @@
-"""ASGI middleware: request ids, the request body size limit (413), and 503 when a
-request gets no answer within the deadline (a database that does not answer).
+"""ASGI middleware: request ids, the request body size limit (413), and the request
+deadline (adapters/http/deadline.py): 503 when a request gets no answer in time (a
+database that does not answer), except on routes that own their deadline.
 Connection errors are answered 503 by the handler table (adapters/http/errors.py)."""
 
 import asyncio
 import logging
-import uuid
+import os
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.http.deadline import DEADLINE_SECONDS, SCOPE_KEY, owned_matcher
 from adapters.http.errors import error_body, request_id_var
 
 log = logging.getLogger("reelpulse.http")
@@ -23,58 +28,76 @@ class RequestContextMiddleware:
 
     The body is read up to the limit before the app runs, so an oversized request is
     answered with 413 without being parsed, whatever its Content-Length claims.
+    `routes` are the app's routes: those built as `DeadlineRoute` are never cut.
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, deadline_seconds: float = 10.0
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        deadline_seconds: float = DEADLINE_SECONDS,
+        routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         # The event store library retries a lost connection for up to ~50 s per call; a
         # request with no response by then is answered 503 instead of hanging the client.
         self.deadline_seconds = deadline_seconds
+        self.owns_deadline = owned_matcher(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = incoming if incoming.isprintable() and incoming else uuid.uuid4().hex
+        scope[SCOPE_KEY] = time.monotonic() + self.deadline_seconds
+        incoming, declared = "", None
+        for name, value in scope["headers"]:  # two headers wanted: no dict of all of them
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")[:64]
+            elif name == b"content-length":
+                declared = value
+        # os.urandom, not uuid4(): the same 32 hex digits without building a UUID.
+        request_id = incoming if incoming.isprintable() and incoming else os.urandom(16).hex()
         token = request_id_var.set(request_id)
+        id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
-            declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(send_with_id)
                 return
-            body = bytearray()
-            more = True
+            chunks: list[bytes] = []
+            size, more = 0, True
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
-                body += message.get("body", b"")
+                chunk = message.get("body", b"")
+                chunks.append(chunk)
+                size += len(chunk)
                 more = message.get("more_body", False)
-                if len(body) > self.max_body_bytes:
+                if size > self.max_body_bytes:
                     await self._too_large(send_with_id)
                     return
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one: no copy
             replayed = False
 
             async def replay() -> Message:
                 nonlocal replayed
                 if not replayed:
                     replayed = True
-                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                    return {"type": "http.request", "body": body, "more_body": False}
                 return await receive()
 
-            await self._guarded(scope, replay, send_with_id)
+            if scope["path"].startswith(NO_DEADLINE) or self.owns_deadline(scope):
+                await self.app(scope, replay, send_with_id)
+            else:
+                await self._guarded(scope, replay, send_with_id)
         finally:
             request_id_var.reset(token)
 
@@ -89,13 +112,13 @@ class RequestContextMiddleware:
             await send(message)
 
         task = asyncio.ensure_future(self.app(scope, receive, send_tracking))
-        if not str(scope.get("path", "")).startswith(NO_DEADLINE):
-            done, _ = await asyncio.wait({task}, timeout=self.deadline_seconds)
-            if not done and not started:
-                task.cancel()  # its worker thread finishes on its own; nobody waits
-                log.warning("no response in %gs: answering 503", self.deadline_seconds)
-                await self._unavailable(send, "request_timeout")
-                return
+        remaining = scope[SCOPE_KEY] - time.monotonic()
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, remaining))
+        if not done and not started:
+            task.cancel()  # its worker thread finishes on its own; nobody waits
+            log.warning("no response in %gs: answering 503", self.deadline_seconds)
+            await self._unavailable(send, "request_timeout")
+            return
         await task
 
     async def _unavailable(self, send: Any, code: str) -> None:
@@ -103,7 +126,12 @@ class RequestContextMiddleware:
 
         ERRORS.labels("503", code).inc()
         payload = orjson.dumps(
-            error_body(code, "the database is unavailable or not answering; retry shortly")
+            error_body(
+                code,
+                f"no answer within {self.deadline_seconds:g} s: the database is unavailable or "
+                "not answering. A command may still complete: retry it with the same "
+                "Idempotency-Key",
+            )
         )
         await send(
             {

@@ -156,6 +156,17 @@ BatchItem = Annotated[
 ]
 
 
+# Bodies the engagement routes decode with msgspec (bodies.py), documented by these.
+BODY_MODELS = {
+    "RecordView": RecordView,
+    "ViewerBody": ViewerBody,
+    "RecordShare": RecordShare,
+    "RecordComment": RecordComment,
+    "FollowBody": FollowBody,
+    "BatchItem": BatchItem,
+}
+
+
 def item_to_signal(item: _Item) -> Signal:
     """A validated batch item (HTTP batch or Kafka ingest message) -> the command's Signal."""
     return Signal(kind=item.type, **item.model_dump(exclude={"type"}))  # type: ignore[attr-defined]
