@@ -112,9 +112,9 @@ def serve(
     demo_days: Annotated[int, typer.Option(help="Simulated days of demo data", min=1)] = 1,
     seed: Annotated[int, typer.Option(help="Demo workload seed")] = 42,
 ) -> None:
-    """Serve the REST command API (OpenAPI docs at /docs) with uvicorn."""
-    import uvicorn
-
+    """Serve the REST command API (OpenAPI docs at /docs) with uvicorn (REELPULSE_SERVER:
+    uvicorn or granian)."""
+    from adapters import servers
     from adapters.http.app import create_app
 
     settings = Settings()
@@ -139,12 +139,12 @@ def serve(
 
     configure_logging(settings.log_level, json=settings.log_json)
     try:
-        uvicorn.run(
+        servers.run(
             create_app(container),
+            server=settings.server,
             host=host,
             port=port,
             log_level=settings.log_level,
-            log_config=None,  # keep our JSON handler for uvicorn's loggers too
         )
     finally:
         container.close()

@@ -1,6 +1,7 @@
 """All configuration, read once from REELPULSE_* environment variables (or a .env file)."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,11 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Interface `reelpulse serve` binds to")
     port: int = Field(8000, ge=1, le=65535, description="Port `reelpulse serve` listens on")
+    server: Literal["uvicorn", "granian"] = Field(
+        "uvicorn",
+        description="HTTP server of `reelpulse serve`: uvicorn (httptools + uvloop, the "
+        "faster here under wrk) or granian (embedded); both run one event loop in one process",
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest accepted request body; larger ones get 413"
     )
@@ -64,6 +70,14 @@ class Settings(BaseSettings):
         None, description="HS256 secret for bearer JWTs (JWTs off when unset)"
     )
     jwt_audience: str = Field("reelpulse", description="Required `aud` of bearer JWTs")
+    graphql_cache_entries: int = Field(
+        4096,
+        ge=0,
+        description="Answers the GraphQL response cache keeps (0 = off: every query runs)",
+    )
+    graphql_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Bytes of answers the GraphQL response cache keeps"
+    )
     rate_limit_per_minute: int = Field(
         6000, ge=1, description="Commands + GraphQL operations per key per minute"
     )

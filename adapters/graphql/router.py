@@ -86,4 +86,10 @@ def mount_graphql(app: FastAPI, container: Container, auth: Authenticator) -> No
     )
     app.include_router(router, prefix="/graphql", tags=["graphql"])
     # Hot reads answered from memory in front of the router (adapters/graphql/cache.py).
-    install_response_cache(app, container, auth)
+    install_response_cache(
+        app,
+        container,
+        auth,
+        max_entries=container.settings.graphql_cache_entries,
+        max_bytes=container.settings.graphql_cache_bytes,
+    )
