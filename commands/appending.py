@@ -46,6 +46,8 @@ class AppendRequest:
     saw: refused if the appender knows a newer version of any of them.
     `on_refused`: called from the appender's thread, before it goes on, with the streams
     the request wrote: the write model forgets them (their state was provisional).
+    `depends_on`: see below; a request refused for any reason refuses every later one
+    that `touched` its written streams.
     """
 
     events: Sequence[EncodedEvent | StoredEvent]
@@ -53,11 +55,21 @@ class AppendRequest:
     new_streams: Collection[UUID] = ()
     reads: Mapping[UUID, int] = field(default_factory=dict)
     deadline: float | None = None  # time.monotonic(); nothing is stored once it passed
+    # Streams the decision read while an earlier request that writes them was still
+    # uncommitted (its answers for them rest on that request's provisional state): if that
+    # request is refused, so is this one.
+    depends_on: frozenset[UUID] = frozenset()
     on_refused: Callable[["AppendRequest", Exception], None] | None = None
 
     @cached_property
     def streams(self) -> frozenset[UUID]:
+        """The streams it writes."""
         return frozenset(e.originator_id for e in self.events)  # type: ignore[misc]
+
+    @cached_property
+    def touched(self) -> frozenset[UUID]:
+        """The streams it writes or whose provisional state its decision used."""
+        return self.streams | self.depends_on
 
 
 class AppendRefused(IntegrityError):

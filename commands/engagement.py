@@ -143,6 +143,9 @@ class _Decided:
     request: AppendRequest | None = None  # None: nothing to store
     future: "Future[list[int]] | None" = None  # the request's commit
     subject: PairState | FollowState | None = None  # a single command's stream
+    # Nothing to store, but the answers read streams whose state is another request's,
+    # not committed yet: wait for those; if one is refused, decide again.
+    waits: list["Future[list[int]]"] = field(default_factory=list)
 
 
 class _Decision:
@@ -155,6 +158,7 @@ class _Decision:
         self.new_streams: set[UUID] = set()
         self.reads: dict[UUID, int] = {}
         self.streams: dict[UUID, PairState | FollowState] = {}
+        self.pending: dict[UUID, Future[list[int]]] = {}  # streams read with uncommitted state
 
     def apply(
         self, signal: Signal, when: datetime, expected_version: int | None
@@ -226,7 +230,13 @@ class _Decision:
         return pair, event, {}
 
     def _stream(self, stream_id: UUID) -> PairState | FollowState | None:
-        return self.streams.get(stream_id) or self.model.stream(stream_id)
+        own = self.streams.get(stream_id)
+        if own is not None:
+            return own
+        pending = self.model.pending_write(stream_id)
+        if pending is not None:  # its state is another request's, not committed yet
+            self.pending[stream_id] = pending
+        return self.model.stream(stream_id)
 
     def _written(
         self, pair: PairState | FollowState, started: NewEvent | None, event: NewEvent | None
@@ -275,6 +285,8 @@ class EngagementApplication(ReelPulseApplication):
                 absent |= self._read(e.stream_ids)
                 continue
             if decided.future is None:
+                if not _settled(decided.waits):
+                    continue  # its answer rested on state that was not stored
                 return self._unstored_single(decided, idempotency)
             try:
                 ids = decided.future.result()
@@ -318,6 +330,8 @@ class EngagementApplication(ReelPulseApplication):
                 absent |= await asyncio.to_thread(self._read, e.stream_ids)
                 continue
             if decided.future is None:
+                if not await _settled_async(decided.waits):
+                    continue  # its answer rested on state that was not stored
                 return await asyncio.to_thread(self._unstored_single, decided, idempotency)
             try:
                 ids = await asyncio.wrap_future(decided.future)
@@ -356,6 +370,8 @@ class EngagementApplication(ReelPulseApplication):
                 absent |= self._read(e.stream_ids)
                 continue
             if decided.future is None:
+                if not _settled(decided.waits):
+                    continue  # its answers rested on state that was not stored
                 replayed = self._replay_batch(idempotency) if idempotency else None
                 return replayed or BatchResult(items=decided.items, position=0)
             try:
@@ -405,6 +421,7 @@ class EngagementApplication(ReelPulseApplication):
                     stream_id = decided.items[0].id
                     decided.subject = decision.streams.get(stream_id) or model.stream(stream_id)
                 if not decision.events:
+                    decided.waits = list(decision.pending.values())
                     return decided
                 decided.request = AppendRequest(
                     events=self._encode(decision.events),
@@ -413,8 +430,10 @@ class EngagementApplication(ReelPulseApplication):
                     reads=decision.reads,
                     deadline=deadline,
                     on_refused=self._refused,
+                    depends_on=frozenset(decision.pending),
                 )
                 decided.future = self.appender.submit(decided.request)
+                model.wrote(decided.request.streams, decided.future)
             except BaseException:
                 model.forget(decision.streams)  # provisional, and nothing was queued
                 raise
@@ -660,6 +679,27 @@ def state_encoder(mapper: Mapper[Any]) -> Callable[[str, dict[str, Any]], bytes]
         return data
 
     return encode
+
+
+def _settled(commits: list["Future[list[int]]"]) -> bool:
+    """Wait for other requests' commits; False if one of them was not stored."""
+    for commit in commits:
+        try:
+            commit.result()
+        except Exception:
+            return False
+    return True
+
+
+async def _settled_async(commits: list["Future[list[int]]"]) -> bool:
+    for commit in commits:
+        try:  # shielded: cancelling this wait must never cancel another request's commit
+            await asyncio.shield(asyncio.wrap_future(commit))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return False
+    return True
 
 
 def _details(item: ItemResult) -> dict[str, str]:

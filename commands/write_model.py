@@ -20,6 +20,7 @@ Coherence with the store (docs/architecture.md, "The write path"):
 
 import threading
 from collections.abc import Iterable
+from concurrent.futures import Future
 from typing import Any
 from uuid import UUID
 
@@ -49,6 +50,9 @@ class WriteModel:
         self._streams: dict[UUID, Stream] = {}  # insertion order = least recently used first
         self.videos: dict[UUID, VideoFacts] = {}
         self.creators: set[UUID] = set()
+        # The commit of the latest request that wrote each stream, while it may be pending:
+        # a decision that reads such a stream reads provisional state (see engagement.py).
+        self._pending: dict[UUID, Future[list[int]]] = {}
 
     # -- pair streams (call with the lock held) --------------------------------------------
     def stream(self, stream_id: UUID) -> Stream | None:
@@ -62,6 +66,24 @@ class WriteModel:
         self._streams[state.id] = state
         while len(self._streams) > self.max_streams:
             del self._streams[next(iter(self._streams))]
+
+    def wrote(self, stream_ids: Iterable[UUID], commit: "Future[list[int]]") -> None:
+        """These streams' state is now that of a request committed by `commit`."""
+        pending = self._pending
+        if len(pending) > self.max_streams:  # drop the settled ones
+            self._pending = pending = {s: f for s, f in pending.items() if not f.done()}
+        for stream_id in stream_ids:
+            pending[stream_id] = commit
+
+    def pending_write(self, stream_id: UUID) -> "Future[list[int]] | None":
+        """The unfinished commit whose provisional state this stream holds, if any."""
+        commit = self._pending.get(stream_id)
+        if commit is None:
+            return None
+        if commit.done():
+            del self._pending[stream_id]
+            return None
+        return commit
 
     def forget(self, stream_ids: Iterable[UUID]) -> None:
         for stream_id in stream_ids:

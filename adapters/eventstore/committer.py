@@ -189,7 +189,7 @@ class GroupCommitter(Appender):
         with self._cond:
             kept = []
             for entry in self._queue:  # FIFO: dependents come after what they depend on
-                if entry.request.streams & failed:
+                if entry.request.touched & failed:
                     failed |= entry.request.streams
                     refused.append(entry)
                 else:
@@ -290,7 +290,7 @@ class GroupCommitter(Appender):
     def _one_by_one(self, group: list[_Entry]) -> None:
         failed: set[UUID] = set()
         for entry in group:
-            if entry.request.streams & failed:
+            if entry.request.touched & failed:
                 failed |= entry.request.streams
                 self._refuse(entry, DependsOnRefused("an earlier request on its streams failed"))
                 continue
@@ -357,7 +357,7 @@ class GroupCommitter(Appender):
         taken: set[str],
         claimed: set[tuple[UUID, int]],
     ) -> AppendRefused | None:
-        if r.streams & failed:
+        if r.touched & failed:
             return DependsOnRefused("an earlier request on its streams was refused")
         hit = exists.intersection(r.new_streams)
         if hit:

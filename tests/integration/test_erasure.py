@@ -202,8 +202,8 @@ def test_forget_viewer_shreds_comments_and_drops_derived_rows(container: Contain
     # The recommendations model dropped what it learnt of A (factors, seen set), kept B.
     c.run_projections_until_idle()
     reco = reco_state(c)
-    assert w.a not in reco.viewer_index and w.b in reco.viewer_index
-    assert reco.viewer_index[w.b] in reco.model.u_latents
+    assert w.a.int not in reco.viewer_index and w.b.int in reco.viewer_index  # keys: UUID.int
+    assert reco.viewer_index[w.b.int] in reco.model.u_latents
     assert len(reco.model.u_latents) == 1
     expected = {cid: ERASED if v == w.a else text for cid, (v, text) in w.comments.items()}
     assert comment_texts(c) == expected
