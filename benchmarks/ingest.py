@@ -1,8 +1,9 @@
 """B1 and B2: engagement events/s into the PostgreSQL event store, against a raw COPY.
 
-B1  `EngagementApplication.ingest` in process, batches of 1000 signals (the HTTP limit):
-    per batch one read of every stream it touches, the domain rules, the library's
-    mapper, one COPY under the store's table lock, one COMMIT.
+B1  `EngagementApplication.ingest` in process, batches of 1000 signals (the HTTP limit)
+    from PRODUCERS threads (and, for the notes, from one): lean decisions against the
+    write model, the group commit (one COPY under the store's table lock, one COMMIT for
+    what is queued).
 B2  signals POSTed by wrk (-t2 -c4: a few requests in flight, so the server can commit
     them together) to `/v1/engagement/batch` of a real `reelpulse serve` (projections
     off, so only the write side runs), 1000 distinct signals per request: the script
@@ -15,6 +16,7 @@ Figures are stored events per second; every round uses a fresh copy of the templ
 """
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ from benchmarks.env import Server
 from commands.engagement import EngagementApplication, Signal
 
 BATCH = 1000
+PRODUCERS = 2  # B1's threads calling ingest (docs/benchmarks.md, "The write path ...")
 HTTP_THREADS, HTTP_CONNECTIONS = 2, 4  # B2's wrk: a few batches in flight at once
 RAW_TABLE = """
 CREATE TABLE raw_events (
@@ -55,20 +58,38 @@ def batches(signals: Sequence[Signal], size: int = BATCH) -> list[Sequence[Signa
     return [signals[i : i + size] for i in range(0, len(signals), size)]
 
 
-def ingest_in_process(url: str, signals: Sequence[Signal]) -> tuple[int, float]:
-    """(events stored, seconds) for ingesting `signals` through the bulk path."""
-    store = open_shared_store(url, cache_size=10_000)
+def ingest_in_process(
+    url: str, signals: Sequence[Signal], producers: int = 1
+) -> tuple[int, float]:
+    """(events stored, seconds) for ingesting `signals` in batches of BATCH, from
+    `producers` threads (each takes every producers-th batch), as concurrent callers of
+    one process do (HTTP handlers, Kafka ingest workers): the group commit writes one
+    producer's batch while another's is decided."""
+    store = open_shared_store(url)
     app = EngagementApplication(store)
+    work = batches(signals)
     try:
         before = store.recorder.max_notification_id() or 0
         with Stopwatch() as watch:
-            for batch in batches(signals):
-                app.ingest(batch)
+            if producers == 1:
+                for batch in work:
+                    app.ingest(batch)
+            else:
+                with ThreadPoolExecutor(producers) as pool:
+                    done = [pool.submit(_ingest_every, app, work[i::producers])
+                            for i in range(producers)]  # fmt: skip
+                    for future in done:
+                        future.result()
         events = (store.recorder.max_notification_id() or 0) - before
     finally:
         app.close()
-        store.factory.close()
+        store.close()
     return events, watch.seconds
+
+
+def _ingest_every(app: EngagementApplication, work: Sequence[Sequence[Signal]]) -> None:
+    for batch in work:
+        app.ingest(batch)
 
 
 def stored_rows(url: str, after: int) -> list[tuple[Any, ...]]:
@@ -119,9 +140,9 @@ class IngestBench:
             self.rows = stored_rows(url, start)
         self.events_per_batch = max(1, round(events / len(batches(self.signals))))
 
-    def in_process(self) -> float:
+    def in_process(self, producers: int = PRODUCERS) -> float:
         with self.srv.fresh(self.template) as url:
-            events, seconds = ingest_in_process(url, self.signals)
+            events, seconds = ingest_in_process(url, self.signals, producers)
         return events / seconds
 
     def copy(self) -> float:
