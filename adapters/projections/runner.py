@@ -11,11 +11,11 @@ advances to the head that was scanned, so a projection that ignores an event is 
 Projections with in-memory state (online models) checkpoint it at a bounded interval
 (`checkpoint_seconds`), when caught up outside the live loop, and when stopped, not at
 every batch: the state of a model with tens of thousands of viewers costs tens of
-milliseconds to pickle, a stall of every read model's freshness in a live server. The checkpoint row carries its own position; a runner that
-(re)loads state behind its tracked position replays the events in between with a
-`NullView`: the state is a function of the events alone (event time, no view reads), so
-the replay rebuilds exactly the state that was lost, and the view writes those events
-made are already committed.
+milliseconds to pickle, a stall of every read model's freshness in a live server. The
+checkpoint row carries its own position; a runner that (re)loads state behind its tracked
+position replays the events in between with a `NullView`: the state is a function of the
+events alone (event time, no view reads), so the replay rebuilds exactly the state that
+was lost, and the view writes those events made are already committed.
 """
 
 import logging
