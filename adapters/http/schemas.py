@@ -1,9 +1,10 @@
 """Request and response bodies of the command API (pydantic, unknown fields rejected)."""
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from commands.engagement import Signal
 from domain.engagement import DEVICES, SHARE_CHANNELS, TRAFFIC_SOURCES
@@ -16,13 +17,24 @@ Channel = Literal[tuple(sorted(SHARE_CHANNELS))]  # type: ignore[valid-type]
 ReportReason = Literal[tuple(sorted(REPORT_REASONS))]  # type: ignore[valid-type]
 Priority = Literal[PRIORITIES]  # type: ignore[valid-type]
 ShortText = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _time_text(value: object) -> object:
+    """Event times are ISO 8601 text, as the schema says: pydantic's lax mode would take a
+    number as unix seconds (found by the long fuzz run: an integer accepted)."""
+    if value is not None and not isinstance(value, str | datetime):
+        raise ValueError("expected an ISO 8601 date-time with a timezone")
+    return value
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_time_text)]
 ClientEventId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: EventTime | None = Field(
         None, description="When it happened (ISO 8601 with timezone); defaults to now"
     )
 
@@ -108,7 +120,7 @@ class FollowBody(VersionedBody):
 class _Item(BaseModel):
     model_config = ConfigDict(extra="forbid")
     viewer_id: UUID
-    occurred_at: AwareDatetime | None = None
+    occurred_at: EventTime | None = None
     client_event_id: ClientEventId | None = None
 
 
