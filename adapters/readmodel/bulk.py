@@ -132,6 +132,58 @@ def insert_returning_new(
     return [tuple(r) for r in result]
 
 
+def write_counting_new(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    key: Sequence[str],
+    update: Mapping[str, str],
+    count: str,
+    children: sa.Table,
+    child_columns: Sequence[str],
+    child_rows: Sequence[Sequence[Any]],
+    create: bool = True,
+) -> None:
+    """Insert `child_rows` into `children`, skipping the stored ones (their key is all of
+    `child_columns`), then write `rows` to `table` as `upsert` (create=True) or
+    `update_existing` (create=False) do, with `count` added to by the number of child
+    rows newly inserted for each row (a child names its row by its first len(key)
+    columns, named as `key`). E.g. a session's distinct videos: each new (session, video)
+    pair is one more video watched.
+
+    On PostgreSQL this is one statement (the insert is a data-modifying CTE whose
+    RETURNING rows are counted per key): no round trip, and no new keys sent back and
+    parsed. Elsewhere (and as its reference, tests/integration/test_bulk_upsert.py):
+    insert_returning_new, a count in Python, then the write."""
+    if not rows:
+        return
+    if tuple(child_columns[: len(key)]) != tuple(key):
+        raise ValueError(f"child columns {child_columns} do not start with the key {key}")
+    if conn.dialect.name == "postgresql" and child_rows:
+        sql = _pg_counting(
+            table, tuple(columns), tuple(key), tuple(update.items()), count, children,
+            tuple(child_columns), _schema(conn, table), _schema(conn, children), create,
+        )  # fmt: skip
+        arrays = _columns(children, child_columns, child_rows) + _columns(table, columns, rows)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, arrays, prepare=True)
+        finally:
+            cursor.close()
+        return
+    new = insert_returning_new(conn, children, child_columns, child_rows, key=child_columns)
+    counted: dict[tuple[Any, ...], int] = {}
+    for r in new:
+        k = tuple(r[: len(key)])
+        counted[k] = counted.get(k, 0) + 1
+    at = [list(columns).index(k) for k in key]
+    full = [(*r, counted.get(tuple(r[i] for i in at), 0)) for r in rows]
+    write = upsert if create else update_existing
+    write(conn, table, (*columns, count), full, key=key, update={**update, count: ADD})
+
+
 def select_in(
     conn: sa.Connection,
     table: sa.Table,
@@ -224,29 +276,16 @@ def _pg_statement(
     name = _qualified(table, schema)
     names = ", ".join(f'"{c}"' for c in columns)
     arrays = ", ".join(f"%b::{_pg_type(table.c[c])}[]" for c in columns)  # binary: 6x faster
-    values = ", ".join(
-        f'u."{c}"::{table.c[c].type.compile(dialect=postgresql.dialect())}'
-        if isinstance(table.c[c].type, sa.JSON)
-        else f'u."{c}"'
-        for c in columns
-    )
+    values = ", ".join(_pg_value(table, c) for c in columns)
     keys = ", ".join(f'"{k}"' for k in key)
     sql = (
         f"INSERT INTO {name} ({names}) SELECT {values} FROM unnest({arrays}) AS u({names}) "
         f"ON CONFLICT ({keys}) "
     )
     if update:
-        sets = []
-        for c, how in update:
-            stored, new = f'{name}."{c}"', f'EXCLUDED."{c}"'
-            sets.append(f'"{c}" = ' + {
-                ADD: f"{stored} + {new}",
-                SET: new,
-                MAX: f"coalesce(greatest({stored}, {new}), {stored}, {new})",
-                MIN: f"coalesce(least({stored}, {new}), {stored}, {new})",
-                KEEP: stored,
-            }[how])  # fmt: skip
-        sql += "DO UPDATE SET " + ", ".join(sets)
+        sql += "DO UPDATE SET " + ", ".join(
+            _pg_set(name, c, how, f'EXCLUDED."{c}"') for c, how in update
+        )
     else:
         sql += "DO NOTHING"
     if returning:
@@ -272,19 +311,74 @@ def _pg_update(
     name = _qualified(table, schema)
     names = ", ".join(f'"{c}"' for c in columns)
     arrays = ", ".join(f"%b::{_pg_type(table.c[c])}[]" for c in columns)  # binary: 6x faster
-    sets = []
-    for c, how in update:
-        stored, new = f'{name}."{c}"', f'u."{c}"'
-        if isinstance(table.c[c].type, sa.JSON):
-            new = f"{new}::{table.c[c].type.compile(dialect=postgresql.dialect())}"
-        sets.append(f'"{c}" = ' + {
+    sets = [_pg_set(name, c, how, _pg_value(table, c)) for c, how in update]
+    where = " AND ".join(f'{name}."{k}" = u."{k}"' for k in key)
+    return f"UPDATE {name} SET {', '.join(sets)} FROM unnest({arrays}) AS u({names}) WHERE {where}"
+
+
+@cache
+def _pg_counting(
+    table: sa.Table,
+    columns: tuple[str, ...],
+    key: tuple[str, ...],
+    update: tuple[tuple[str, str], ...],
+    count: str,
+    children: sa.Table,
+    child_columns: tuple[str, ...],
+    schema: str | None,
+    child_schema: str | None,
+    create: bool,
+) -> str:
+    """write_counting_new's statement: the child insert as a CTE, its new keys counted,
+    joined to the rows (parameters: the child arrays, then the rows' arrays)."""
+    keys = ", ".join(f'"{k}"' for k in key)
+    cnames = ", ".join(f'"{c}"' for c in child_columns)
+    carrays = ", ".join(f"%b::{_pg_type(children.c[c])}[]" for c in child_columns)
+    name = _qualified(table, schema)
+    names = ", ".join(f'"{c}"' for c in columns)
+    arrays = ", ".join(f"%b::{_pg_type(table.c[c])}[]" for c in columns)
+    joined = " AND ".join(f'n."{k}" = u."{k}"' for k in key)
+    sql = (
+        f"WITH new AS (INSERT INTO {_qualified(children, child_schema)} ({cnames}) "
+        f"SELECT {cnames} FROM unnest({carrays}) AS c({cnames}) "
+        f"ON CONFLICT ({cnames}) DO NOTHING RETURNING {keys}), "
+        f"n AS (SELECT {keys}, count(*) AS n FROM new GROUP BY {keys}) "
+    )
+    source = f"unnest({arrays}) AS u({names}) LEFT JOIN n ON {joined}"
+    if create:
+        values = ", ".join(_pg_value(table, c) for c in columns)
+        sets = [_pg_set(name, c, how, f'EXCLUDED."{c}"') for c, how in update]
+        sets.append(f'"{count}" = {name}."{count}" + EXCLUDED."{count}"')
+        return sql + (
+            f'INSERT INTO {name} ({names}, "{count}") SELECT {values}, coalesce(n.n, 0) '
+            f"FROM {source} ON CONFLICT ({keys}) DO UPDATE SET {', '.join(sets)}"
+        )
+    sets = [_pg_set(name, c, how, _pg_value(table, c)) for c, how in update]
+    sets.append(f'"{count}" = {name}."{count}" + coalesce(n.n, 0)')
+    where = " AND ".join(f'{name}."{k}" = u."{k}"' for k in key)
+    return sql + f"UPDATE {name} SET {', '.join(sets)} FROM {source} WHERE {where}"
+
+
+def _pg_value(table: sa.Table, column: str) -> str:
+    """A column of the unnest alias `u`, JSON text cast back to its type."""
+    if isinstance(table.c[column].type, sa.JSON):
+        return f'u."{column}"::{table.c[column].type.compile(dialect=postgresql.dialect())}'
+    return f'u."{column}"'
+
+
+def _pg_set(name: str, column: str, how: str, new: str) -> str:
+    """`"column" = ` the stored value (of table `name`) and `new` combined as `how` says."""
+    stored = f'{name}."{column}"'
+    return (
+        f'"{column}" = '
+        + {
             ADD: f"{stored} + {new}",
             SET: new,
             MAX: f"coalesce(greatest({stored}, {new}), {stored}, {new})",
             MIN: f"coalesce(least({stored}, {new}), {stored}, {new})",
-        }[how])  # fmt: skip
-    where = " AND ".join(f'{name}."{k}" = u."{k}"' for k in key)
-    return f"UPDATE {name} SET {', '.join(sets)} FROM unnest({arrays}) AS u({names}) WHERE {where}"
+            KEEP: stored,
+        }[how]
+    )
 
 
 def _columns(

@@ -1,5 +1,6 @@
 """SQL implementation of SessionsView: a batch's sessions are kept in memory and written
-once at flush (one upsert for sessions, one insert for session videos)."""
+once at flush: the session videos and the sessions in one statement on PostgreSQL
+(bulk.write_counting_new counts each session's new videos)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.bulk import ADD, SET, insert_returning_new, qualified, raw_query, upsert
+from adapters.readmodel.bulk import ADD, SET, qualified, raw_query, write_counting_new
 from adapters.readmodel.tables import rm_session_videos, rm_viewer_sessions
 from adapters.readmodel.times import as_utc
 from domain.engagement import Engagement
@@ -18,11 +19,8 @@ from projections.sessions import SessionState, SessionsView
 S, SV = rm_viewer_sessions.c, rm_session_videos.c
 PREFETCH_CHUNK = 500
 SESSION_VIDEO_COLUMNS = ("viewer_id", "session_no", "video_id")
-SESSION_COLUMNS = (
-    "viewer_id", "session_no", "started_at", "ended_at", "views", "watch_seconds",
-    "videos_watched",
-)  # fmt: skip
-SESSION_UPDATE = {"ended_at": SET, "views": ADD, "watch_seconds": ADD, "videos_watched": ADD}
+SESSION_COLUMNS = ("viewer_id", "session_no", "started_at", "ended_at", "views", "watch_seconds")
+SESSION_UPDATE = {"ended_at": SET, "views": ADD, "watch_seconds": ADD}
 
 
 @dataclass
@@ -136,20 +134,18 @@ class SqlSessionsView(SessionsView):
         """Write the batch; return {"sessions:<viewer_id>"} per viewer it changed."""
         if not self._touched:
             return set()
-        keys = sorted(self._touched)
-        # Session videos first: the insert skips videos a session already had and returns
-        # the new ones, so each session's distinct-video count grows by exactly those.
-        pairs = [(v, n, video) for v, n in keys for video in sorted(self._touched[(v, n)].videos)]
-        new_videos: dict[tuple[UUID, int], int] = dict.fromkeys(keys, 0)
-        for viewer, session_no, _ in insert_returning_new(
-            self.conn, rm_session_videos, SESSION_VIDEO_COLUMNS, pairs, key=SESSION_VIDEO_COLUMNS
-        ):
-            new_videos[(viewer, session_no)] += 1
+        touched, self._touched = self._touched, {}
+        # The session videos first (a CTE of the same statement on PostgreSQL): the insert
+        # skips videos a session already had, and each session's distinct-video count
+        # grows by the new ones only.
+        pairs = [(v, n, video) for (v, n), t in touched.items() for video in t.videos]
         rows = [
-            (v, n, t.started_at, t.ended_at, t.views, t.watch_seconds, new_videos[(v, n)])
-            for (v, n), t in ((k, self._touched[k]) for k in keys)
+            (v, n, t.started_at, t.ended_at, t.views, t.watch_seconds)
+            for (v, n), t in touched.items()
         ]
-        upsert(self.conn, rm_viewer_sessions, SESSION_COLUMNS, rows,
-               key=("viewer_id", "session_no"), update=SESSION_UPDATE)  # fmt: skip
-        self._touched.clear()
-        return {f"sessions:{v}" for v, _ in keys}
+        write_counting_new(
+            self.conn, rm_viewer_sessions, SESSION_COLUMNS, rows,
+            key=("viewer_id", "session_no"), update=SESSION_UPDATE, count="videos_watched",
+            children=rm_session_videos, child_columns=SESSION_VIDEO_COLUMNS, child_rows=pairs,
+        )  # fmt: skip
+        return {f"sessions:{v}" for v in dict.fromkeys(v for v, _ in touched)}

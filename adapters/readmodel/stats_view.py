@@ -1,6 +1,7 @@
 """SQL implementation of StatsView: accumulates a batch's deltas, writes them at flush."""
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -10,10 +11,10 @@ import sqlalchemy as sa
 from adapters.readmodel.bulk import (
     ADD,
     SET,
-    insert_returning_new,
     select_in,
     update_existing,
     upsert,
+    write_counting_new,
 )
 from adapters.readmodel.tables import (
     rm_creators,
@@ -29,8 +30,12 @@ from projections.stats import StatsView
 
 COUNTERS = ("views", "likes", "shares", "comments")
 CREATOR_COUNTERS = (*COUNTERS, "watch_seconds")
-VIDEO_COUNTERS = (*COUNTERS, "watch_seconds", "completions", "unique_viewers")
-VIDEO_UPDATE = {**dict.fromkeys(VIDEO_COUNTERS, ADD), "last_engaged_at": SET}
+# A batch's deltas per video, in this order (a list per video: one index per counter).
+DELTAS = (*CREATOR_COUNTERS, "completions")
+VIDEO_COLUMNS = ("video_id", *DELTAS, "last_engaged_at")
+VIDEO_UPDATE = {**dict.fromkeys(DELTAS, ADD), "last_engaged_at": SET}
+VIEW_PAIR = ("video_id", "viewer_id")
+FOLLOW_PAIR = ("pair_id", "viewer_id", "creator_id")
 NEW_CREATOR_COLUMNS = ("creator_id", "handle", "display_name", "region", "status", "registered_at")
 NEW_VIDEO_COLUMNS = (
     "video_id", "creator_id", "caption", "hashtags", "sound_id", "duration_seconds", "status",
@@ -44,11 +49,11 @@ class SqlStatsView(StatsView):
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
-        self.video_deltas: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.video_deltas: dict[UUID, list[float]] = {}  # DELTAS per video
         self.last_engaged: dict[UUID, datetime] = {}
         self.viewed_pairs: dict[tuple[UUID, UUID], None] = {}
         self.follow_deltas: dict[UUID, int] = defaultdict(int)
-        self.new_pairs: dict[UUID, dict[str, UUID]] = {}
+        self.new_pairs: dict[UUID, tuple[UUID, UUID, UUID]] = {}
         self.new_videos: dict[UUID, dict[str, Any]] = {}
         self.new_creators: dict[UUID, tuple[Any, ...]] = {}
         self._videos: dict[UUID, tuple[UUID, list[str], str | None]] = {}
@@ -123,18 +128,18 @@ class SqlStatsView(StatsView):
         self.new_videos.clear()
         values = [tuple(r[c] for c in NEW_VIDEO_COLUMNS) for r in rows]
         upsert(self.conn, rm_videos, NEW_VIDEO_COLUMNS, values, key=("video_id",))
-        creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        tags: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        sounds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        creators: dict[UUID, list[float]] = {}
+        tags: dict[str, list[float]] = {}
+        sounds: dict[str, list[float]] = {}
         for r in rows:
-            creators[r["creator_id"]]["videos"] += 1
+            _sum_into(creators, r["creator_id"], (1,))
             for t in r["hashtags"]:
-                tags[t]["videos"] += 1
+                _sum_into(tags, t, (1,))
             if r["sound_id"]:
-                sounds[r["sound_id"]]["videos"] += 1
-        _add(self.conn, rm_creators, "creator_id", creators, ("videos",), create=False)
-        _add(self.conn, rm_hashtags, "tag", tags, ("videos",), create=True)
-        _add(self.conn, rm_sounds, "sound_id", sounds, ("videos",), create=True)
+                _sum_into(sounds, r["sound_id"], (1,))
+        _add_rows(self.conn, rm_creators, "creator_id", creators, ("videos",), create=False)
+        _add_rows(self.conn, rm_hashtags, "tag", tags, ("videos",), create=True)
+        _add_rows(self.conn, rm_sounds, "sound_id", sounds, ("videos",), create=True)
 
     def video_caption(self, video_id: UUID, caption: str, hashtags: list[str]) -> None:
         self.flush()  # counters so far belong to the old hashtags (and new videos are in)
@@ -191,24 +196,25 @@ class SqlStatsView(StatsView):
         shares: int = 0,
         comments: int = 0,
     ) -> None:
-        d = self.video_deltas[video_id]
-        d["views"] += views
-        d["watch_seconds"] += watch_seconds
-        d["completions"] += completions
-        d["likes"] += likes
-        d["shares"] += shares
-        d["comments"] += comments
+        d = self.video_deltas.get(video_id)
+        if d is None:
+            d = self.video_deltas[video_id] = [0, 0, 0, 0, 0.0, 0]
+        d[0] += views
+        d[1] += likes
+        d[2] += shares
+        d[3] += comments
+        d[4] += watch_seconds
+        d[5] += completions
         if views:
             self.viewed_pairs[(video_id, viewer_id)] = None
         at = as_utc(at)
-        if video_id not in self.last_engaged or at > self.last_engaged[video_id]:
+        last = self.last_engaged.get(video_id)
+        if last is None or at > last:
             self.last_engaged[video_id] = at
 
     def follow_pair(self, pair_id: UUID, viewer_id: UUID, creator_id: UUID) -> None:
         # Written at flush, before the follow counters that need the pair's creator.
-        self.new_pairs.setdefault(
-            pair_id, dict(pair_id=pair_id, viewer_id=viewer_id, creator_id=creator_id)
-        )
+        self.new_pairs.setdefault(pair_id, (pair_id, viewer_id, creator_id))
 
     def follow(self, pair_id: UUID, delta: int) -> None:
         self.follow_deltas[pair_id] += delta
@@ -219,47 +225,37 @@ class SqlStatsView(StatsView):
         changed = {f"video:{v}" for v in self.video_deltas} | {"summary"} | self._changed
         self._changed = changed
         self._write_new_videos()
-        self._flush_unique_viewers()
         self._load_videos(list(self.video_deltas))
-        creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        tags: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        sounds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        creators: dict[UUID, list[float]] = {}
+        tags: dict[str, list[float]] = {}
+        sounds: dict[str, list[float]] = {}
         for video_id, d in self.video_deltas.items():
             creator_id, hashtags, sound_id = self._video(video_id)
-            for c in (*COUNTERS, "watch_seconds"):
-                creators[creator_id][c] += d[c]
-            for c in COUNTERS:
-                for t in hashtags:
-                    tags[t][c] += d[c]
-                if sound_id:
-                    sounds[sound_id][c] += d[c]
+            _sum_into(creators, creator_id, (*d[:5], 0))  # CREATOR_COUNTERS, followers
+            engagement = d[:4]  # COUNTERS
+            for t in hashtags:
+                _sum_into(tags, t, engagement)
+            if sound_id:
+                _sum_into(sounds, sound_id, engagement)
         if self.video_deltas:
-            rows = [
-                (v, *(d[c] for c in VIDEO_COUNTERS), self.last_engaged.get(v))
-                for v, d in self.video_deltas.items()
-            ]
-            update_existing(self.conn, rm_videos, ("video_id", *VIDEO_COUNTERS, "last_engaged_at"),
-                            rows, key=("video_id",), update=VIDEO_UPDATE)  # fmt: skip
-        _add(self.conn, rm_creators, "creator_id", creators, CREATOR_COUNTERS, create=False)
-        _add(self.conn, rm_hashtags, "tag", tags, COUNTERS, create=True)
-        _add(self.conn, rm_sounds, "sound_id", sounds, COUNTERS, create=True)
-        self._flush_follows()
+            # Each new (video, viewer) pair is one more unique viewer of its video.
+            rows = [(v, *d, self.last_engaged.get(v)) for v, d in self.video_deltas.items()]
+            write_counting_new(
+                self.conn, rm_videos, VIDEO_COLUMNS, rows, key=("video_id",),
+                update=VIDEO_UPDATE, count="unique_viewers", children=rm_view_pairs,
+                child_columns=VIEW_PAIR, child_rows=list(self.viewed_pairs), create=False,
+            )  # fmt: skip
+        follows = self._follows()
+        for creator_id, delta in follows.items():
+            _sum_into(creators, creator_id, (0, 0, 0, 0, 0.0, delta))
+        _add_rows(self.conn, rm_creators, "creator_id", creators, (*CREATOR_COUNTERS, "followers"),
+                  create=False)  # fmt: skip
+        _add_rows(self.conn, rm_hashtags, "tag", tags, COUNTERS, create=True)
+        _add_rows(self.conn, rm_sounds, "sound_id", sounds, COUNTERS, create=True)
         self.video_deltas.clear()
         self.last_engaged.clear()
-        return changed
-
-    def _flush_unique_viewers(self) -> None:
-        if not self.viewed_pairs:
-            return
-        # One insert that skips known pairs and returns the new ones: each new pair is
-        # one more unique viewer of its video.
-        pair = ("video_id", "viewer_id")
-        new = insert_returning_new(
-            self.conn, rm_view_pairs, pair, list(self.viewed_pairs), key=pair
-        )
-        for video_id, _ in new:
-            self.video_deltas[video_id]["unique_viewers"] += 1
         self.viewed_pairs.clear()
+        return changed
 
     def _load_videos(self, video_ids: list[UUID]) -> None:
         """The creator, hashtags and sound of every video not known yet, in one query."""
@@ -270,43 +266,53 @@ class SqlStatsView(StatsView):
         ):
             self._videos[video_id] = (creator_id, list(hashtags), sound_id)
 
-    def _flush_follows(self) -> None:
-        if self.new_pairs:
-            rows = [
-                (p["pair_id"], p["viewer_id"], p["creator_id"]) for p in self.new_pairs.values()
-            ]
-            upsert(self.conn, rm_follow_pairs, ("pair_id", "viewer_id", "creator_id"), rows,
-                   key=("pair_id",))  # fmt: skip
-            self.new_pairs.clear()
-        if not self.follow_deltas:
-            return
-        ids = list(self.follow_deltas)
+    def _follows(self) -> dict[UUID, int]:
+        """Write the batch's follow pairs and their states; return the follower deltas
+        per creator. A pair started in this batch is inserted with its state (its creator
+        is known); the others are looked up and updated."""
+        new, self.new_pairs = self.new_pairs, {}
+        deltas, self.follow_deltas = self.follow_deltas, defaultdict(int)
+        if new:
+            rows = [(*pair, deltas.get(pair[0], 0) > 0) for pair in new.values()]
+            upsert(self.conn, rm_follow_pairs, (*FOLLOW_PAIR, "following"), rows, key=("pair_id",))
+        creators: dict[UUID, int] = defaultdict(int)
+        stored = [p for p in deltas if p not in new]
         columns = ("pair_id", "creator_id")
-        creator_of = dict(select_in(self.conn, rm_follow_pairs, columns, "pair_id", ids))
-        creators: dict[UUID, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for pair_id, delta in self.follow_deltas.items():
-            creators[creator_of[pair_id]]["followers"] += delta
-        _add(self.conn, rm_creators, "creator_id", creators, ("followers",), create=False)
-        states = [(p, d > 0) for p, d in self.follow_deltas.items() if d]
+        creator_of = dict(select_in(self.conn, rm_follow_pairs, columns, "pair_id", stored))
+        for pair_id, delta in deltas.items():
+            pair = new.get(pair_id)
+            creators[pair[2] if pair is not None else creator_of[pair_id]] += delta
+        states = [(p, deltas[p] > 0) for p in stored if deltas[p]]
         update_existing(self.conn, rm_follow_pairs, ("pair_id", "following"), states,
                         key=("pair_id",), update={"following": SET})  # fmt: skip
-        self.follow_deltas.clear()
+        return {c: d for c, d in creators.items() if d}
 
 
-def _add(
+def _sum_into(totals: dict[Any, list[float]], key: Any, values: Sequence[float]) -> None:
+    """totals[key] += values, elementwise."""
+    row = totals.get(key)
+    if row is None:
+        totals[key] = list(values)
+    else:
+        for i, v in enumerate(values):
+            row[i] += v
+
+
+def _add_rows(
     conn: sa.Connection,
     table: sa.Table,
     key: str,
-    deltas: dict[Any, dict[str, float]],
+    totals: dict[Any, list[float]],
     counters: tuple[str, ...],
     *,
     create: bool,
 ) -> None:
-    """counter += delta for every row of `deltas` in one statement; with create=False the
-    rows must exist (an update), else missing ones are inserted."""
-    if not deltas:
+    """counter += delta for every row of `totals` (lists in `counters` order) in one
+    statement; with create=False the rows must exist (an update), else missing ones are
+    inserted."""
+    if not totals:
         return
-    rows = [(k, *(d.get(c, 0) for c in counters)) for k, d in deltas.items()]
+    rows = [(k, *t) for k, t in totals.items()]
     update = dict.fromkeys(counters, ADD)
     if create:
         upsert(conn, table, (key, *counters), rows, key=(key,), update=update)

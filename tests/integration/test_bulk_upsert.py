@@ -23,6 +23,7 @@ from adapters.readmodel.bulk import (
     select_in,
     update_existing,
     upsert,
+    write_counting_new,
 )
 from adapters.readmodel.db import create_read_engine
 
@@ -40,6 +41,13 @@ things = sa.Table(
     sa.Column("last_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("payload", sa.JSON, nullable=True),
     sa.Column("note", sa.String(32), nullable=True),
+)
+parts = sa.Table(  # children of things: (id, kind) names the thing
+    "bulk_parts",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("part", sa.Uuid, primary_key=True),
 )
 COLUMNS = ("id", "kind", "count", "score", "label", "first_at", "last_at", "payload", "note")
 UPDATE = {"count": ADD, "score": SET, "label": SET, "first_at": MIN, "last_at": MAX, "note": KEEP}
@@ -178,3 +186,40 @@ def test_select_in_reads_the_rows_named(engine):
         )
         assert select_in(conn, things, ("id",), "id", []) == []
     assert sorted(got) == [(UUID(int=2), 2), (UUID(int=4), 4)]
+
+
+@pytest.mark.parametrize("create", [True, False], ids=["upsert", "update"])
+def test_counting_new_children_adds_only_the_new_ones(engine, create):
+    # Given two things, one with a stored part
+    a, b, c = UUID(int=1), UUID(int=2), UUID(int=3)
+    p1, p2, p3 = UUID(int=11), UUID(int=12), UUID(int=13)
+    with engine.begin() as conn:
+        upsert(conn, things, COLUMNS, [(a, "video", 1, 1.0, "a", T0, T0, None, None),
+                                       (b, "video", 0, 1.0, "b", T0, T0, None, None)],
+               key=("id", "kind"))  # fmt: skip
+        upsert(conn, parts, ("id", "kind", "part"), [(a, "video", p1)], key=("id", "kind", "part"))
+
+    # When a batch writes parts (one stored, two new for a, one new for c) and its rows
+    with engine.begin() as conn:
+        write_counting_new(
+            conn, things, ("id", "kind", "score", "last_at", "payload"),
+            [(a, "video", 2.5, T0 + timedelta(hours=1), {"k": [1]}),
+             (b, "video", 3.5, T0 + timedelta(hours=2), None),
+             (c, "video", 4.5, T0, "x")],
+            key=("id", "kind"), update={"score": SET, "last_at": MAX, "payload": SET},
+            count="count", children=parts, child_columns=("id", "kind", "part"),
+            child_rows=[(a, "video", p1), (a, "video", p2), (a, "video", p3), (c, "video", p1)],
+            create=create,
+        )  # fmt: skip
+
+    # Then each row's count grew by its new parts only; c is written only by an upsert
+    # (its part is stored either way: the parts are inserted first)
+    expected = {
+        (a, "video"): (3, 2.5, "a", T0, T0 + timedelta(hours=1), {"k": [1]}, None),
+        (b, "video"): (0, 3.5, "b", T0, T0 + timedelta(hours=2), None, None),
+    }
+    if create:
+        expected[(c, "video")] = (1, 4.5, None, None, T0, "x", None)
+    assert rows_of(engine) == expected
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(parts)).scalar() == 4
