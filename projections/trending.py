@@ -18,7 +18,7 @@ already counted stay with the old ones.
 """
 
 from abc import ABC, abstractmethod
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -38,8 +38,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def minute_of(at: datetime) -> int:
-    """Minutes since the Unix epoch, floored (exact integer arithmetic, no float)."""
-    return (at - EPOCH) // timedelta(minutes=1)
+    """Minutes since the Unix epoch, floored (exact integer arithmetic, no float): a
+    timedelta keeps 0 <= seconds < 86400, so whole days and the day's minutes add up."""
+    since = at - EPOCH
+    return since.days * 1440 + since.seconds // 60
 
 
 class Counts(NamedTuple):
@@ -79,8 +81,9 @@ class TrendingView(ABC):
     def set_watermark(self, minute: int) -> None: ...
 
     @abstractmethod
-    def add(self, kind: str, key: str, minute: int, counts: Counts) -> None:
-        """Add `counts` to the bucket (kind, key, minute), creating it when missing."""
+    def add(self, keys: list[tuple[str, str]], minute: int, counts: Counts) -> None:
+        """Add `counts` to the bucket (kind, key, minute) of every (kind, key) of `keys`,
+        creating those missing."""
 
     @abstractmethod
     def late_dropped(self) -> None:
@@ -114,6 +117,10 @@ class TrendingProjection(Projection[TrendingView]):
         self._bucket_keys: dict[UUID, tuple[VideoKeys | None, list[tuple[str, str]]]] = {}
 
     def process(self, event: Any, position: int, view: TrendingView) -> None:
+        counts = ENGAGEMENT_COUNTS.get(type(event))  # most events: one lookup, no match
+        if counts is not None:
+            self._count(event.video_id, event.occurred_at, counts, view)
+            return
         match event:
             case Video.Published():
                 view.video_published(
@@ -121,8 +128,6 @@ class TrendingProjection(Projection[TrendingView]):
                 )
             case Video.CaptionEdited():
                 view.video_hashtags(event.originator_id, list(event.hashtags))
-            case _ if type(event) in ENGAGEMENT_COUNTS:
-                self._count(event.video_id, event.occurred_at, ENGAGEMENT_COUNTS[type(event)], view)
 
     def _count(self, video_id: UUID, at: datetime, counts: Counts, view: TrendingView) -> None:
         minute = minute_of(at)
@@ -133,15 +138,15 @@ class TrendingProjection(Projection[TrendingView]):
         if watermark is None or minute > watermark:
             view.set_watermark(minute)
             view.discard_before(minute - RETENTION_MINUTES)
-        for kind, key in self._keys(video_id, view):
-            view.add(kind, key, minute, counts)
+        view.add(self._keys(video_id, view), minute, counts)
 
     def _keys(self, video_id: UUID, view: TrendingView) -> list[tuple[str, str]]:
         found = view.video_keys(video_id)
         # The keys of a video's buckets, built once per (video, hashtags, sound): they are
-        # needed for every engagement event (str() of a UUID alone is a microsecond).
+        # needed for every engagement event (str() of a UUID alone is a microsecond). The
+        # view hands out the same VideoKeys until the video changes: identity first.
         cached = self._bucket_keys.get(video_id)
-        if cached is not None and cached[0] == found:
+        if cached is not None and (cached[0] is found or cached[0] == found):
             return cached[1]
         keys = [(KIND_VIDEO, str(video_id))]
         if found is not None:

@@ -225,6 +225,15 @@ def raw_query(conn: sa.Connection, sql: str, params: Sequence[Any]) -> list[tupl
         cursor.close()
 
 
+def raw_execute(conn: sa.Connection, sql: str, params: Sequence[Any]) -> None:
+    """raw_query for a statement without rows (DELETE, UPDATE)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params, prepare=True)
+    finally:
+        cursor.close()
+
+
 def qualified(conn: sa.Connection, table: sa.Table) -> str:
     """The table's quoted name as this connection sees it (schema_translate_map)."""
     return _qualified(table, _schema(conn, table))

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.bulk import ADD, SET, upsert
+from adapters.readmodel.bulk import ADD, SET, qualified, raw_query, upsert
 from adapters.readmodel.tables import rm_case_reach, rm_case_timeline, rm_cases
 from adapters.readmodel.times import as_utc
 from projections.moderation_queue import (
@@ -27,6 +27,13 @@ def _chunks(ids: Iterable[Any]) -> Iterable[list[Any]]:
     items = list(ids)
     for i in range(0, len(items), CHUNK):
         yield items[i : i + CHUNK]
+
+
+class _Row(dict[str, Any]):
+    """A row read by name (`row.stored`), like SQLAlchemy's."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
 
 
 def case_from_row(row: Any) -> CaseState:
@@ -115,20 +122,42 @@ class SqlModerationView(ModerationView):
             if case.video_id in self._views:
                 self._reach_changed(case, self.reach(case.video_id))
         others = [v for v in self._views if v not in in_memory]
-        for chunk in _chunks(others):
-            rows = self.conn.execute(
-                sa.select(rm_cases, sa.func.coalesce(rm_case_reach.c.views, 0).label("stored"))
-                .select_from(
-                    rm_cases.outerjoin(
-                        rm_case_reach, rm_case_reach.c.video_id == rm_cases.c.video_id
-                    )
-                )
-                .where(rm_cases.c.video_id.in_(chunk), rm_cases.c.status == "open")
+        for row in self._open_cases_of(others):
+            case = case_from_row(row)
+            self._cases[case.case_id] = case
+            self._reach_changed(case, int(row.stored) + self._views[case.video_id])
+
+    def _open_cases_of(self, videos: list[UUID]) -> Iterable[Any]:
+        """The open cases of these videos, each with its video's stored views (`stored`):
+        on PostgreSQL one prepared statement with the ids as one array (a batch names
+        every video viewed), elsewhere SQLAlchemy IN lists in chunks."""
+        if not videos:
+            return []
+        if self.conn.dialect.name == "postgresql":
+            cases, reach = qualified(self.conn, rm_cases), qualified(self.conn, rm_case_reach)
+            columns = ", ".join(f'c."{c}"' for c in CASE_COLUMNS)
+            rows = raw_query(
+                self.conn,
+                f"SELECT {columns}, coalesce(r.views, 0) FROM {cases} AS c "
+                f"LEFT JOIN {reach} AS r ON r.video_id = c.video_id "
+                "WHERE c.video_id = ANY(%b::uuid[]) AND c.status = 'open'",
+                (videos,),
             )
-            for row in rows:
-                case = case_from_row(row)
-                self._cases[case.case_id] = case
-                self._reach_changed(case, int(row.stored) + self._views[case.video_id])
+            return [_Row(zip((*CASE_COLUMNS, "stored"), r, strict=True)) for r in rows]
+        out: list[Any] = []
+        for chunk in _chunks(videos):
+            out.extend(
+                self.conn.execute(
+                    sa.select(rm_cases, sa.func.coalesce(rm_case_reach.c.views, 0).label("stored"))
+                    .select_from(
+                        rm_cases.outerjoin(
+                            rm_case_reach, rm_case_reach.c.video_id == rm_cases.c.video_id
+                        )
+                    )
+                    .where(rm_cases.c.video_id.in_(chunk), rm_cases.c.status == "open")
+                )
+            )
+        return out
 
     def _reach_changed(self, case: CaseState, reach: int) -> None:
         if self.projection.reach_changed(case, reach):

@@ -18,6 +18,7 @@ from projections.sessions import SessionState, SessionsView
 
 S, SV = rm_viewer_sessions.c, rm_session_videos.c
 PREFETCH_CHUNK = 500
+_UNKNOWN = object()  # a viewer whose latest session was never read
 SESSION_VIDEO_COLUMNS = ("viewer_id", "session_no", "video_id")
 SESSION_COLUMNS = ("viewer_id", "session_no", "started_at", "ended_at", "views", "watch_seconds")
 SESSION_UPDATE = {"ended_at": SET, "views": ADD, "watch_seconds": ADD}
@@ -27,6 +28,7 @@ SESSION_UPDATE = {"ended_at": SET, "views": ADD, "watch_seconds": ADD}
 class _Touched:
     """A session changed in this batch: its times and the batch's deltas."""
 
+    session_no: int
     started_at: datetime
     ended_at: datetime
     views: int = 0
@@ -41,21 +43,26 @@ class SqlSessionsView(SessionsView):
         self.conn = conn
         self._latest: dict[UUID, SessionState | None] = {}
         self._touched: dict[tuple[UUID, int], _Touched] = {}
+        # The viewer's latest session when this batch touched it: one lookup per view.
+        self._current: dict[UUID, _Touched] = {}
 
     def latest_session(self, viewer_id: UUID) -> SessionState | None:
-        if viewer_id not in self._latest:
-            row = self.conn.execute(
-                sa.select(S.session_no, S.started_at, S.ended_at)
-                .where(S.viewer_id == viewer_id)
-                .order_by(S.session_no.desc())
-                .limit(1)
-            ).first()
-            self._latest[viewer_id] = (
-                SessionState(row.session_no, as_utc(row.started_at), as_utc(row.ended_at))
-                if row
-                else None
-            )
-        return self._latest[viewer_id]
+        found = self._latest.get(viewer_id, _UNKNOWN)
+        if found is not _UNKNOWN:  # read by prefetch, or written by this batch
+            return found  # type: ignore[return-value]
+        row = self.conn.execute(
+            sa.select(S.session_no, S.started_at, S.ended_at)
+            .where(S.viewer_id == viewer_id)
+            .order_by(S.session_no.desc())
+            .limit(1)
+        ).first()
+        state = (
+            SessionState(row.session_no, as_utc(row.started_at), as_utc(row.ended_at))
+            if row
+            else None
+        )
+        self._latest[viewer_id] = state
+        return state
 
     def prefetch(self, events: Sequence[Any]) -> None:
         """Every viewer's latest session for the batch's views, in one query."""
@@ -103,32 +110,37 @@ class SqlSessionsView(SessionsView):
     def start_session(self, viewer_id: UUID, session_no: int, at: datetime) -> None:
         at = as_utc(at)
         self._latest[viewer_id] = SessionState(session_no, at, at)
-        self._touched[(viewer_id, session_no)] = _Touched(at, at)
+        touched = _Touched(session_no, at, at)
+        self._touched[(viewer_id, session_no)] = self._current[viewer_id] = touched
 
     def extend_session(self, viewer_id: UUID, session_no: int, ended_at: datetime) -> None:
-        state = self._session(viewer_id, session_no)
-        self._latest[viewer_id] = state._replace(ended_at=as_utc(ended_at))
-        self._touch(viewer_id, state).ended_at = as_utc(ended_at)
+        touched = self._touch(viewer_id, session_no)
+        touched.ended_at = ended_at = as_utc(ended_at)
+        self._latest[viewer_id] = SessionState(session_no, touched.started_at, ended_at)
 
     def add_view(
         self, viewer_id: UUID, session_no: int, video_id: UUID, watch_seconds: float
     ) -> None:
-        touched = self._touch(viewer_id, self._session(viewer_id, session_no))
+        touched = self._touch(viewer_id, session_no)
         touched.views += 1
         touched.watch_seconds += watch_seconds
         touched.videos.add(video_id)
 
-    def _session(self, viewer_id: UUID, session_no: int) -> SessionState:
+    def _touch(self, viewer_id: UUID, session_no: int) -> _Touched:
+        """The batch's record of the viewer's latest session, which must be `session_no`
+        (the projection's contract)."""
+        current = self._current.get(viewer_id)
+        if current is not None and current.session_no == session_no:
+            return current  # only start_session makes a session the latest
         state = self.latest_session(viewer_id)
-        if state is None or state.session_no != session_no:  # the projection's contract
+        if state is None or state.session_no != session_no:
             raise ValueError(f"session {session_no} of {viewer_id} is not the latest")
-        return state
-
-    def _touch(self, viewer_id: UUID, state: SessionState) -> _Touched:
-        key = (viewer_id, state.session_no)
-        if key not in self._touched:
-            self._touched[key] = _Touched(state.started_at, state.ended_at)
-        return self._touched[key]
+        key = (viewer_id, session_no)
+        touched = self._touched.get(key)
+        if touched is None:
+            touched = self._touched[key] = _Touched(session_no, state.started_at, state.ended_at)
+        self._current[viewer_id] = touched
+        return touched
 
     def flush(self) -> set[str]:
         """Write the batch; return {"sessions:<viewer_id>"} per viewer it changed."""

@@ -1,7 +1,6 @@
 """SQL implementation of TrendingView: bucket deltas are summed in memory per batch and
 upserted at flush; the watermark and the video lookup are cached for the transaction."""
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -9,9 +8,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.bulk import ADD, select_in, upsert
+from adapters.readmodel.bulk import ADD, SET, qualified, raw_execute, select_in, upsert
 from adapters.readmodel.tables import rm_trend_buckets, rm_trend_meta, rm_trend_videos
-from adapters.readmodel.upsert import insert_for
 from projections.trending import Counts, TrendingView, VideoKeys
 
 WATERMARK, LATE_DROPPED = "watermark_minute", "late_dropped"
@@ -27,7 +25,7 @@ class SqlTrendingView(TrendingView):
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
-        self.buckets: dict[BucketKey, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        self.buckets: dict[BucketKey, list[int]] = {}
         self.late = 0
         self.discard_minute: int | None = None
         self._videos: dict[UUID, VideoKeys | None] = {}
@@ -93,10 +91,18 @@ class SqlTrendingView(TrendingView):
         self._watermark, self._watermark_loaded, self._watermark_changed = minute, True, True
 
     # -- buckets --------------------------------------------------------------------------
-    def add(self, kind: str, key: str, minute: int, counts: Counts) -> None:
-        bucket = self.buckets[(kind, key, minute)]
-        for i, value in enumerate(counts):
-            bucket[i] += value
+    def add(self, keys: list[tuple[str, str]], minute: int, counts: Counts) -> None:
+        buckets = self.buckets
+        views, likes, shares, comments = counts
+        for kind, key in keys:
+            bucket = buckets.get((kind, key, minute))
+            if bucket is None:
+                buckets[(kind, key, minute)] = [views, likes, shares, comments]
+            else:
+                bucket[0] += views
+                bucket[1] += likes
+                bucket[2] += shares
+                bucket[3] += comments
 
     def late_dropped(self) -> None:
         self.late += 1
@@ -116,36 +122,38 @@ class SqlTrendingView(TrendingView):
         self._flush_buckets()
         # After the upsert, so a bucket both touched and outdated in this batch goes too.
         if self.discard_minute is not None:
-            self.conn.execute(
-                rm_trend_buckets.delete().where(rm_trend_buckets.c.minute < self.discard_minute)
-            )
+            self._discard(self.discard_minute)
             self.discard_minute = None
         if self._watermark_changed:
             assert self._watermark is not None
-            self._set_meta(WATERMARK, self._watermark, add=False)
+            upsert(self.conn, rm_trend_meta, ("key", "value"), [(WATERMARK, self._watermark)],
+                   key=("key",), update={"value": SET})  # fmt: skip
             self._watermark_changed = False
         if self.late:
-            self._set_meta(LATE_DROPPED, self.late, add=True)
+            upsert(self.conn, rm_trend_meta, ("key", "value"), [(LATE_DROPPED, self.late)],
+                   key=("key",), update={"value": ADD})  # fmt: skip
             self.late = 0
         return {"trending"} if changed else set()
+
+    def _discard(self, minute: int) -> None:
+        """Delete the buckets of minutes before `minute` (a prepared statement on
+        PostgreSQL: a batch's flush runs it every time the watermark moves)."""
+        if self.conn.dialect.name == "postgresql":
+            table = qualified(self.conn, rm_trend_buckets)
+            raw_execute(self.conn, f"DELETE FROM {table} WHERE minute < %b::bigint", (minute,))
+            return
+        self.conn.execute(rm_trend_buckets.delete().where(rm_trend_buckets.c.minute < minute))
 
     def _flush_buckets(self) -> None:
         # Rows whose net delta is zero (a like and its unlike) are still written, so which
         # buckets exist does not depend on how the events were split into batches.
         if not self.buckets:
             return
-        rows = [(*k, *counts) for k, counts in sorted(self.buckets.items())]
+        rows = [(*k, *counts) for k, counts in self.buckets.items()]
         upsert(self.conn, rm_trend_buckets, BUCKET_COLUMNS, rows,
                key=("kind", "key", "minute"), update=BUCKET_UPDATE)  # fmt: skip
         self.buckets.clear()
 
     def _meta(self, key: str) -> int | None:
-        value = self.conn.execute(
-            sa.select(rm_trend_meta.c.value).where(rm_trend_meta.c.key == key)
-        ).scalar()
-        return None if value is None else int(value)
-
-    def _set_meta(self, key: str, value: int, *, add: bool) -> None:
-        stmt = insert_for(self.conn, rm_trend_meta).values(key=key, value=value)
-        new = rm_trend_meta.c.value + stmt.excluded.value if add else stmt.excluded.value
-        self.conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": new}))
+        found = select_in(self.conn, rm_trend_meta, ("value",), "key", [key])
+        return int(found[0][0]) if found else None
