@@ -99,7 +99,9 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Co
         settings=settings,
         store=store,
         content=content,
-        engagement=EngagementApplication(store, clock=clock),
+        engagement=EngagementApplication(
+            store, clock=clock, max_streams=settings.write_model_streams
+        ),
         moderation=ModerationApplication(store, clock=clock),
         policy=policy,
         read_engine=read_engine,

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = Field(
         10_000, ge=0, description="Aggregates kept in memory by the command side (0 = off)"
     )
+    write_model_streams: int = Field(
+        200_000,
+        ge=100,
+        description="Viewer-video and follow streams the engagement write model keeps in "
+        "memory (about 0.5 KB each); others are read from the store when touched",
+    )
     postgres_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process")
     postgres_pre_ping: bool = Field(
         False,

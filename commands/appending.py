@@ -44,10 +44,8 @@ class AppendRequest:
     reading the store: the appender refuses the request if any of them exists.
     `reads`: streams the decision read but does not write (a video), with the version it
     saw: refused if the appender knows a newer version of any of them.
-    `on_refused`: called from the appender's thread, before it goes on, with the streams
-    the request wrote: the write model forgets them (their state was provisional).
-    `depends_on`: see below; a request refused for any reason refuses every later one
-    that `touched` its written streams.
+    `depends_on`, `after`: see below; a request refused for any reason refuses every later
+    one that `touched` its written streams.
     """
 
     events: Sequence[EncodedEvent | StoredEvent]
@@ -56,10 +54,11 @@ class AppendRequest:
     reads: Mapping[UUID, int] = field(default_factory=dict)
     deadline: float | None = None  # time.monotonic(); nothing is stored once it passed
     # Streams the decision read while an earlier request that writes them was still
-    # uncommitted (its answers for them rest on that request's provisional state): if that
-    # request is refused, so is this one.
+    # uncommitted (its answers for them rest on that request's provisional state), and
+    # those requests' commits: if one is refused, so is this one (also when it was refused
+    # before this one was submitted).
     depends_on: frozenset[UUID] = frozenset()
-    on_refused: Callable[["AppendRequest", Exception], None] | None = None
+    after: tuple["Future[list[int]]", ...] = ()
 
     @cached_property
     def streams(self) -> frozenset[UUID]:
@@ -125,9 +124,6 @@ class Appender(ABC):
     @abstractmethod
     def submit(self, request: AppendRequest) -> "Future[list[int]]":
         """Queue `request`; the future gives its events' notification ids (positions), in
-        order, or raises an AppendRefused, CommitExpired or a database error."""
-
-    @abstractmethod
-    def refuse_queued(self, streams: Collection[UUID], reason: Exception) -> None:
-        """Refuse every queued request that writes one of `streams` (their decisions used
-        state that turned out provisional). Called under the write model's lock."""
+        order, or raises an AppendRefused, CommitExpired or a database error. A request
+        refused for any reason refuses, at once, every queued or later-submitted request
+        decided on it (`touched`, `after`): `DependsOnRefused`."""

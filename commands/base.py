@@ -120,7 +120,15 @@ class StreamBatchReader(ABC):
     """
 
     @abstractmethod
-    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]: ...
+    def select_streams(
+        self,
+        originator_ids: Iterable[UUID],
+        snapshots: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[UUID, list[StoredEvent]]:
+        """Each stream's stored events by version; with `snapshots` (the snapshot table)
+        its latest snapshot and the events after it. `timeout`: the longest wait for a
+        connection."""
 
 
 class IdempotencyKeyReused(InvalidValue):

@@ -20,6 +20,7 @@ against the state the events are appended to.
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from eventsourcing.persistence import IntegrityError, Mapper
 from commands.appending import (
     Appender,
     AppendRequest,
+    CommitExpired,
     DependsOnRefused,
     EncodedEvent,
     IdempotencyKeyTaken,
@@ -66,6 +68,9 @@ SignalKind = Literal[
 ]
 FOLLOW_KINDS = ("follow", "unfollow")
 PAIR_SNAPSHOT_INTERVAL = SNAPSHOT_INTERVALS[Engagement]
+# What one command read from the store, by stream id: the state of a pair stream, or
+# None for any stream that is not stored; a video or creator read is in the write model.
+Known = dict[UUID, "PairState | FollowState | None"]
 
 
 @dataclass(frozen=True)
@@ -151,9 +156,10 @@ class _Decided:
 class _Decision:
     """Signals applied to the write model, under its lock (see `_decide`)."""
 
-    def __init__(self, model: WriteModel, now: datetime) -> None:
+    def __init__(self, model: WriteModel, now: datetime, known: "Known") -> None:
         self.model = model
         self.now = now
+        self.known = known
         self.events: list[NewEvent] = []
         self.new_streams: set[UUID] = set()
         self.reads: dict[UUID, int] = {}
@@ -161,18 +167,18 @@ class _Decision:
         self.pending: dict[UUID, Future[list[int]]] = {}  # streams read with uncommitted state
 
     def apply(
-        self, signal: Signal, when: datetime, expected_version: int | None
+        self, signal: Signal, stream_id: UUID | None, when: datetime, expected_version: int | None
     ) -> tuple[PairState | FollowState, NewEvent | None, dict[str, str]]:
-        """Apply one signal: its stream, its new event (None: a redelivery) and details.
-        Raises DomainError, and leaves no trace then."""
+        """Apply one signal to its stream (`stream_id`, None: the signal names no video or
+        creator): the stream, its new event (None: a redelivery) and details. Raises
+        DomainError, and leaves no trace then."""
         if signal.kind in FOLLOW_KINDS:
-            return self._follow(signal, when, expected_version)
+            return self._follow(signal, stream_id, when, expected_version)
         if signal.video_id is None:
             raise _missing("video_id")
         video = self.model.videos.get(signal.video_id)
-        if video is None:
+        if video is None or stream_id is None:
             raise NotFound(f"video {signal.video_id} not found", code="video_not_found")
-        stream_id = Engagement.create_id(signal.viewer_id, video.id)
         pair = self._stream(stream_id)
         started = None
         if pair is None:
@@ -206,13 +212,12 @@ class _Decision:
         return pair, event, details
 
     def _follow(
-        self, signal: Signal, when: datetime, expected_version: int | None
+        self, signal: Signal, stream_id: UUID | None, when: datetime, expected_version: int | None
     ) -> tuple[PairState | FollowState, NewEvent | None, dict[str, str]]:
         if signal.creator_id is None:
             raise _missing("creator_id")
-        if signal.creator_id not in self.model.creators:
+        if signal.creator_id not in self.model.creators or stream_id is None:
             raise NotFound(f"creator {signal.creator_id} not found", code="creator_not_found")
-        stream_id = Following.create_id(signal.viewer_id, signal.creator_id)
         pair = self._stream(stream_id)
         started = None
         if pair is None:
@@ -233,10 +238,16 @@ class _Decision:
         own = self.streams.get(stream_id)
         if own is not None:
             return own
-        pending = self.model.pending_write(stream_id)
+        model = self.model
+        pending = model.pending_write(stream_id)
         if pending is not None:  # its state is another request's, not committed yet
             self.pending[stream_id] = pending
-        return self.model.stream(stream_id)
+        state = model.stream(stream_id)
+        if state is None:
+            state = self.known.get(stream_id)  # read for this command (the LRU may not
+            if state is not None:  # hold a batch's streams): the model holds it again
+                model.put(state)
+        return state
 
     def _written(
         self, pair: PairState | FollowState, started: NewEvent | None, event: NewEvent | None
@@ -277,25 +288,24 @@ class EngagementApplication(ReelPulseApplication):
         idempotency: Idempotency | None = None,
         deadline: float | None = None,
     ) -> CommandResult:
-        absent: set[UUID] = set()
+        known: Known = {}
         for attempt in range(MAX_ATTEMPTS):
             try:
-                decided = self._decide([signal], idempotency, expected_version, deadline, absent)
+                decided = self._decide([signal], idempotency, expected_version, deadline, known)
             except _NeedsRead as e:
-                absent |= self._read(e.stream_ids)
+                known.update(self._read(e.stream_ids, deadline))
                 continue
             if decided.future is None:
                 if not _settled(decided.waits):
+                    known.clear()
                     continue  # its answer rested on state that was not stored
                 return self._unstored_single(decided, idempotency)
             try:
                 ids = decided.future.result()
             except IdempotencyKeyTaken:
                 return self._replay_single(idempotency)
-            except (StreamsExist, ReadsChanged) as e:
-                self._after_refusal(e)
-                continue
-            except DependsOnRefused:
+            except (StreamsExist, ReadsChanged, DependsOnRefused):
+                known.clear()  # the write model drops the refused state: read it again
                 continue
             except IntegrityError:
                 if expected_version is not None:
@@ -322,27 +332,27 @@ class EngagementApplication(ReelPulseApplication):
                 self.record, signal, expected_version=expected_version,
                 idempotency=idempotency, deadline=deadline,
             )  # fmt: skip
-        absent: set[UUID] = set()
+        known: Known = {}
         for attempt in range(MAX_ATTEMPTS):
             try:
-                decided = self._decide([signal], idempotency, expected_version, deadline, absent)
+                decided = self._decide([signal], idempotency, expected_version, deadline, known)
             except _NeedsRead as e:
-                absent |= await asyncio.to_thread(self._read, e.stream_ids)
+                known.update(await asyncio.to_thread(self._read, e.stream_ids, deadline))
                 continue
             if decided.future is None:
                 if not await _settled_async(decided.waits):
+                    known.clear()
                     continue  # its answer rested on state that was not stored
                 return await asyncio.to_thread(self._unstored_single, decided, idempotency)
             try:
                 ids = await asyncio.wrap_future(decided.future)
             except IdempotencyKeyTaken:
                 return await asyncio.to_thread(self._replay_single, idempotency)
-            except (StreamsExist, ReadsChanged) as e:
-                await asyncio.to_thread(self._after_refusal, e)
-                continue
-            except DependsOnRefused:
+            except (StreamsExist, ReadsChanged, DependsOnRefused):
+                known.clear()  # the write model drops the refused state: read it again
                 continue
             except IntegrityError:
+                known.clear()
                 if expected_version is not None:
                     raise self._conflict(expected_version) from None
                 await asyncio.sleep(min(RETRY_BACKOFF_CAP_SECONDS, 0.002 * 2**attempt))
@@ -362,15 +372,16 @@ class EngagementApplication(ReelPulseApplication):
         idempotency: Idempotency | None = None,
         deadline: float | None = None,
     ) -> BatchResult:
-        absent: set[UUID] = set()
+        known: Known = {}
         for attempt in range(MAX_ATTEMPTS):
             try:
-                decided = self._decide(signals, idempotency, None, deadline, absent)
+                decided = self._decide(signals, idempotency, None, deadline, known)
             except _NeedsRead as e:
-                absent |= self._read(e.stream_ids)
+                known.update(self._read(e.stream_ids, deadline))
                 continue
             if decided.future is None:
                 if not _settled(decided.waits):
+                    known.clear()
                     continue  # its answers rested on state that was not stored
                 replayed = self._replay_batch(idempotency) if idempotency else None
                 return replayed or BatchResult(items=decided.items, position=0)
@@ -378,12 +389,11 @@ class EngagementApplication(ReelPulseApplication):
                 ids = decided.future.result()
             except IdempotencyKeyTaken:
                 return self._replay_batch(idempotency) or self._reused()
-            except (StreamsExist, ReadsChanged) as e:
-                self._after_refusal(e)
-                continue
-            except DependsOnRefused:
+            except (StreamsExist, ReadsChanged, DependsOnRefused):
+                known.clear()  # the write model drops the refused state: read it again
                 continue
             except IntegrityError:
+                known.clear()
                 back_off_after_conflict(attempt)
                 continue
             self._after_commit(decided, ids)
@@ -397,25 +407,33 @@ class EngagementApplication(ReelPulseApplication):
         idempotency: Idempotency | None,
         expected_version: int | None,
         deadline: float | None,
-        absent: set[UUID],
+        known: "Known",
     ) -> _Decided:
         """Decide every signal, encode the accepted ones and submit them, all under the
         write model's lock, so the commit queue holds requests in the order they were
         decided (a request decided on another's provisional state comes after it).
-        Raises _NeedsRead for videos and creators the model lacks (not in `absent`)."""
+        Raises _NeedsRead for the streams it must read first (not in `known`, what this
+        command read): videos and creators the model lacks, pair streams that may be
+        stored though the model does not hold them, and those whose state a refusal
+        dropped."""
         whens = [self._when(s) for s in signals]  # the clock is read outside the lock
+        stream_ids = [_stream_id(s) for s in signals]
         self._prepare_keys(signals)
         model = self.model
         with model.lock:
-            missing = self._unread(signals) - absent
+            missing = self._unread(signals, stream_ids, known)
             if missing:
                 raise _NeedsRead(missing)
-            decision = _Decision(model, datetime.now(UTC))
+            decision = _Decision(model, datetime.now(UTC), known)
             decided = _Decided([], {}, decision.streams)
             try:
-                for index, (signal, when) in enumerate(zip(signals, whens, strict=True)):
+                for index, (signal, stream_id, when) in enumerate(
+                    zip(signals, stream_ids, whens, strict=True)
+                ):
                     decided.items.append(
-                        self._item(decision, decided, index, signal, when, expected_version)
+                        self._item(
+                            decision, decided, index, signal, stream_id, when, expected_version
+                        )
                     )
                 if len(signals) == 1 and decided.items[0].id is not None:
                     stream_id = decided.items[0].id
@@ -429,11 +447,12 @@ class EngagementApplication(ReelPulseApplication):
                     new_streams=decision.new_streams,
                     reads=decision.reads,
                     deadline=deadline,
-                    on_refused=self._refused,
                     depends_on=frozenset(decision.pending),
+                    after=tuple(set(decision.pending.values())),
                 )
                 decided.future = self.appender.submit(decided.request)
                 model.wrote(decided.request.streams, decided.future)
+                model.trim()
             except BaseException:
                 model.forget(decision.streams)  # provisional, and nothing was queued
                 raise
@@ -445,13 +464,14 @@ class EngagementApplication(ReelPulseApplication):
         decided: _Decided,
         index: int,
         signal: Signal,
+        stream_id: UUID | None,
         when: datetime | DomainError,
         expected_version: int | None,
     ) -> ItemResult:
         try:
             if isinstance(when, DomainError):
                 raise when
-            stream, event, details = decision.apply(signal, when, expected_version)
+            stream, event, details = decision.apply(signal, stream_id, when, expected_version)
         except DomainError as e:
             decided.errors[index] = e
             return ItemResult(index, "rejected", error=e.code, message=e.message)
@@ -489,27 +509,44 @@ class EngagementApplication(ReelPulseApplication):
         except DomainError as e:
             return e
 
-    def _unread(self, signals: Sequence[Signal]) -> set[UUID]:
-        """Videos and creators the signals name that the write model does not hold."""
-        videos, creators = self.model.videos, self.model.creators
+    def _unread(
+        self, signals: Sequence[Signal], stream_ids: list[UUID | None], known: "Known"
+    ) -> set[UUID]:
+        """What the decision must read first (with the model's lock held): videos and
+        creators the signals name that the model does not hold, and pair streams it cannot
+        use (`WriteModel.usable`); minus what this command read already (`known`)."""
+        model = self.model
+        videos, creators, usable = model.videos, model.creators, model.usable
         missing = set()
-        for s in signals:
+        for s, stream_id in zip(signals, stream_ids, strict=True):
             if s.kind in FOLLOW_KINDS:
                 if s.creator_id is not None and s.creator_id not in creators:
                     missing.add(s.creator_id)
             elif s.video_id is not None and s.video_id not in videos:
                 missing.add(s.video_id)
-        return missing
+            if stream_id is not None and not usable(stream_id):
+                missing.add(stream_id)
+        return missing.difference(known) if known else missing
 
     # -- reading the store -----------------------------------------------------------------
-    def _read(self, stream_ids: set[UUID]) -> set[UUID]:
-        """Read streams from the store into the write model (one query where the store
-        can: PostgreSQL); returns the ids that have no stream (an unknown video)."""
+    def _read(self, stream_ids: set[UUID], deadline: float | None = None) -> Known:
+        """Read streams from the store (one query where the store can: PostgreSQL), each
+        from its latest snapshot, into the write model; returns the pair streams' states
+        and None for every id without a stream (an unknown video, a new pair). With a
+        deadline, the wait for a connection ends there (the database's OperationalError);
+        past it, CommitExpired: nothing was stored."""
+        timeout = None
+        if deadline is not None:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise CommitExpired("not stored: the request's deadline passed")
         reader = self.recorder
         aggregates = []
         if isinstance(reader, StreamBatchReader):
             to_domain = self.mapper.to_domain_event
-            for stored in reader.select_streams(stream_ids).values():
+            snapshots = self.snapshots.recorder if self.snapshots is not None else None
+            table = getattr(snapshots, "events_table_name", None)
+            for stored in reader.select_streams(stream_ids, table, timeout).values():
                 aggregate = None
                 for stored_event in stored:  # project_aggregate, minus a slow Protocol check
                     aggregate = to_domain(stored_event).mutate(aggregate)  # type: ignore[attr-defined]
@@ -518,21 +555,9 @@ class EngagementApplication(ReelPulseApplication):
             for stream_id in stream_ids:
                 with contextlib.suppress(AggregateNotFoundError):
                     aggregates.append(self.repository.get(stream_id))
-        self.model.learn(aggregates)
-        return stream_ids - {a.id for a in aggregates}
-
-    def _refused(self, request: AppendRequest, error: Exception) -> None:
-        """From the appender's thread: the request was not stored, so the state it left in
-        the write model was provisional. Forget its streams and refuse every queued request
-        decided on them, before any decision can read them again."""
-        with self.model.lock:
-            self.model.forget(request.streams)
-            self.appender.refuse_queued(request.streams, error)
-
-    def _after_refusal(self, error: Exception) -> None:
-        if isinstance(error, StreamsExist):
-            self._read(set(error.stream_ids))
-        # ReadsChanged: the write model learnt the new video status before the refusal.
+        known: Known = dict.fromkeys(stream_ids)
+        known.update(self.model.learn(aggregates))
+        return known
 
     def _after_commit(self, decided: _Decided, ids: list[int]) -> None:
         """Positions for later duplicates' answers; snapshots every 100 events, as the
@@ -547,6 +572,7 @@ class EngagementApplication(ReelPulseApplication):
                 state = decided.streams.get(stream_id)
                 if state is not None and state.version == version:
                     state.position = position
+            self.model.trim()  # the streams it kept while the request was pending
         for event in request.events:
             if event.originator_version % PAIR_SNAPSHOT_INTERVAL == 0:
                 self.take_snapshot(event.originator_id, version=event.originator_version)  # type: ignore[arg-type]
@@ -679,6 +705,17 @@ def state_encoder(mapper: Mapper[Any]) -> Callable[[str, dict[str, Any]], bytes]
         return data
 
     return encode
+
+
+def _stream_id(signal: Signal) -> UUID | None:
+    """The pair stream a signal writes (None: it names no video or creator)."""
+    if signal.kind in FOLLOW_KINDS:
+        if signal.creator_id is None:
+            return None
+        return Following.create_id(signal.viewer_id, signal.creator_id)
+    if signal.video_id is None:
+        return None
+    return Engagement.create_id(signal.viewer_id, signal.video_id)
 
 
 def _settled(commits: list["Future[list[int]]"]) -> bool:

@@ -29,23 +29,27 @@ after a second round trip that starts only once this thread holds the GIL again.
 serialise on that lock, so its hold time bounds the single-command rate.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+import psycopg
+from eventsourcing import persistence
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
     Notification,
     OperationalError,
+    PersistenceError,
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg import Error as PsycopgError
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from commands.base import StreamBatchReader
 
@@ -77,6 +81,7 @@ class PostgresBulkMixin(PostgresApplicationRecorder, StreamBatchReader):
             .format(s=schema, t=table)
             .as_string(None)
         )
+        self._snapshot_queries: dict[str, Composed] = {}
         self._select_streams = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
@@ -193,15 +198,25 @@ class PostgresBulkMixin(PostgresApplicationRecorder, StreamBatchReader):
             out.append(n)
         return out
 
-    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]:
-        """Every stored event of the given streams, in one query, by stream and version.
-        Streams without events are absent from the result."""
+    def select_streams(
+        self,
+        originator_ids: Iterable[UUID],
+        snapshots: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[UUID, list[StoredEvent]]:
+        """Every stored event of the given streams, in one query, by stream and version;
+        with `snapshots` (the snapshot table's name, same schema) each stream's latest
+        snapshot first and only the events after it. Streams without events are absent
+        from the result. `timeout`: the longest wait for a connection."""
         ids = list(dict.fromkeys(originator_ids))
         streams: dict[UUID, list[StoredEvent]] = {}
         if not ids:
             return streams
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_streams, (ids,), prepare=True)
+        with connection(self.datastore, timeout) as conn, conn.cursor() as curs:
+            if snapshots is None:
+                curs.execute(self._select_streams, (ids,), prepare=True)
+            else:
+                curs.execute(self._from_snapshots(snapshots), {"ids": ids}, prepare=True)
             for row in curs.fetchall():
                 streams.setdefault(row["originator_id"], []).append(
                     StoredEvent(
@@ -212,3 +227,60 @@ class PostgresBulkMixin(PostgresApplicationRecorder, StreamBatchReader):
                     )
                 )
         return streams
+
+    def _from_snapshots(self, snapshots: str) -> Composed:
+        query = self._snapshot_queries.get(snapshots)
+        if query is None:
+            query = SQL(
+                "WITH s AS (SELECT DISTINCT ON (originator_id) originator_id, "
+                "originator_version, topic, state FROM {schema}.{snapshots} "
+                "WHERE originator_id = ANY(%(ids)s) "
+                "ORDER BY originator_id, originator_version DESC) "
+                "SELECT originator_id, originator_version, topic, state FROM s "
+                "UNION ALL "
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+                "FROM {schema}.{table} e LEFT JOIN s ON s.originator_id = e.originator_id "
+                "WHERE e.originator_id = ANY(%(ids)s) "
+                "AND e.originator_version > coalesce(s.originator_version, 0) "
+                "ORDER BY 1, 2"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                snapshots=Identifier(snapshots),
+                table=Identifier(self.events_table_name),
+            )
+            self._snapshot_queries[snapshots] = query
+        return query
+
+
+# psycopg's errors as the library's (PostgresDatastore.get_connection's translation, in
+# its order): the committer retries OperationalError/InterfaceError, refuses on
+# IntegrityError.
+_ERRORS: list[tuple[type[psycopg.Error], type[PersistenceError]]] = [
+    (psycopg.InterfaceError, persistence.InterfaceError),
+    (psycopg.OperationalError, persistence.OperationalError),
+    (psycopg.DataError, persistence.DataError),
+    (psycopg.IntegrityError, persistence.IntegrityError),
+    (psycopg.InternalError, persistence.InternalError),
+    (psycopg.ProgrammingError, persistence.ProgrammingError),
+    (psycopg.NotSupportedError, persistence.NotSupportedError),
+    (psycopg.DatabaseError, persistence.DatabaseError),
+    (psycopg.Error, PersistenceError),
+]
+
+
+@contextmanager
+def connection(datastore: Any, timeout: float | None) -> Iterator[Connection[Any]]:
+    """A pooled connection as the library's `get_connection` gives it, waiting at most
+    `timeout` seconds for one, and never longer than the pool's own timeout."""
+    try:
+        pool = datastore.pool
+        pool.open()  # as get_connection does (a no-op once open)
+        with pool.connection(
+            timeout=pool.timeout if timeout is None else min(timeout, pool.timeout)
+        ) as conn:
+            yield conn
+    except psycopg.Error as e:
+        for theirs, ours in _ERRORS:
+            if isinstance(e, theirs):
+                raise ours(str(e)) from e
+        raise

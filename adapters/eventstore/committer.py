@@ -19,9 +19,11 @@ commands.
 
 Safety (docs/architecture.md, "The write path"):
 * a refused request never fails its neighbours, but every request that was decided on
-  its provisional state is refused with it (the same streams, in this group or queued:
-  `DependsOnRefused`, transitively), and the write model forgets those streams
-  (`AppendRequest.on_refused`) before anything else is taken;
+  its provisional state is refused with it (the same streams, in this group or queued,
+  or submitted later with its commit in `AppendRequest.after`: `DependsOnRefused`,
+  transitively), atomically with the refusal under the queue's lock; the write model
+  drops the refused state when it next reads the stream (commands/write_model.py), so
+  this thread never waits for the deciding threads;
 * the checks run under the table lock, so what they read cannot change before the
   commit; a primary-key conflict that no check foresaw (another process wrote a stream
   this process had cached) rolls the group back and commits its requests one by one;
@@ -36,6 +38,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
@@ -88,8 +91,10 @@ class GroupTransaction(ABC):
 
 class GroupWriter(ABC):
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[GroupTransaction]:
-        """Begin, lock the events table; commit on exit (roll back on an exception)."""
+    def transaction(self, timeout: float | None = None) -> AbstractContextManager[GroupTransaction]:
+        """Begin, lock the events table; commit on exit (roll back on an exception).
+        `timeout`: the longest wait for a connection (the group's nearest deadline), then
+        OperationalError."""
 
     @abstractmethod
     def head(self) -> int:
@@ -149,6 +154,8 @@ class GroupCommitter(Appender):
         self._cond = threading.Condition()
         self._closing = False
         self.groups = 0  # committed transactions (tests, metrics)
+        self._commit_sent = False  # the current transaction reached its COMMIT
+        self.refusals: Counter[str] = Counter()  # refused requests by reason (tests, metrics)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -179,24 +186,31 @@ class GroupCommitter(Appender):
         with self._cond:
             if self._closing:
                 raise RuntimeError("the group committer is closed")
+            if any(_refused(f) for f in request.after):
+                self._refuse(entry, DependsOnRefused("an earlier request on its streams failed"))
+                return entry.future
             self._queue.append(entry)
             self._cond.notify()
         return entry.future
 
-    def refuse_queued(self, streams: Collection[UUID], reason: Exception) -> None:
+    def _refuse_queued(self, streams: Collection[UUID], reason: Exception) -> None:
+        """Refuse every queued request decided on the refused one's state (with the lock
+        held): those that touched its streams, and transitively theirs."""
         failed = set(streams)
         refused: list[_Entry] = []
-        with self._cond:
-            kept = []
-            for entry in self._queue:  # FIFO: dependents come after what they depend on
-                if entry.request.touched & failed:
-                    failed |= entry.request.streams
-                    refused.append(entry)
-                else:
-                    kept.append(entry)
+        kept = []
+        for entry in self._queue:  # FIFO: dependents come after what they depend on
+            if entry.request.touched & failed:
+                failed |= entry.request.streams
+                refused.append(entry)
+            else:
+                kept.append(entry)
+        if refused:
             self._queue = kept
-        for entry in refused:
-            self._refuse(entry, DependsOnRefused(str(reason)))
+            for entry in refused:
+                if not entry.future.done():
+                    entry.future.set_exception(DependsOnRefused(str(reason)))
+                    self.refusals[DependsOnRefused.__name__] += 1
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop the writer thread."""
@@ -261,7 +275,7 @@ class GroupCommitter(Appender):
                 self._one_by_one(group)
                 return
             except (OperationalError, InterfaceError) as e:
-                if self._resolved_after_lost_commit(group):
+                if self._commit_sent and self._resolved_after_lost_commit(group):
                     return
                 waited = time.monotonic() - started
                 if waited > RETRY_LIMIT_SECONDS:
@@ -269,15 +283,26 @@ class GroupCommitter(Appender):
                         self._refuse(entry, e)
                     return
                 log.warning("group commit: database unavailable (%s); retrying", e)
-                time.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
+                self._expire_queued()  # the queue's deadlines pass while this group waits
+                pause = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+                deadlines = [x.request.deadline for x in group if x.request.deadline is not None]
+                if deadlines:  # never sleep past a deadline of the group
+                    pause = min(pause, max(0.0, min(deadlines) - time.monotonic()))
+                time.sleep(pause)
 
     def _transact(self, group: list[_Entry]) -> None:
+        """One transaction for the group. Until its COMMIT is sent nothing can be stored:
+        an error before that (no connection, a lost one) needs no lost-commit check."""
+        self._commit_sent = False
+        deadlines = [e.request.deadline for e in group if e.request.deadline is not None]
+        timeout = max(0.05, min(deadlines) - time.monotonic()) if deadlines else None
         try:
-            with self.writer.transaction() as tx:
+            with self.writer.transaction(timeout) as tx:
                 self._watch(tx)
                 plan = self._plan(tx, group)
                 requests = [e.request for e in plan.survivors]
                 ids = tx.append(requests) if requests else []
+                self._commit_sent = True  # leaving the block commits
         finally:
             self._announce()  # what the checks learnt, committed or not: it is true
         # Committed.
@@ -400,6 +425,19 @@ class GroupCommitter(Appender):
             entry.future.set_result(ids[offset : offset + n])
             offset += n
 
+    def _expire_queued(self) -> None:
+        """Refuse the queued requests whose deadline passed (not taken yet: the writer is
+        retrying a group while the database is unreachable)."""
+        now = time.monotonic()
+        with self._cond:
+            expired = [e for e in self._queue
+                       if e.request.deadline is not None and now > e.request.deadline]  # fmt: skip
+            if expired:
+                gone = set(map(id, expired))
+                self._queue = [e for e in self._queue if id(e) not in gone]
+                for entry in expired:
+                    self._refuse(entry, CommitExpired("not stored: the request's deadline passed"))
+
     def _drop_expired(self, group: list[_Entry]) -> list[_Entry]:
         now = time.monotonic()
         live = []
@@ -412,14 +450,19 @@ class GroupCommitter(Appender):
         return live
 
     def _refuse(self, entry: _Entry, error: Exception) -> None:
-        callback = entry.request.on_refused
-        if callback is not None:
-            try:
-                callback(entry.request, error)
-            except Exception:
-                log.exception("on_refused callback failed")
-        if not entry.future.done():
-            entry.future.set_exception(error)
+        """Fail the request and, in the same critical section, every queued one decided on
+        it: no request can be submitted on its state in between (`submit` checks `after`
+        under the same lock)."""
+        with self._cond:
+            if not entry.future.done():
+                entry.future.set_exception(error)
+                self.refusals[type(error).__name__] += 1
+            if self._queue:
+                self._refuse_queued(entry.request.streams, error)
+
+
+def _refused(commit: "Future[list[int]]") -> bool:
+    return commit.done() and (commit.cancelled() or commit.exception() is not None)
 
 
 def ids_of(

@@ -24,6 +24,7 @@ import orjson
 from psycopg import Connection, Cursor
 from psycopg.sql import SQL, Identifier
 
+from adapters.eventstore.bulk import connection
 from adapters.eventstore.committer import GroupTransaction, GroupWriter, Watched, ids_of
 from commands.appending import AppendRequest
 
@@ -62,9 +63,12 @@ class PostgresGroupWriter(GroupWriter):
         ).format(s=schema, t=events)
 
     @contextmanager
-    def transaction(self) -> Iterator[GroupTransaction]:
-        datastore = self.recorder.datastore
-        with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+    def transaction(self, timeout: float | None = None) -> Iterator[GroupTransaction]:
+        with (
+            connection(self.recorder.datastore, timeout) as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
             for statement in self.recorder.lock_table_statements:
                 curs.execute(statement, prepare=True)
             yield _Transaction(self, conn, curs)

@@ -33,7 +33,8 @@ class SQLiteGroupWriter(GroupWriter):
         self.idempotency = idempotency_table
 
     @contextmanager
-    def transaction(self) -> Iterator[GroupTransaction]:
+    def transaction(self, timeout: float | None = None) -> Iterator[GroupTransaction]:
+        # SQLite: no pool to wait for (the lock wait is the datastore's own timeout).
         with self.recorder.datastore.transaction(commit=True) as c:
             yield _Transaction(self, c)
 

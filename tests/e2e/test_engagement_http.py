@@ -50,10 +50,10 @@ class Gate:
         return getattr(self.writer, name)
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, timeout: float | None = None) -> Iterator[Any]:
         self.entered.set()
         assert self.open.wait(WAIT), "the test never opened the gate"
-        with self.writer.transaction() as tx:
+        with self.writer.transaction(timeout) as tx:
             yield tx
 
 

@@ -8,10 +8,10 @@ when it never was. The appender here is a fake whose commits the test completes 
 """
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
@@ -33,6 +33,8 @@ class HeldAppender:
 
     def submit(self, request: AppendRequest) -> "Future[list[int]]":
         future: Future[list[int]] = Future()
+        if any(f.done() and f.exception() for f in request.after):  # as the committer
+            future.set_exception(DependsOnRefused("decided on a refused request"))
         with self.submitted:
             self.requests.append((request, future))
             self.submitted.notify_all()
@@ -50,14 +52,8 @@ class HeldAppender:
         future.set_result(ids)
 
     def refuse(self, n: int, error: Exception | None = None) -> None:
-        request, future = self.requests[n - 1]
-        error = error or CommitExpired("refused by the test")
-        if request.on_refused is not None:
-            request.on_refused(request, error)
-        future.set_exception(error)
-
-    def refuse_queued(self, streams: Collection[UUID], reason: Exception) -> None:
-        pass
+        _, future = self.requests[n - 1]
+        future.set_exception(error or CommitExpired("refused by the test"))
 
     def add_watch_listener(self, listener: Callable[..., None]) -> None:
         pass
@@ -145,6 +141,7 @@ def test_a_batch_that_read_a_refused_request_is_refused_with_it(world):
     )
     request_2, _ = held.wait_for(2)
     assert request_1.streams <= request_2.depends_on
+    assert held.requests[0][1] in request_2.after
 
     held.refuse(1)
     first.join(WAIT)

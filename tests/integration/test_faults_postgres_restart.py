@@ -69,7 +69,9 @@ class Client:
 
     base: str
     video: str
-    answers: list[tuple[float, int | str]] = field(default_factory=list)  # (when, status)
+    # (sent, answered, status): a request sent before the stop may still commit and be
+    # answered 200 after it; one sent while the database is down may not.
+    answers: list[tuple[float, float, int | str]] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
     retries: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
@@ -93,6 +95,7 @@ class Client:
             "client_event_id": cid,
         }
         while True:
+            sent = time.monotonic()
             try:
                 r = client.post(
                     f"{self.base}/v1/videos/{self.video}/views",
@@ -102,7 +105,7 @@ class Client:
                 status: int | str = r.status_code
             except httpx.TimeoutException:
                 status = "timeout"
-            self._note(status)
+            self._note(sent, status)
             if isinstance(status, int) and status < 300:
                 self.acked.append(cid)
                 return
@@ -114,9 +117,9 @@ class Client:
             if self.stop.wait(0.1):  # client back-off between retries
                 return
 
-    def _note(self, status: int | str) -> None:
+    def _note(self, sent: float, status: int | str) -> None:
         with self.changed:
-            self.answers.append((time.monotonic(), status))
+            self.answers.append((sent, time.monotonic(), status))
             self.changed.notify_all()
 
     def wait(self, predicate: object, timeout: float) -> bool:
@@ -169,7 +172,7 @@ def test_postgres_immediate_stop_gives_503_then_recovers(own_cluster):
 
         stopped_at = time.monotonic()
         _stop_immediate(own_cluster)
-        down_answers = lambda: [s for t, s in client.answers if t > stopped_at]  # noqa: E731
+        down_answers = lambda: [s for t, _, s in client.answers if t > stopped_at]  # noqa: E731
         # The API keeps answering, with 503s, while the database is down.
         assert client.wait(lambda: len(down_answers()) >= 3, 60), (
             client.error or client.answers[-5:]
@@ -194,7 +197,7 @@ def test_postgres_immediate_stop_gives_503_then_recovers(own_cluster):
         acked_before = len(client.acked)
         assert client.wait(lambda: len(client.acked) > acked_before, 30), client.error
         first_2xx = next(
-            t for t, s in client.answers if t > restarted_at and isinstance(s, int) and s < 300
+            t for _, t, s in client.answers if t > restarted_at and isinstance(s, int) and s < 300
         )
         recovery = first_2xx - restarted_at
         assert recovery < 60, f"no recovery within 60 s of the restart ({recovery:.1f}s)"

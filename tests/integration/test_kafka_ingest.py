@@ -285,10 +285,10 @@ def test_a_message_that_trips_an_unexpected_error_is_isolated(world: World, monk
     evil, good = uuid4(), [uuid4() for _ in range(5)]
     real = engagement._Decision.apply
 
-    def apply(self: Any, signal: Signal, when: Any, expected_version: int | None) -> Any:
+    def apply(self: Any, signal: Signal, *args: Any) -> Any:
         if signal.viewer_id == evil:
             raise RuntimeError("a bug this message triggers")
-        return real(self, signal, when, expected_version)
+        return real(self, signal, *args)
 
     monkeypatch.setattr(engagement._Decision, "apply", apply)
     video = world.videos[0]

@@ -8,6 +8,7 @@ conflict no check foresaw. Every test waits on futures with a timeout, never sle
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from uuid import UUID, uuid4
 
@@ -41,17 +42,23 @@ class FakeWriter(GroupWriter):
         self.lose_commit_ack = 0  # commits that succeed but raise
         self.transactions = 0
         self.sequence = 0  # the id sequence: only a rolled-back COPY burns values
+        self.connect_wait = 0.0  # a failing attempt waits this long for a connection
+        self.timeouts: list[float | None] = []  # the connection waits the committer allowed
+        self.lost_commit_checks = 0
 
     def head(self) -> int:
         return self.rows[-1][0] if self.rows else 0
 
     @contextmanager
-    def transaction(self) -> Iterator[GroupTransaction]:
+    def transaction(self, timeout: float | None = None) -> Iterator[GroupTransaction]:
         self.entered.set()
         assert self.gate.wait(WAIT)
         self.transactions += 1
+        self.timeouts.append(timeout)
         if self.fail_before_commit:
             self.fail_before_commit -= 1
+            if self.connect_wait:  # the pool waiting for a server that is down
+                time.sleep(min(self.connect_wait, timeout or self.connect_wait))
             raise OperationalError("connection lost")
         tx = FakeTx(self)
         yield tx
@@ -62,6 +69,7 @@ class FakeWriter(GroupWriter):
             raise OperationalError("connection lost during COMMIT")
 
     def committed_ids(self, requests: Sequence[AppendRequest]) -> list[int] | None:
+        self.lost_commit_checks += 1
         rows = ((r[1], r[2], r[0]) for r in self.rows)
         return ids_of(iter(rows), requests)
 
@@ -170,17 +178,11 @@ def test_a_refused_request_never_fails_its_neighbours(writer, committer):
 def test_requests_decided_on_a_refused_ones_state_are_refused_too(writer, committer):
     existing, other = uuid4(), uuid4()
     writer.insert(existing, 1)
-    told: list[set[UUID]] = []
-
-    def on_refused(r: AppendRequest, error: Exception) -> None:
-        told.append(r.streams)
-        committer.refuse_queued(r.streams, error)
-
     held(writer, committer)
-    first = committer.submit(request(event(existing, 1), on_refused=on_refused))
-    second = committer.submit(request(event(existing, 2), event(other, 1), on_refused=on_refused))
-    third = committer.submit(request(event(other, 2), on_refused=on_refused))  # via `other`
-    unrelated = committer.submit(request(event(uuid4(), 1), on_refused=on_refused))
+    first = committer.submit(request(event(existing, 1)))
+    second = committer.submit(request(event(existing, 2), event(other, 1)))
+    third = committer.submit(request(event(other, 2)))  # via `other`
+    unrelated = committer.submit(request(event(uuid4(), 1)))
     writer.gate.set()
 
     with pytest.raises(StreamsExist):
@@ -189,8 +191,27 @@ def test_requests_decided_on_a_refused_ones_state_are_refused_too(writer, commit
         with pytest.raises(DependsOnRefused):
             dependent.result(WAIT)
     assert len(unrelated.result(WAIT)) == 1
-    assert {existing} in told and {existing, other} in told
     assert not any(r[1] == other for r in writer.rows)
+
+
+def test_a_request_decided_on_one_refused_before_it_was_submitted_is_refused(writer, committer):
+    existing, other = uuid4(), uuid4()
+    writer.insert(existing, 1)
+    held(writer, committer)
+    first = committer.submit(request(event(existing, 1)))
+    writer.gate.set()
+    with pytest.raises(StreamsExist):
+        first.result(WAIT)
+    # Decided on the first one's state while it was pending, submitted after its refusal:
+    late = committer.submit(
+        request(event(other, 1), depends_on=frozenset({existing}), after=(first,))
+    )
+    with pytest.raises(DependsOnRefused):
+        late.result(WAIT)
+    assert not any(r[1] == other for r in writer.rows)
+    still_pending: Future[list[int]] = Future()  # a dependency not settled yet: queued
+    fine = committer.submit(request(event(other, 1), after=(still_pending,)))
+    assert len(fine.result(WAIT)) == 1
 
 
 def test_refusals_burn_no_position(writer, committer):
@@ -306,3 +327,20 @@ def test_an_unforeseen_conflict_is_isolated_by_committing_one_by_one(writer, com
     with pytest.raises(DependsOnRefused):
         dependent.result(WAIT)
     assert not any(r[1] == cached and r[2] == 3 for r in writer.rows)
+
+
+def test_while_the_database_is_down_a_request_is_answered_at_its_deadline(writer, committer):
+    # Every attempt fails before COMMIT after waiting for a connection (the pool's wait)
+    writer.fail_before_commit = 1_000_000
+    writer.connect_wait = 0.4
+    deadline = time.monotonic() + 1.0
+    future = committer.submit(request(event(uuid4(), 1), deadline=deadline))
+
+    with pytest.raises(CommitExpired):
+        future.result(WAIT)
+
+    # answered about when its deadline passed: no connection wait beyond it, and no
+    # lost-commit lookup (nothing could have been committed before a COMMIT was sent)
+    assert time.monotonic() - deadline < 0.3
+    assert writer.timeouts and all(t is not None and t <= 1.0 for t in writer.timeouts)
+    assert writer.lost_commit_checks == 0
