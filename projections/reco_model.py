@@ -14,20 +14,30 @@ from typing import Any
 
 import numpy as np
 from river import metrics, reco
+from river.optim import schedulers
 
 
 def predict(m: Any, u: int, i: int) -> float:
     """The model's rating for (u, i). Reads the weights instead of calling predict_one,
     which would insert random factors for every id it has not learned yet."""
+    return predict_dot(m, u, i)[0]
+
+
+def predict_dot(m: Any, u: int, i: int) -> tuple[float, float | None]:
+    """predict, and the dot product of the factors when both were learned (None when
+    not): `learn` of the same pair, before any other learning, can reuse it."""
     y = m.global_mean.get() + m.u_biases.get(u, 0.0) + m.i_biases.get(i, 0.0)
     pu, qi = m.u_latents.get(u), m.i_latents.get(i)
     if pu is not None and qi is not None:
-        y += float(pu @ qi)
-    return y
+        dot = float(np.dot(pu, qi))  # np.dot and @ are one numpy routine for vectors
+        return y + dot, dot
+    return y, None
 
 
-def learn(m: Any, u: int, i: int, y: float) -> None:
-    """m.learn_one(u, i, y) (river's BiasedMF with SGD optimisers, as of river 0.26)."""
+def learn(m: Any, u: int, i: int, y: float, dot: float | None = None) -> None:
+    """m.learn_one(u, i, y) (river's BiasedMF with SGD optimisers, as of river 0.26).
+    `dot`: np.dot of u's and i's factors, from predict_dot of this pair with no learning
+    in between (the factors have not changed), else None."""
     if type(m) is not reco.BiasedMF:
         m.learn_one(u, i, y)
         return
@@ -39,8 +49,8 @@ def learn(m: Any, u: int, i: int, y: float) -> None:
     y_pred = m.global_mean.get()
     y_pred += ub
     y_pred += ib
-    y_pred += np.dot(pu, qi)
-    g = m.loss.gradient(y, y_pred.item())
+    y_pred += float(np.dot(pu, qi)) if dot is None else dot
+    g = m.loss.gradient(y, y_pred)
     g = max(min(g, m.clip_gradient), -m.clip_gradient)
     # The four SGD steps of learn_one, each gradient from the weights before any update.
     # The latent ones element by element on lists: numpy's elementwise float64 arithmetic
@@ -58,7 +68,11 @@ def learn(m: Any, u: int, i: int, y: float) -> None:
 
 def _rate(optimizer: Any) -> float:
     """The rate of the optimiser's next step, which this step counts (as SGD.step does)."""
-    rate: float = optimizer.learning_rate
+    lr = optimizer.lr
+    # A constant schedule's rate without its property and get() (two calls per step).
+    rate: float = (
+        lr.learning_rate if type(lr) is schedulers.Constant else lr.get(optimizer.n_iterations)
+    )
     optimizer.n_iterations += 1
     return rate
 

@@ -54,7 +54,7 @@ from domain.erasure import Erasure
 from domain.following import Following
 from domain.video import Video
 from projections.base import Projection
-from projections.reco_model import add_error, learn, predict
+from projections.reco_model import add_error, learn, predict, predict_dot
 
 MODEL = "recommendations"
 BASELINE = "recommendations_baseline"
@@ -342,7 +342,8 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         rating = 1.0 if event.completed else min(event.watch_seconds / s.duration[i], 1.0)
         # Predict, then learn: the metrics never score what the model was trained on.
         # Ratings live in [0, 1]: so do predictions (the clamp only helps the model).
-        predicted = min(max(predict(s.model, u, i), 0.0), 1.0)
+        predicted, dot = predict_dot(s.model, u, i)
+        predicted = min(max(predicted, 0.0), 1.0)
         base = s.base_mean.get()
         add_error(s.mae, s.rmse, rating, predicted)
         add_error(s.base_mae, s.base_rmse, rating, base)
@@ -350,7 +351,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.views += 1
         if s.views % p.sample_every == 0:
             self._sample(u, i, event.completed, event.occurred_at, view)
-        learn(s.model, u, i, rating)
+        learn(s.model, u, i, rating, dot)  # _sample only read the model
         self._add_view(i, t)
         seen = s.seen.get(u)
         if seen is None:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from river import metrics
 from support.readmodels import structure
 
-from projections.reco_model import add_error, learn, predict
+from projections.reco_model import add_error, learn, predict, predict_dot
 from projections.recommendations import DEFAULT_PARAMS, new_model
 
 
@@ -39,6 +39,22 @@ def test_learn_builds_the_model_learn_one_builds():
     assert len(fast.u_latents) > 500 and fast.u_bias_optimizer.n_iterations == 3000
     for u, i, _ in ratings(seed=4, n=200):
         assert predict(fast, u, i) == predict(reference, u, i)
+
+
+def test_learn_reusing_the_predicted_dot_product_builds_the_same_model():
+    # As the projection does: predict (metrics), then learn the same pair with its dot
+    reference, fast = new_model(DEFAULT_PARAMS), new_model(DEFAULT_PARAMS)
+    reused = 0
+    for step, (u, i, y) in enumerate(ratings(seed=6, n=3000)):
+        predicted, dot = predict_dot(fast, u, i)
+        assert predicted == predict(reference, u, i)
+        reused += dot is not None
+        reference.learn_one(u, i, y)
+        learn(fast, u, i, y, dot)
+        if step % 250 == 0:
+            assert structure(fast) == structure(reference), f"differs after step {step}"
+    assert structure(fast) == structure(reference)
+    assert reused > 1000  # both factors known: the dot product was passed on
 
 
 def test_learn_matches_with_other_rates_and_regularisation():
