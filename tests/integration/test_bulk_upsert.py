@@ -49,6 +49,16 @@ parts = sa.Table(  # children of things: (id, kind) names the thing
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("part", sa.Uuid, primary_key=True),
 )
+numbers = sa.Table(  # the column types bulk sends as binary arrays, NULLs included
+    "bulk_numbers",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("small", sa.Integer, nullable=True),
+    sa.Column("big", sa.BigInteger, nullable=True),
+    sa.Column("ratio", sa.Float, nullable=True),
+    sa.Column("flag", sa.Boolean, nullable=True),
+    sa.Column("other", sa.Uuid, nullable=True),
+)
 COLUMNS = ("id", "kind", "count", "score", "label", "first_at", "last_at", "payload", "note")
 UPDATE = {"count": ADD, "score": SET, "label": SET, "first_at": MIN, "last_at": MAX, "note": KEEP}
 
@@ -223,3 +233,23 @@ def test_counting_new_children_adds_only_the_new_ones(engine, create):
     assert rows_of(engine) == expected
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(parts)).scalar() == 4
+
+
+def test_numbers_uuids_and_nulls_are_written_as_given(engine):
+    # Columns whose values bulk encodes itself on PostgreSQL (uuid, integer, float,
+    # boolean) unless one of them is not of the column's kind (None, a float in an
+    # integer column): each array either way, read back as written.
+    ids = [UUID(int=i) for i in range(1, 7)]
+    batches = [
+        [(ids[0], 1, 2**63 - 1, 0.5, True, ids[1]), (ids[1], -7, -(2**63), 3.0, False, ids[0])],
+        [(ids[2], None, 5, None, None, None), (ids[3], 2, None, 1.25, True, None)],
+        [(ids[4], 3, 4, 2, False, ids[5]), (ids[5], 0, 0, -0.0, True, ids[4])],  # 2: an int
+    ]
+    columns = ("id", "small", "big", "ratio", "flag", "other")
+    with engine.begin() as conn:
+        for rows in batches:
+            upsert(conn, numbers, columns, rows, key=("id",))
+    with engine.connect() as conn:
+        got = {r[0]: tuple(r) for r in conn.execute(sa.select(numbers))}
+    expected = [(*r[:3], None if r[3] is None else float(r[3]), *r[4:]) for b in batches for r in b]
+    assert got == {r[0]: r for r in expected}
