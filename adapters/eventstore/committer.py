@@ -71,6 +71,21 @@ RETRY_LIMIT_SECONDS = 60.0  # then requests without a deadline get the database 
 class GroupTransaction(ABC):
     """One group's transaction, the events table locked (GroupWriter.transaction)."""
 
+    def checks(
+        self,
+        position: int,
+        topics: Sequence[str],
+        new_streams: Collection[UUID],
+        keys: Collection[str],
+    ) -> tuple[list[Watched], set[UUID], set[str]]:
+        """What the plan reads, at once (a writer may send it in one round trip): watched
+        events after `position`, which `new_streams` exist, which `keys` are taken."""
+        return (
+            self.watched_since(position, topics) if topics else [],
+            self.existing(new_streams) if new_streams else set(),
+            self.taken_keys(keys) if keys else set(),
+        )
+
     @abstractmethod
     def watched_since(self, position: int, topics: Sequence[str]) -> list[Watched]:
         """Events of `topics` after `position`, in order."""
@@ -298,11 +313,12 @@ class GroupCommitter(Appender):
         timeout = max(0.05, min(deadlines) - time.monotonic()) if deadlines else None
         try:
             with self.writer.transaction(timeout) as tx:
-                self._watch(tx)
                 plan = self._plan(tx, group)
                 requests = [e.request for e in plan.survivors]
+                # From here a COMMIT may be sent (a writer may send it with the writes): a
+                # lost connection must be resolved by looking for the group's events.
+                self._commit_sent = True
                 ids = tx.append(requests) if requests else []
-                self._commit_sent = True  # leaving the block commits
         finally:
             self._announce()  # what the checks learnt, committed or not: it is true
         # Committed.
@@ -342,12 +358,9 @@ class GroupCommitter(Appender):
         return True
 
     # -- plan: the checks, per request, in queue order --------------------------------------
-    def _watch(self, tx: GroupTransaction) -> None:
+    def _watch(self, watched: list[Watched]) -> None:
         """Learn the watched events since the last group (any writer's) before the checks:
         under the lock, nothing newer can be committed until this transaction ends."""
-        if not self.watched_topics:
-            return
-        watched = tx.watched_since(self._last_seen, self.watched_topics)
         with self._versions_lock:
             self._learn_versions(watched)
         if watched:
@@ -356,20 +369,36 @@ class GroupCommitter(Appender):
 
     def _plan(self, tx: GroupTransaction, group: list[_Entry]) -> _Plan:
         new = {s for e in group for s in e.request.new_streams}
-        exists = tx.existing(new) if new else set()
         keys = [e.request.idempotency.key for e in group if e.request.idempotency]
-        taken = tx.taken_keys(keys) if keys else set()
+        watched, exists, taken = tx.checks(self._last_seen, self.watched_topics, new, keys)
+        self._watch(watched)
         plan = _Plan()
+        # Streams more than one request of the group writes (set operations on the
+        # frozensets reuse their stored hashes): only their versions can collide.
+        seen: set[UUID] = set()
+        twice: set[UUID] = set()
+        for entry in group:
+            streams = entry.request.streams
+            twice |= streams & seen
+            seen |= streams
         claimed: set[tuple[UUID, int]] = set()
         keys_in_group: set[str] = set()
         for entry in group:
             r = entry.request
-            error = self._check(r, plan.failed_streams, exists, taken | keys_in_group, claimed)
+            shared = r.streams & twice if twice else None
+            error = self._check(
+                r, plan.failed_streams, exists, taken | keys_in_group, claimed if shared else None
+            )
             if error is not None:
                 plan.refuse(entry, error)
                 continue
             plan.survivors.append(entry)
-            claimed.update((e.originator_id, e.originator_version) for e in r.events)  # type: ignore[misc]
+            if shared:
+                claimed.update(
+                    (e.originator_id, e.originator_version)  # type: ignore[misc]
+                    for e in r.events
+                    if e.originator_id in twice
+                )
             if r.idempotency is not None:
                 keys_in_group.add(r.idempotency.key)
         return plan
@@ -380,7 +409,7 @@ class GroupCommitter(Appender):
         failed: set[UUID],
         exists: set[UUID],
         taken: set[str],
-        claimed: set[tuple[UUID, int]],
+        claimed: set[tuple[UUID, int]] | None,
     ) -> AppendRefused | None:
         if r.touched & failed:
             return DependsOnRefused("an earlier request on its streams was refused")
@@ -393,9 +422,10 @@ class GroupCommitter(Appender):
                 return ReadsChanged(changed)
         if r.idempotency is not None and r.idempotency.key in taken:
             return IdempotencyKeyTaken(r.idempotency.key)
-        for e in r.events:  # two write models of one store deciding the same stream
-            if (e.originator_id, e.originator_version) in claimed:
-                return DependsOnRefused("another request of the group writes this version")
+        if claimed:  # two write models of one store deciding the same stream
+            for e in r.events:
+                if (e.originator_id, e.originator_version) in claimed:
+                    return DependsOnRefused("another request of the group writes this version")
         return None
 
     # -- after the commit --------------------------------------------------------------------

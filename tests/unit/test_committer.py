@@ -344,3 +344,22 @@ def test_while_the_database_is_down_a_request_is_answered_at_its_deadline(writer
     assert time.monotonic() - deadline < 0.3
     assert writer.timeouts and all(t is not None and t <= 1.0 for t in writer.timeouts)
     assert writer.lost_commit_checks == 0
+
+
+def test_two_requests_of_a_group_writing_the_same_version_keep_the_first(writer, committer):
+    # Two write models of one process (say HTTP and a Kafka ingest worker) decided the
+    # same stream's next version; the second must not reach the COPY (it would fail the
+    # whole group on the primary key)
+    stream, other = uuid4(), uuid4()
+    held(writer, committer)
+    first = committer.submit(request(event(stream, 1), event(other, 1)))
+    same = committer.submit(request(event(stream, 1), new=set()))
+    unrelated = committer.submit(request(event(uuid4(), 1)))
+    writer.gate.set()
+
+    assert len(first.result(WAIT)) == 2
+    with pytest.raises(DependsOnRefused):
+        same.result(WAIT)
+    assert len(unrelated.result(WAIT)) == 1
+    assert [r[2] for r in writer.rows if r[1] == stream] == [1]
+    assert writer.transactions == 2  # the held one, then the group: no one-by-one retry
