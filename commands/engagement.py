@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NamedTuple, NoReturn
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
@@ -151,6 +151,12 @@ class _Decided:
     # Nothing to store, but the answers read streams whose state is another request's,
     # not committed yet: wait for those; if one is refused, decide again.
     waits: list["Future[list[int]]"] = field(default_factory=list)
+
+
+class _Prepared(NamedTuple):
+    signals: Sequence[Signal]
+    whens: list[datetime | DomainError]
+    stream_ids: list[UUID | None]
 
 
 class _Decision:
@@ -289,9 +295,10 @@ class EngagementApplication(ReelPulseApplication):
         deadline: float | None = None,
     ) -> CommandResult:
         known: Known = {}
+        prepared = self._prepare([signal])
         for attempt in range(MAX_ATTEMPTS):
             try:
-                decided = self._decide([signal], idempotency, expected_version, deadline, known)
+                decided = self._decide(prepared, idempotency, expected_version, deadline, known)
             except _NeedsRead as e:
                 known.update(self._read(e.stream_ids, deadline))
                 continue
@@ -333,9 +340,10 @@ class EngagementApplication(ReelPulseApplication):
                 idempotency=idempotency, deadline=deadline,
             )  # fmt: skip
         known: Known = {}
+        prepared = self._prepare([signal])
         for attempt in range(MAX_ATTEMPTS):
             try:
-                decided = self._decide([signal], idempotency, expected_version, deadline, known)
+                decided = self._decide(prepared, idempotency, expected_version, deadline, known)
             except _NeedsRead as e:
                 known.update(await asyncio.to_thread(self._read, e.stream_ids, deadline))
                 continue
@@ -373,9 +381,10 @@ class EngagementApplication(ReelPulseApplication):
         deadline: float | None = None,
     ) -> BatchResult:
         known: Known = {}
+        prepared = self._prepare(signals)
         for attempt in range(MAX_ATTEMPTS):
             try:
-                decided = self._decide(signals, idempotency, None, deadline, known)
+                decided = self._decide(prepared, idempotency, None, deadline, known)
             except _NeedsRead as e:
                 known.update(self._read(e.stream_ids, deadline))
                 continue
@@ -401,9 +410,17 @@ class EngagementApplication(ReelPulseApplication):
         raise VersionConflict("too many concurrent writers on these streams; retry the batch")
 
     # -- decide -> encode -> commit --------------------------------------------------------
+    def _prepare(self, signals: Sequence[Signal]) -> "_Prepared":
+        """What a command's attempts share, computed outside the lock once: each signal's
+        event time (or its error; the clock is read here), its stream id, and the keys
+        its comments are sealed with."""
+        self._prepare_keys(signals)
+        return _Prepared(signals, [self._when(s) for s in signals],
+                         [_stream_id(s) for s in signals])  # fmt: skip
+
     def _decide(
         self,
-        signals: Sequence[Signal],
+        prepared: "_Prepared",
         idempotency: Idempotency | None,
         expected_version: int | None,
         deadline: float | None,
@@ -416,9 +433,7 @@ class EngagementApplication(ReelPulseApplication):
         command read): videos and creators the model lacks, pair streams that may be
         stored though the model does not hold them, and those whose state a refusal
         dropped."""
-        whens = [self._when(s) for s in signals]  # the clock is read outside the lock
-        stream_ids = [_stream_id(s) for s in signals]
-        self._prepare_keys(signals)
+        signals, whens, stream_ids = prepared
         model = self.model
         with model.lock:
             missing = self._unread(signals, stream_ids, known)
