@@ -58,9 +58,7 @@ def batches(signals: Sequence[Signal], size: int = BATCH) -> list[Sequence[Signa
     return [signals[i : i + size] for i in range(0, len(signals), size)]
 
 
-def ingest_in_process(
-    url: str, signals: Sequence[Signal], producers: int = 1
-) -> tuple[int, float]:
+def ingest_in_process(url: str, signals: Sequence[Signal], producers: int = 1) -> tuple[int, float]:
     """(events stored, seconds) for ingesting `signals` in batches of BATCH, from
     `producers` threads (each takes every producers-th batch), as concurrent callers of
     one process do (HTTP handlers, Kafka ingest workers): the group commit writes one
