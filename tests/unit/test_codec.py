@@ -35,9 +35,7 @@ LIBRARY = registered(JSONTranscoder())
 FAST = registered(OrjsonTranscoder())
 
 # Floats whose repr both libraries print alike (not 1e-07 vs 1e-7): byte equality holds.
-plain_floats = st.floats(allow_nan=False, allow_infinity=False).filter(
-    lambda x: "e" not in repr(x)
-)
+plain_floats = st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: "e" not in repr(x))
 times = st.datetimes(
     min_value=datetime(1970, 1, 2), timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])
 )
