@@ -159,3 +159,25 @@ def test_wrk_summary_flags_answers_that_are_not_2xx() -> None:
     assert got.not_ok == {503: 2} and got.p(99) == 9.0
     assert got.problems() == ("2 answers 503, 1 GraphQL answers with errors, "
                               "3 socket timeout errors")  # fmt: skip
+
+
+def test_write_profile_times_every_phase_of_the_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # benchmarks/write_profile.py's first part on a tiny workload: each phase it names
+    # was timed (its wrappers are on the methods the decisions call), and the methods
+    # are restored afterwards.
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks import write_profile
+    from benchmarks.env import workload
+    from commands.engagement import EngagementApplication
+
+    catalog, work = workload(600, 10)
+    signals = work.signals[:2_500]
+    untimed, events = write_profile.decisions(catalog, signals, None)
+    spent: dict[str, int] = {}
+    timed, timed_events = write_profile.decisions(catalog, signals, spent)
+
+    assert events == timed_events > 0
+    assert untimed > 0 and timed > 0
+    for label in ("rules", "encoding", "prepass", "streams to read first"):
+        assert any(label in k and v > 0 for k, v in spent.items()), (label, spent)
+    assert EngagementApplication._encode.__qualname__ == "EngagementApplication._encode"
