@@ -67,6 +67,9 @@ class MaybeStored:
         self._new = bytearray(self.BITS >> 3)
         self._old = bytearray(self.BITS >> 3)
         self._count = 0
+        # The generations that hold ids, newest first: a process that dropped nothing
+        # (most of the time: drops follow evictions and refusals) checks no bits at all.
+        self._filled: tuple[bytearray, ...] = ()
 
     @classmethod
     def _slots(cls, stream_id: UUID) -> tuple[int, int, int, int]:
@@ -77,14 +80,22 @@ class MaybeStored:
         if self._count >= self.capacity:
             self._new, self._old = bytearray(self.BITS >> 3), self._new
             self._count = 0
+            self._filled = (self._old,)
         bits = self._new
         for s in self._slots(stream_id):
             bits[s >> 3] |= 1 << (s & 7)
         self._count += 1
+        filled = self._filled
+        if not filled or filled[0] is not bits:
+            self._filled = (bits, *filled)
 
     def __contains__(self, stream_id: UUID) -> bool:
-        a, b, c, d = self._slots(stream_id)
-        for bits in (self._new, self._old):
+        filled = self._filled
+        if not filled:
+            return False
+        i, m = stream_id.int, self.MASK  # as `_slots`, inline (called for every signal)
+        a, b, c, d = i & m, (i >> 25) & m, (i >> 80) & m, (i >> 103) & m
+        for bits in filled:
             if (
                 bits[a >> 3] >> (a & 7) & 1
                 and bits[b >> 3] >> (b & 7) & 1
@@ -113,9 +124,10 @@ class WriteModel:
         """Whether a decision may use what the model knows of this stream: its state, or
         that it is not stored (absent and not `maybe_stored`). A state left by a refused
         request is dropped here, and the stream must then be read."""
-        commit = self._pending.get(stream_id)
+        pending = self._pending
+        commit = pending.get(stream_id) if pending else None
         if commit is not None and commit.done():
-            del self._pending[stream_id]
+            del pending[stream_id]
             if commit.cancelled() or commit.exception() is not None:
                 self._drop(stream_id)
         if stream_id in self._streams:
