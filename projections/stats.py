@@ -1,6 +1,7 @@
 """StatsProjection: counters per video, creator, hashtag and sound."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -66,6 +67,14 @@ class StatsView(ABC):
         """Add to a video's counters (and, through it, its creator's, hashtags', sound's).
         The first view of a viewer on a video also counts a unique viewer."""
 
+    def viewed(
+        self, video_id: UUID, viewer_id: UUID, at: datetime, watch_seconds: float, completed: bool
+    ) -> None:
+        """One view: `engagement` with views=1, its watch time and completion (a view may
+        do the same in fewer steps)."""
+        self.engagement(video_id, viewer_id, at, views=1, watch_seconds=watch_seconds,
+                        completions=int(completed))  # fmt: skip
+
     @abstractmethod
     def follow_pair(self, pair_id: UUID, viewer_id: UUID, creator_id: UUID) -> None: ...
 
@@ -95,7 +104,30 @@ class StatsProjection(Projection[StatsView]):
         )
     )  # fmt: skip
 
+    def __init__(self) -> None:
+        # One dict lookup per event for the usual types, and the view's one-call `viewed`
+        # for views (most events); `process_reference` is the plain version beside it
+        # (tests/unit/test_stats_projection.py feeds both the same events).
+        self._handlers: dict[type, Callable[[Any, StatsView], None]] = {
+            Engagement.Viewed: _viewed,
+            Engagement.Liked: _engaged(likes=1),
+            Engagement.Unliked: _engaged(likes=-1),
+            Engagement.Shared: _engaged(shares=1),
+            Engagement.Commented: _engaged(comments=1),
+            Engagement.CommentDeleted: _engaged(comments=-1),
+            Following.Started: _follow_started,
+            Following.Followed: _follow(+1),
+            Following.Unfollowed: _follow(-1),
+        }
+
     def process(self, event: Any, position: int, view: StatsView) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event, view)
+        else:
+            self.process_reference(event, position, view)
+
+    def process_reference(self, event: Any, position: int, view: StatsView) -> None:
         match event:
             case Engagement.Viewed():
                 view.engagement(
@@ -154,3 +186,27 @@ class StatsProjection(Projection[StatsView]):
                 view.creator_status(event.originator_id, "suspended")
             case Creator.Reinstated():
                 view.creator_status(event.originator_id, "active")
+
+
+def _viewed(event: Any, view: StatsView) -> None:
+    view.viewed(
+        event.video_id, event.viewer_id, event.occurred_at, event.watch_seconds, event.completed
+    )
+
+
+def _engaged(**counts: int) -> Callable[[Any, StatsView], None]:
+    def engaged(event: Any, view: StatsView) -> None:
+        view.engagement(event.video_id, event.viewer_id, event.occurred_at, **counts)
+
+    return engaged
+
+
+def _follow_started(event: Any, view: StatsView) -> None:
+    view.follow_pair(event.originator_id, event.viewer_id, event.creator_id)
+
+
+def _follow(delta: int) -> Callable[[Any, StatsView], None]:
+    def follow(event: Any, view: StatsView) -> None:
+        view.follow(event.originator_id, delta)
+
+    return follow

@@ -212,6 +212,23 @@ class SqlStatsView(StatsView):
         if last is None or at > last:
             self.last_engaged[video_id] = at
 
+    def viewed(
+        self, video_id: UUID, viewer_id: UUID, at: datetime, watch_seconds: float, completed: bool
+    ) -> None:
+        """engagement(views=1, watch_seconds=..., completions=int(completed)) in one call."""
+        d = self.video_deltas.get(video_id)
+        if d is None:
+            d = self.video_deltas[video_id] = [0, 0, 0, 0, 0.0, 0]
+        d[0] += 1
+        d[4] += watch_seconds
+        if completed:
+            d[5] += 1
+        self.viewed_pairs[(video_id, viewer_id)] = None
+        at = as_utc(at)
+        last = self.last_engaged.get(video_id)
+        if last is None or at > last:
+            self.last_engaged[video_id] = at
+
     def follow_pair(self, pair_id: UUID, viewer_id: UUID, creator_id: UUID) -> None:
         # Written at flush, before the follow counters that need the pair's creator.
         self.new_pairs.setdefault(pair_id, (pair_id, viewer_id, creator_id))
