@@ -16,6 +16,7 @@ in the field) load as they are.
 
 import base64
 import os
+import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -182,8 +183,35 @@ class ShreddingMapper(Mapper[UUID]):
         return open_sealed(key, field, sealed)
 
 
-def _nonce() -> bytes:
-    return os.urandom(NONCE_BYTES)
+class _Nonces:
+    """Random nonces (os.urandom), drawn 256 at a time. os.urandom releases the GIL for
+    its system call; a thread that seals a comment while deciding a batch (with the write
+    model's lock held) then waited up to the switch interval (5 ms) to get it back, for
+    every comment. Each nonce is still 12 fresh random bytes, used once; the pool is
+    emptied in a forked child (it must not reuse its parent's)."""
+
+    PER_DRAW = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._pool, self._at = b"", 0
+
+    def __call__(self) -> bytes:
+        with self._lock:
+            at = self._at
+            if at >= len(self._pool):
+                self._pool, at = os.urandom(NONCE_BYTES * self.PER_DRAW), 0
+            self._at = at + NONCE_BYTES
+            return self._pool[at : at + NONCE_BYTES]
+
+
+_nonce = _Nonces()
 
 
 # One key store per recorder, shared by every mapper of that store, so an erasure in this
