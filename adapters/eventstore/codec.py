@@ -17,14 +17,18 @@ datetimes (nearly every tagged value) take a short path.
 Selected with the library's own setting: TRANSCODER_TOPIC (see factory.py).
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, SafeUUID
 
 import orjson
 from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# Dataclasses go to `_encode_obj` (the library's hook). Datetimes reach orjson only inside
+# the tags `_prepare` builds (every other datetime is tagged there first): orjson writes a
+# UTC or naive one exactly as `isoformat()` does, in C.
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS
+_UTC = UTC
 UUID_HEX = "uuid_hex"
 DATETIME_ISO = "datetime_iso"
 _new = object.__new__
@@ -98,9 +102,10 @@ class OrjsonTranscoder(JSONTranscoder):
     def decode(self, data: bytes) -> Any:
         return self._restore(orjson.loads(data))
 
-    # orjson writes UUIDs natively (as a plain string), so they are tagged before it sees
-    # them; datetimes and dataclasses are passed through to `_encode_obj` (the library's
-    # hook: a registered Transcoding, or TranscodingNotRegisteredError).
+    # orjson writes UUIDs natively (as a plain string) and datetimes as plain text, so
+    # both are tagged before it sees them; subclasses of either and dataclasses go to
+    # `_encode_obj` (the library's hook: a registered Transcoding, or
+    # TranscodingNotRegisteredError), whose lookup is by exact type.
     def _prepare(self, value: Any) -> Any:
         kind = type(value)
         if kind is dict:
@@ -112,19 +117,25 @@ class OrjsonTranscoder(JSONTranscoder):
                     tag = tags.get(v.int)
                     out[k] = tag if tag is not None else _uuid_tag(v)
                 elif t is datetime:
-                    out[k] = {"_type_": DATETIME_ISO, "_data_": self._iso(v)}
+                    zone = v.tzinfo
+                    out[k] = {
+                        "_type_": DATETIME_ISO,
+                        "_data_": v if zone is _UTC or zone is None else self._iso(v),
+                    }
                 elif t is str or t is float or t is bool or t is int or v is None:
                     out[k] = v
-                elif t is dict or t is list or t is tuple or isinstance(v, UUID):
+                elif t is dict or t is list or t is tuple or isinstance(v, UUID | datetime):
                     out[k] = self._prepare(v)
                 else:  # other types: orjson calls `_encode_obj`
                     out[k] = v
             return out
         if kind is UUID:
             return _uuid_tag(value)
+        if kind is datetime:
+            return {"_type_": DATETIME_ISO, "_data_": value.isoformat()}
         if kind is list or kind is tuple:
             return [self._prepare(v) for v in value]
-        if isinstance(value, UUID):  # a subclass: the library's lookup is by exact type
+        if isinstance(value, UUID | datetime):  # a subclass: the library's lookup is by exact type
             return self._encode_obj(value)
         return value
 

@@ -36,8 +36,10 @@ FAST = registered(OrjsonTranscoder())
 
 # Floats whose repr both libraries print alike (not 1e-07 vs 1e-7): byte equality holds.
 plain_floats = st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: "e" not in repr(x))
+# UTC and naive datetimes are written by orjson inside the tag, others by isoformat().
 times = st.datetimes(
-    min_value=datetime(1970, 1, 2), timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])
+    min_value=datetime(1, 1, 2),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=2)), None]),
 )
 scalars = st.one_of(
     st.none(),
@@ -93,6 +95,21 @@ def test_an_unregistered_type_is_refused_as_the_library_refuses_it():
         LIBRARY.encode({"x": Unknown()})
     with pytest.raises(TranscodingNotRegisteredError):
         FAST.encode({"x": Unknown()})
+
+
+@pytest.mark.parametrize("where", ["value", "list", "top"])
+def test_a_datetime_subclass_is_refused_as_the_library_refuses_it(where):
+    # (The library looks transcodings up by exact type; orjson would write a subclass
+    # as plain text, untagged, if it ever saw one.)
+    class Moment(datetime):
+        pass
+
+    moment = Moment(2025, 3, 1, 12, tzinfo=UTC)
+    obj = {"x": moment} if where == "value" else [moment] if where == "list" else moment
+    with pytest.raises(TranscodingNotRegisteredError):
+        LIBRARY.encode(obj)
+    with pytest.raises(TranscodingNotRegisteredError):
+        FAST.encode(obj)
 
 
 @given(st.uuids())
