@@ -14,14 +14,16 @@ the same transaction. While far behind (a rebuild, a restart) a round reads up t
 `catch_up_batch` events, so statements and commits are spread over more events.
 """
 
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from eventsourcing.persistence import Mapper, Notification
 
 from adapters.background import FollowingWorker, read_to
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0  # a failing runner is tried again after this (never skipped past)
 CATCH_UP_FACTOR = 10  # a round far behind reads up to this many batches at once
 DEFAULT_LANES = 1  # transactions (threads) per round on PostgreSQL (see run_round)
+KNOWN_SECONDS = 1.0  # a live group reads its runners' positions again at least this often
 
 
 class LogRead:
@@ -112,36 +115,55 @@ def run_round(
     catch_up_factor: int = CATCH_UP_FACTOR,
     lanes: Executor | None = None,
     lane_count: int = 1,
+    known: dict[str, int] | None = None,
+    optimistic: bool = True,
+    held: Any = None,
 ) -> dict[str, int]:
     """One round for runners that share a read-model engine: read the log once, then apply
     the runners' batches in `lane_count` lanes (threads of `lanes`), each lane one
-    transaction in which every runner has its own savepoint. Returns, per runner that
-    moved, the events it applied (1 when it only moved over events of other topics). A
-    runner that fails is rolled back alone and passed to `on_failure` (or raised).
+    transaction. Returns, per runner that moved, the events it applied (1 when it only
+    moved over events of other topics). A runner that fails is rolled back alone and
+    passed to `on_failure` (or raised).
+
+    `known`: the runners' committed positions as the caller last saw them (a live group
+    knows them from its own commits; read for runners missing from it, and updated in
+    place): they only choose who is due and where the shared read starts, so the round
+    skips reading them; each lane reads the committed ones in its transaction as always,
+    so a position someone else moved (a reset, a rebuild's switch) is found there.
+    `optimistic`: a lane first applies every batch without savepoints (two round trips
+    fewer per runner, and most rounds fail nowhere); only when one fails is that
+    transaction rolled back and the lane run again, each runner in its own savepoint, so
+    the failure stays the failing runner's (see _lane). `held`: a connection to the
+    runners' engine the caller keeps between rounds (one lane): no pool checkout and
+    ping per round, and the views' prepared statements stay prepared on it.
 
     Why lanes: a runner's flush waits on the database while another runner's Python
     could run (the GIL is released while psycopg waits), so two lanes keep both cores
     busy; one lane is one transaction per round (live, where latency counts)."""
     engine = runners[0].engine
     head = store.recorder.max_notification_id() or 0
-    with engine.connect() as conn:
-        positions = read_positions(conn, [r.name for r in runners])
-    due = [r for r in runners if positions.get(r.name, 0) < head]
+    if known is None:
+        known = {}
+    if any(r.name not in known for r in runners):
+        with _transaction(engine, held) as conn:
+            known.update(read_positions(conn, [r.name for r in runners]))
+    due = [r for r in runners if known.get(r.name, 0) < head]
     if not due:
         return {}
     if shared is None:
-        shared = _shared_read(store, mapper, due, positions, head, batch_size, catch_up_factor)
+        shared = _shared_read(store, mapper, due, known, head, batch_size, catch_up_factor)
     groups = [due[i::lane_count] for i in range(lane_count) if due[i::lane_count]]
-    if lanes is None or len(groups) == 1:
-        outcomes = [_lane(g, engine, store, mapper, shared, head, raise_errors) for g in groups]
+    args = (engine, store, mapper, shared, head, raise_errors, optimistic)
+    if len(groups) == 1 and held is not None:
+        outcomes = [_lane(groups[0], held, *args[1:])]
+    elif lanes is None or len(groups) == 1:
+        outcomes = [_lane(g, *args) for g in groups]
     else:
-        futures = [
-            lanes.submit(_lane, g, engine, store, mapper, shared, head, raise_errors)
-            for g in groups
-        ]
+        futures = [lanes.submit(_lane, g, *args) for g in groups]
         outcomes = [f.result() for f in futures]
     moved: dict[str, int] = {}
     for lane in outcomes:
+        known.update(lane.positions)
         # After the commit: reporting a failure writes in a transaction of its own (SQLite
         # has one writer at a time, and this lane's transaction held it).
         for runner, error in lane.failed:
@@ -151,6 +173,7 @@ def run_round(
             runner.checkpointed_at(end)
         for runner, end, n, changed in lane.applied:
             runner.committed(end, changed)
+            known[runner.name] = end
             moved[runner.name] = n or 1  # advanced over ignored events: still progress
     return moved
 
@@ -160,43 +183,130 @@ class _Lane:
     applied: list[tuple[ProjectionRunner, int, int, set[str]]] = field(default_factory=list)
     checkpointed: list[tuple[ProjectionRunner, int]] = field(default_factory=list)
     failed: list[tuple[ProjectionRunner, Exception]] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)  # the committed ones it read
+
+
+class _RolledBack(Exception):
+    """An optimistic lane failed: its whole transaction was rolled back."""
+
+    def __init__(self, error: Exception, touched: list[ProjectionRunner]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.touched = touched  # runners whose in-memory state may be past the rollback
 
 
 def _lane(
+    runners: Sequence[ProjectionRunner],
+    engine: Any,  # an Engine, or a Connection held by the caller
+    store: SharedStore,
+    mapper: Mapper[Any],
+    shared: SharedRead,
+    head: int,
+    raise_errors: bool,
+    optimistic: bool,
+) -> _Lane:
+    """Some runners' batches in one transaction: first without savepoints when
+    `optimistic`; if a runner fails there, the transaction is rolled back, every runner
+    it touched is invalidated (its in-memory state reloads at the committed position),
+    and the lane runs again with each runner in its own savepoint."""
+    if optimistic:
+        try:
+            return _apply_lane(runners, engine, store, mapper, shared, head, isolate=False)
+        except _RolledBack as e:
+            for runner in e.touched:
+                runner.invalidate()
+            if raise_errors:
+                raise e.error from None
+            log.info("a projection failed in a shared transaction; isolating: %s", e)
+    return _apply_lane(runners, engine, store, mapper, shared, head, isolate=True,
+                       raise_errors=raise_errors)  # fmt: skip
+
+
+def _apply_lane(
     runners: Sequence[ProjectionRunner],
     engine: Any,
     store: SharedStore,
     mapper: Mapper[Any],
     shared: SharedRead,
     head: int,
-    raise_errors: bool,
+    *,
+    isolate: bool,
+    raise_errors: bool = False,
 ) -> _Lane:
-    """Some runners' batches in one transaction, each in its own savepoint."""
     out = _Lane()
-    with engine.begin() as conn:
-        positions = read_positions(conn, [r.name for r in runners])  # the committed ones
-        for runner in runners:
-            start = positions.get(runner.name, 0)
-            if start >= head:
-                continue
-            try:
-                with conn.begin_nested():  # a savepoint: a failure rolls back this runner only
-                    runner.sync(conn, start)
-                    notifications, events, end = _batch(runner, shared, store, mapper, start, head)
-                    changed = runner.apply(conn, notifications, events) if notifications else set()
-                    if runner.checkpoint_due(end):
-                        runner.write_checkpoint(conn, end)
-                        out.checkpointed.append((runner, end))
-            except Exception as e:
-                runner.invalidate()
-                if raise_errors:
-                    raise
-                out.failed.append((runner, e))
-                continue
-            if end > start:
-                out.applied.append((runner, end, len(notifications), changed))
-        write_positions(conn, [(r.name, end, n) for r, end, n, _ in out.applied])
+    touched: list[ProjectionRunner] = []  # runners whose state this transaction may move
+    try:
+        with _transaction(engine, None) as conn:
+            out.positions = read_positions(conn, [r.name for r in runners])  # committed ones
+            for runner in runners:
+                start = out.positions.get(runner.name, 0)
+                if start >= head:
+                    continue
+                touched.append(runner)
+                try:
+                    changed, end, n = _apply_one(
+                        runner, conn, shared, store, mapper, start, head, out, isolate
+                    )
+                except Exception as e:
+                    if not isolate:
+                        raise _RolledBack(e, touched) from e
+                    runner.invalidate()
+                    if raise_errors:
+                        raise
+                    out.failed.append((runner, e))
+                    continue
+                if end > start:
+                    out.applied.append((runner, end, n, changed))
+            write_positions(conn, [(r.name, end, n) for r, end, n, _ in out.applied])
+    except _RolledBack:
+        raise
+    except Exception as e:  # the positions' write or the commit failed: nothing committed
+        if not isolate:
+            raise _RolledBack(e, touched) from e
+        for runner in touched:
+            runner.invalidate()
+        raise
     return out
+
+
+def _apply_one(
+    runner: ProjectionRunner,
+    conn: Any,
+    shared: SharedRead,
+    store: SharedStore,
+    mapper: Mapper[Any],
+    start: int,
+    head: int,
+    out: _Lane,
+    isolate: bool,
+) -> tuple[set[str], int, int]:
+    """One runner's next batch on `conn`: (its change keys, how far it read, events)."""
+    notifications, events, end = _batch(runner, shared, store, mapper, start, head)
+    # A savepoint where the runner writes or reads (a failure rolls back this runner
+    # only); one that just moves over events of other topics needs none, unless loading
+    # its state (online models) reads.
+    savepoint = isolate and (bool(notifications) or runner.checkpointed)
+    with conn.begin_nested() if savepoint else contextlib.nullcontext():
+        runner.sync(conn, start)
+        changed = runner.apply(conn, notifications, events) if notifications else set()
+        if runner.checkpoint_due(end):
+            runner.write_checkpoint(conn, end)
+            out.checkpointed.append((runner, end))
+    return changed, end, len(notifications)
+
+
+@contextlib.contextmanager
+def _transaction(engine: Any, held: Any) -> Iterator[Any]:
+    """A transaction on `engine` (an Engine: a pooled connection; a Connection: itself,
+    held by the caller), committed on exit, rolled back on an exception."""
+    if held is not None:
+        engine = held
+    if isinstance(engine, sa.Connection):
+        with engine.begin():
+            yield engine
+    else:
+        with engine.begin() as conn:
+            yield conn
 
 
 def _shared_read(
@@ -267,6 +377,11 @@ class ProjectionGroup(FollowingWorker):
         self._lanes = (
             ThreadPoolExecutor(lanes, thread_name_prefix="projection-lane") if lanes > 1 else None
         )
+        # The runners' committed positions as of the group's last round (run_round's
+        # `known`), read again from the database at least every KNOWN_SECONDS.
+        self._known: dict[str, int] = {}
+        self._known_at = 0.0
+        self._held: dict[int, sa.Connection] = {}  # per PostgreSQL engine (run_round's `held`)
 
     @property
     def thread_name(self) -> str:
@@ -279,6 +394,7 @@ class ProjectionGroup(FollowingWorker):
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)
         self._live = False
+        self._release()
         self.checkpoint_behind()
 
     def round(self) -> dict[str, int]:
@@ -302,20 +418,32 @@ class ProjectionGroup(FollowingWorker):
                 break
             total += sum(moved.values())
         if not self._live:
+            self._release()
             self.checkpoint_behind()
         return total
 
     def _round(self, active: list[ProjectionRunner]) -> dict[str, int]:
         moved: dict[str, int] = {}
+        now = time.monotonic()
+        if now - self._known_at >= KNOWN_SECONDS:
+            self._known.clear()  # read again: someone else may have moved a position
+            self._known_at = now
         by_engine: dict[int, list[ProjectionRunner]] = {}
         for r in active:
             by_engine.setdefault(id(r.engine), []).append(r)
         for members in by_engine.values():
-            sqlite = members[0].engine.dialect.name == "sqlite"  # one writer at a time anyway
-            got = run_round(
-                members, self.store, self.mapper, self.batch_size, on_failure=self._failed,
-                lanes=None if sqlite else self._lanes, lane_count=1 if sqlite else self.lane_count,
-            )  # fmt: skip
+            engine = members[0].engine
+            sqlite = engine.dialect.name == "sqlite"  # one writer at a time anyway
+            try:
+                got = run_round(
+                    members, self.store, self.mapper, self.batch_size, on_failure=self._failed,
+                    lanes=None if sqlite else self._lanes,
+                    lane_count=1 if sqlite else self.lane_count,
+                    known=self._known, optimistic=not self.failures, held=self._hold(engine),
+                )  # fmt: skip
+            except Exception:
+                self._release(engine)  # it may be broken (a restarted database): a new one
+                raise
             moved.update(got)
         for name in moved:
             self._retry_at.pop(name, None)
@@ -323,6 +451,23 @@ class ProjectionGroup(FollowingWorker):
             runner = next(r for r in active if r.name == name)
             runner.last_error = None
         return moved
+
+    def _hold(self, engine: sa.Engine) -> sa.Connection | None:
+        """The connection this group keeps for its rounds on a PostgreSQL engine (idle
+        between rounds: it holds no locks), opened on first use."""
+        if engine.dialect.name != "postgresql":
+            return None  # SQLite: connections are cheap, and a file has one writer
+        conn = self._held.get(id(engine))
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._held[id(engine)] = engine.connect()
+        return conn
+
+    def _release(self, engine: sa.Engine | None = None) -> None:
+        for key in [id(engine)] if engine is not None else list(self._held):
+            conn = self._held.pop(key, None)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.invalidate() if engine is not None else conn.close()
 
     def _failed(self, runner: ProjectionRunner, error: Exception) -> None:
         runner.last_error = f"{type(error).__name__}: {error}"
