@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -22,11 +23,20 @@ class FollowingWorker(ABC):
     """Runs `run_until_idle` in a daemon thread whenever events may have arrived: woken at
     once by commits in this process (and by LISTEN/NOTIFY on PostgreSQL), polling every
     `poll_seconds` otherwise. An error never skips an event: it is recorded, and the
-    work is retried after a back-off."""
+    work is retried after a back-off.
 
-    def __init__(self, store: SharedStore, *, poll_seconds: float) -> None:
+    `min_interval`: the shortest time between the starts of two passes. Every pass costs
+    a few queries whether or not events of its topics arrived; a worker that need not
+    react within milliseconds (a policy) gathers the commits of that interval into one
+    pass instead of one pass per group commit (hundreds a second under load, each
+    taking the GIL from the request path)."""
+
+    def __init__(
+        self, store: SharedStore, *, poll_seconds: float, min_interval: float = 0.0
+    ) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
+        self.min_interval = min_interval
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -55,6 +65,7 @@ class FollowingWorker(ABC):
     def _loop(self) -> None:
         generation = self.store.commit_generation
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 self.run_until_idle()
                 self.last_error = None
@@ -65,3 +76,6 @@ class FollowingWorker(ABC):
                 self._stop.wait(1.0)
                 continue
             generation = self.store.wait_for_commit(generation, self.poll_seconds)
+            rest = started + self.min_interval - time.monotonic()
+            if rest > 0:
+                self._stop.wait(rest)  # a stop wakes it; commits meanwhile wait for the pass

@@ -14,6 +14,11 @@ from eventsourcing.persistence import Mapper, Tracking
 from adapters.background import FollowingWorker, read_to
 from commands.base import SharedStore
 
+# A policy reacts to decisions within this long, in one pass for all the commits of the
+# interval: passing once per group commit cost 12 % of the serving process's CPU at
+# 400 commands/s (three queries a pass, nearly always finding none of its topics).
+MIN_PASS_SECONDS = 0.05
+
 
 class EventFollower(FollowingWorker):
     def __init__(
@@ -26,8 +31,9 @@ class EventFollower(FollowingWorker):
         topics: Sequence[str] = (),
         poll_seconds: float = 0.5,
         batch_size: int = 200,
+        min_interval: float = MIN_PASS_SECONDS,
     ) -> None:
-        super().__init__(store, poll_seconds=poll_seconds)
+        super().__init__(store, poll_seconds=poll_seconds, min_interval=min_interval)
         self.mapper = mapper
         self.processor = processor
         self.tracking_name = tracking_name
