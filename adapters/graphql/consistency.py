@@ -15,10 +15,21 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from adapters.projections.manager import ProjectionManager
 
 POLL_SECONDS = 0.05
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """A waiting query: its loop, the event that wakes it, and what it waits for."""
+
+    loop: asyncio.AbstractEventLoop
+    event: asyncio.Event
+    names: tuple[str, ...]
+    position: int
 
 
 class ConsistencyWaiter:
@@ -40,16 +51,26 @@ class ConsistencyWaiter:
     def __init__(self, projections: ProjectionManager) -> None:
         self._projections = weakref.proxy(projections)  # the hub's listener keeps us alive
         self._lock = threading.Lock()
-        self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._waiting: set[_Waiting] = set()
+        self._hub = projections.hub
         projections.hub.add_listener(self._committed)
 
     def _committed(self, name: str, position: int, changed: set[str]) -> None:
-        """Called from a runner's thread after each commit: wake every waiting query."""
+        """Called from the projections' thread after each runner's commit (eleven per
+        round): wake only the queries whose projections all reached their token now,
+        once each, not every waiting query at every runner's commit (each wake-up is a
+        write to the event loop's self-pipe and a pass of the wait, taking the GIL from
+        the request path)."""
         with self._lock:
+            if not self._waiting:
+                return
             waiting = list(self._waiting)
-        for loop, event in waiting:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(event.set)
+        positions = self._hub.positions()
+        for w in waiting:
+            if w.event.is_set() or w.loop.is_closed():
+                continue
+            if all(positions.get(n, 0) >= w.position for n in w.names):
+                w.loop.call_soon_threadsafe(w.event.set)
 
     async def wait(self, names: Iterable[str], position: int, timeout: float) -> dict[str, int]:
         """The positions once every projection in `names` reached `position`, or the last
@@ -57,12 +78,12 @@ class ConsistencyWaiter:
         names = list(names)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        entry = (loop, asyncio.Event())
+        entry = _Waiting(loop, asyncio.Event(), tuple(names), position)
         with self._lock:
             self._waiting.add(entry)
         try:
             while True:
-                entry[1].clear()  # before the read: a commit after it still wakes us
+                entry.event.clear()  # before the read: a commit after it still wakes us
                 positions = self._projections.live_positions()  # in process: no query
                 if positions is None:
                     positions = await asyncio.to_thread(self._projections.positions)
@@ -71,7 +92,7 @@ class ConsistencyWaiter:
                     return positions
                 # Polled too: projections running in another process do not wake us.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(entry[1].wait(), min(remaining, POLL_SECONDS))
+                    await asyncio.wait_for(entry.event.wait(), min(remaining, POLL_SECONDS))
         finally:
             with self._lock:
                 self._waiting.discard(entry)
