@@ -17,10 +17,12 @@ the same transaction. While far behind (a rebuild, a restart) a round reads up t
 import contextlib
 import logging
 import time
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,11 +66,18 @@ class LogRead:
         )
         self.limit = limit
         self.head = read_to(self.notifications, limit, head)
-        self._decoded: dict[int, Any] = {}
+        # Each runner takes its topics' events after its own position: positions by
+        # topic, found by bisection, instead of a scan of the whole read per runner.
+        self._ids = [n.id for n in self.notifications]
+        self._by_topic: dict[str, list[int]] = {}
+        for i, n in enumerate(self.notifications):
+            self._by_topic.setdefault(n.topic, []).append(i)
+        self._decoded: list[Any] = [None] * len(self.notifications)
         many = getattr(mapper, "to_domain_events", None)
         if many is not None:  # all at once: the keys of sealed comment texts in one query
-            for n, event in zip(self.notifications, many(self.notifications), strict=True):
-                self._decoded[n.id] = event
+            self._decoded = list(many(self.notifications))
+            if len(self._decoded) != len(self.notifications):
+                raise RuntimeError("the mapper decoded a different number of events")
 
     def covers(self, start: int) -> bool:
         """Whether this read holds a runner's next batch: it starts at or after `lo` and
@@ -79,18 +88,26 @@ class LogRead:
     def take(
         self, start: int, topics: Sequence[str], limit: int
     ) -> tuple[list[Notification], list[Any]]:
-        wanted = set(topics)
-        picked = [
-            n for n in self.notifications if n.id > start and (not wanted or n.topic in wanted)
-        ][:limit]
-        return picked, [self._decode(n) for n in picked]
+        ids = self._ids
+        if not topics:
+            first = bisect_right(ids, start)
+            at: Sequence[int] = range(first, min(len(ids), first + limit))
+        else:
+            parts = []
+            for topic in set(topics):
+                mine = self._by_topic.get(topic)
+                if mine:
+                    parts.append(mine[bisect_right(mine, start, key=ids.__getitem__) :])
+            at = parts[0][:limit] if len(parts) == 1 else sorted(chain(*parts))[:limit]
+        notifications = self.notifications
+        return [notifications[i] for i in at], [self._decode(i) for i in at]
 
-    def _decode(self, n: Notification) -> Any:
+    def _decode(self, i: int) -> Any:
         # Events are immutable: one decoded object serves every runner. A failure (a poison
         # event) fails each runner that needs the event, as alone.
-        event = self._decoded.get(n.id)
+        event = self._decoded[i]
         if event is None:
-            event = self._decoded[n.id] = self.mapper.to_domain_event(n)
+            event = self._decoded[i] = self.mapper.to_domain_event(self.notifications[i])
         elif isinstance(event, Exception):
             raise event
         return event
@@ -325,7 +342,8 @@ def _shared_read(
             topics = []
             break
         topics.extend(t for t in r.spec.projection.topics if t not in topics)
-    # Far behind: read more at once (fewer statements and commits per event).
+    # Behind by more than a batch: read up to `factor` batches at once (fewer statements
+    # and commits per event; a catch-up keeps its large rounds to the end).
     limit = batch_size * factor if head - lo > batch_size * factor else batch_size
     return LogRead(store, mapper, lo, head, topics, limit)
 
