@@ -344,7 +344,7 @@ def _shared_read(
         topics.extend(t for t in r.spec.projection.topics if t not in topics)
     # Behind by more than a batch: read up to `factor` batches at once (fewer statements
     # and commits per event; a catch-up keeps its large rounds to the end).
-    limit = batch_size * factor if head - lo > batch_size * factor else batch_size
+    limit = batch_size * factor if head - lo > batch_size else batch_size
     return LogRead(store, mapper, lo, head, topics, limit)
 
 
