@@ -173,11 +173,13 @@ def _kill_mid_rebuild(
             return None  # finished between two polls
         assert time.monotonic() < deadline, "the rebuild never got a third of the way"
         time.sleep(0.02)  # polling a condition, bounded by the deadline
-    os.kill(proc.pid, signal.SIGSTOP)  # frozen: what we read now is what the kill leaves
-    frozen = shadow_positions(probe.write_engine, ["virality"]).get("virality")
+    os.kill(proc.pid, signal.SIGSTOP)  # frozen: it commits nothing more
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
-    if frozen is None:
+    # Read once it is gone (a frozen process may hold SQLite's lock, and the position
+    # read as 0 then): the kill left what was committed when it froze.
+    frozen = shadow_positions(probe.write_engine, ["virality"]).get("virality")
+    if not frozen:
         return None  # it was already switching: the shadow is gone
     if frozen >= head:  # complete, being verified: finish it so the next try starts afresh
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=DEADLINE)
