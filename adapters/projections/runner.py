@@ -208,7 +208,17 @@ class ProjectionRunner(FollowingWorker):
             state, at = found if found else (None, 0)
             if state is None or at > position:  # a checkpoint ahead of its position: reset
                 state, at = None, 0
-            self.spec.projection.load_state(state)  # type: ignore[attr-defined]
+            try:
+                self.spec.projection.load_state(state)  # type: ignore[attr-defined]
+            except Exception as e:  # any unreadable checkpoint: start over
+                # A checkpoint this code cannot read (pickled by an older version of the
+                # model's classes): rebuilt from the first event instead of stuck.
+                log.warning(
+                    "%s: checkpoint at %d unreadable (%s: %s); replaying from the start",
+                    self.name, at, type(e).__name__, e,
+                )  # fmt: skip
+                self.spec.projection.load_state(None)  # type: ignore[attr-defined]
+                at = 0
             self._replay(at, position)
             self._checkpoint_position = at
             self._checkpoint_at = time.monotonic()
