@@ -2,19 +2,20 @@
 same `reelpulse serve`, and how far the projections fall behind the store.
 
 The server runs with its default settings (every projection of `projection_specs()` in
-process, alert actions on) on a fresh copy of the template. A paced open loop posts
-batches of `b9_batch` signals (the seeded workload's, each pass after the first from new
-viewers) to POST /v1/engagement/batch at a fixed rate for `b9_seconds`, at most IN_FLIGHT
-outstanding: a batch due while IN_FLIGHT are outstanding is skipped and counted, never
-queued. It is a Python client (httpx) because wrk cannot pace requests at a fixed rate
-(it sends the next request as soon as a connection is free).
+process, alert actions on) on a fresh copy of the template. wrk, paced by its Lua delay()
+schedule (wrk.PACED, as B5's load), posts batches of `b9_batch` signals (the seeded
+workload's, each pass after the first from new viewers; written to a file beforehand) to
+POST /v1/engagement/batch at a fixed rate for `b9_seconds` over IN_FLIGHT connections (one
+wrk thread), so at most IN_FLIGHT outstanding: a batch due while all IN_FLIGHT are
+outstanding is skipped and counted, never sent late. Python only reads the store (the
+sampler) and corrects the rate (issue 14: a Python client's CPU must not cap the load).
 
 The rate, in events/s, is half of B4b's rate (every projection rebuilt from the log) in
 the same run; without B4b, --b9-rate or DEFAULT_RATE. It becomes batches/s with the
 events each item stores, measured during a warm-up (which also lets the online models
 load their checkpoints) and corrected every CORRECT_SECONDS during the run from the
-store's head against the items answered (`Pacer`): workload batches differ in events per
-item, and the rate is one of stored events.
+store's head against the items answered 2xx (`paced`, through a file wrk re-reads every
+second): workload batches differ in events per item, and the rate is one of stored events.
 
 A sampler thread reads every SAMPLE_SECONDS, in one query, the store's head (max
 notification_id of reelpulse_events) and min(position) of projection_tracking over the
@@ -28,22 +29,23 @@ load) and every answer was 2xx. After the first run, a second: at 1.5x the rate 
 first held, else at half of it; the highest offered rate that held is reported.
 """
 
-import asyncio
 import bisect
 import itertools
+import math
+import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from uuid import NAMESPACE_URL, uuid5
 
-import httpx
 import orjson
 import psycopg
 
 from adapters.workload.drivers import batch_item
-from benchmarks import serving
+from benchmarks import serving, wrk
 from benchmarks.context import Context
 from benchmarks.core import Row, console, percentile
 from benchmarks.ingest import read_head
@@ -57,6 +59,7 @@ WARM_UP_SECONDS = 5.0  # at WARM_UP_SHARE of the rate: models load, events/item 
 WARM_UP_SHARE = 0.2
 GUESS = 1.6  # events per item before any is measured (the workload's is 1.5-2)
 DRAIN_SECONDS = 30.0  # after the schedule: longest wait for batches still in flight
+SPARE = 1.5  # bodies written for wrk: this many times those the schedule should need
 CORRECT_SECONDS = 5.0  # how often the pacer re-estimates the events each item stores
 LAG_P99, RECOVERY = 2.0, 5.0  # targets (s): lag p99 during the load, back to 0 after it
 SKIPPED, TAKEN = 0.05, 0.95  # a run holds only if the server took the load: skipped at
@@ -173,69 +176,62 @@ class Run:
                 f"{'held' if self.held else 'did not hold'}")  # fmt: skip
 
 
-class Pacer:
-    """When the next batch is due, for `offered` events/s: batches of `batch` items at the
-    events each item stores, an estimate corrected every CORRECT_SECONDS from the store
-    (the sampler's head against the items answered), so that the events stored, not the
-    batches sent, follow the rate (workload batches differ in events per item)."""
-
-    def __init__(self, sampler: Sampler, offered: float, per_item: float, batch: int) -> None:
-        self.sampler, self.offered, self.per_item, self.batch = sampler, offered, per_item, batch
-        self.head0 = sampler.samples[-1][1] if sampler.samples else 0
-        self.answered = 0  # items of batches answered 2xx
-        self.corrected = time.perf_counter()
-
-    def interval(self) -> float:
-        now = time.perf_counter()
-        if now - self.corrected >= CORRECT_SECONDS and self.answered >= 2 * self.batch:
-            self.corrected = now
-            stored = self.sampler.samples[-1][1] - self.head0
-            self.per_item = max(0.1, stored / self.answered)
-        return self.batch * self.per_item / self.offered
+def progress(tmp: Path) -> tuple[int, int, int, float] | None:
+    """(batches sent, answered, answered 2xx, the first slot's time.perf_counter()) as
+    wrk's thread last wrote them, or None. Both clocks are CLOCK_MONOTONIC (Linux)."""
+    try:
+        sent, answered, ok, first = (tmp / "progress-1.txt").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(sent), int(answered), int(ok), float(first) / 1000
 
 
-async def _paced(base: str, source: Iterator[bytes], pacer: Pacer, seconds: float,
-                 run: Run) -> None:  # fmt: skip
-    headers = {**serving.AUTH, "content-type": "application/json"}
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=headers) as c:
-
-        async def one(body: bytes) -> None:
-            try:
-                r = await c.post("/v1/engagement/batch", content=body)
-            except httpx.HTTPError:
-                run.statuses[0] += 1  # no answer (connection lost, timeout): an error
-                return
-            run.statuses[r.status_code] += 1
-            if 200 <= r.status_code < 300:
-                pacer.answered += pacer.batch
-
-        pending: set[asyncio.Task[None]] = set()
-        run.started = due = time.perf_counter()
-        while due < run.started + seconds:
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)  # the open-loop schedule, not a wait for a result
-            due += pacer.interval()
-            pending = {t for t in pending if not t.done()}
-            if len(pending) >= IN_FLIGHT:
-                run.skipped += 1
+def paced(base: str, source: Iterator[bytes], sampler: Sampler, offered: float,
+          per_item: float, batch: int, seconds: float) -> Run:  # fmt: skip
+    """wrk (one thread, IN_FLIGHT connections, wrk.PACED_BODIES) offers `offered` events/s
+    of batches from `source` for `seconds`. Its batches/s follow the events each item
+    stores, `per_item` and then, every CORRECT_SECONDS, the store's head against the items
+    answered 2xx (written to the rate file wrk re-reads), so that the events stored, not
+    the batches sent, follow the rate (workload batches differ in events per item). After
+    the schedule, wrk stops once every batch sent is answered (at most DRAIN_SECONDS)."""
+    run = Run(offered, per_item=per_item)
+    with wrk.workdir() as tmp:
+        lines = math.ceil(offered / (batch * per_item) * seconds * SPARE) + IN_FLIGHT
+        (tmp / "bodies.txt").write_bytes(b"".join(next(source) + b"\n" for _ in range(lines)))
+        rate_file = tmp / "rate.txt"
+        rate_file.write_text(f"{offered / (batch * per_item):.6f}\n")
+        env = {"BENCH_BODIES": str(tmp / "bodies.txt"), "BENCH_PATH": "/v1/engagement/batch",
+               "BENCH_RATE_FILE": str(rate_file), "BENCH_PROGRESS": str(tmp),
+               "BENCH_SECONDS": f"{seconds:g}"}  # fmt: skip
+        head0 = sampler.samples[-1][1] if sampler.samples else 0
+        proc = wrk.start_paced(base, "bodies", threads=1, connections=IN_FLIGHT,
+                               rate=offered / (batch * per_item), seconds=seconds + DRAIN_SECONDS,
+                               env=env, api_key=serving.API_KEY, timeout=DRAIN_SECONDS)  # fmt: skip
+        run.started = corrected = time.perf_counter()
+        while proc.poll() is None:
+            time.sleep(SAMPLE_SECONDS)  # wrk's progress, read at the sampler's pace
+            now, counts = time.perf_counter(), progress(tmp)
+            if counts is None:
                 continue
-            pending.add(asyncio.create_task(one(next(source))))
-            run.sent += 1
-        late: set[asyncio.Task[None]] = set()
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=DRAIN_SECONDS)
-        for t in late:
-            t.cancel()
-        run.unfinished = len(late)
+            sent, answered, ok, run.started = counts  # started: the first slot
+            if now < run.started + seconds:
+                if now - corrected >= CORRECT_SECONDS and ok >= 2:
+                    corrected = now
+                    run.per_item = max(0.1, (sampler.samples[-1][1] - head0) / (ok * batch))
+                    tmp_rate = tmp / "rate.tmp"
+                    tmp_rate.write_text(f"{offered / (batch * run.per_item):.6f}\n")
+                    tmp_rate.replace(rate_file)
+            elif answered >= sent:
+                break  # the schedule is over and every batch sent is answered
         run.ended = time.perf_counter()
-
-
-def paced(base: str, source: Iterator[bytes], pacer: Pacer, seconds: float) -> Run:
-    run = Run(pacer.offered)
-    asyncio.run(_paced(base, source, pacer, seconds, run))
-    run.per_item = pacer.per_item
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # wrk stops and reports (its done())
+        got = wrk.finish_paced(proc, timeout=60)
+    run.sent, run.skipped = got.sent, got.skipped
+    run.statuses.update(got.statuses)
+    if got.socket_errors:
+        run.statuses[0] += got.socket_errors  # no answer (connection lost): an error
+    run.unfinished = max(0, got.sent - sum(got.statuses.values()) - got.socket_errors)
     return run
 
 
@@ -266,7 +262,7 @@ def measure(ctx: Context, rate: float) -> tuple[list[Run], float]:
             with psycopg.connect(url, autocommit=True) as conn:
                 before = read_head(conn)
                 warm_rate = max(WARM_UP_SHARE * rate, 0.5 * GUESS * s.b9_batch)
-                warm = paced(base, source, Pacer(sampler, warm_rate, GUESS, s.b9_batch),
+                warm = paced(base, source, sampler, warm_rate, GUESS, s.b9_batch,
                              WARM_UP_SECONDS)  # fmt: skip
                 per_item = max(0.1, (read_head(conn) - before) / max(1, warm.sent * s.b9_batch))
             wait_caught_up(sampler, warm.ended)
@@ -277,7 +273,7 @@ def measure(ctx: Context, rate: float) -> tuple[list[Run], float]:
                         console.print("  B9: the projections did not catch up: no second run")
                         break
                     offered = rate * (HIGHER if runs[0].held else LOWER)
-                got = paced(base, source, Pacer(sampler, offered, per_item, s.b9_batch),
+                got = paced(base, source, sampler, offered, per_item, s.b9_batch,
                             s.b9_seconds)  # fmt: skip
                 got.recovery = wait_caught_up(sampler, got.ended)
                 during = [(t, h) for t, h, _ in sampler.samples if got.started <= t <= got.ended]

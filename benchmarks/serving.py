@@ -7,7 +7,7 @@ benchmarks/contention.py; B9 in benchmarks/e2e.py.
 
 B5  freshness: commands offered at a fixed rate, open loop with a bound (a command due
     while every connection is busy is skipped and counted): wrk sends most of them, paced
-    by its Lua delay() (PACED_VIEWS), and a Python prober the rest (B5_PROBE_RATE); after
+    by its Lua delay() (wrk.PACED_VIEWS), and a Python prober the rest (B5_PROBE_RATE); after
     each of its commands' answers the prober sends a GraphQL query carrying the command's
     position as X-Consistency-Token; the time from the command's answer to the query's is
     how long the write took to become visible (an upper bound: it includes the query
@@ -144,89 +144,6 @@ B5_WARM_UP_SECONDS = 5.0  # their checkpoints and catch up before the first roun
 B5_TAKEN = 0.95  # share of the offered rate the server must take
 B5_P50_MS, B5_P99_MS = 30.0, 100.0  # freshness targets
 
-# The paced load (wrk cannot pace by itself): each thread has a schedule of slots at
-# BENCH_RATE / threads per second (LuaJIT's ffi reads CLOCK_MONOTONIC); a connection
-# ready to send claims the next slot and waits for it in delay(). A slot more than one
-# interval in the past was due while every connection was busy (the server did not take
-# it): it is skipped and counted, never sent late in a burst. Open loop with a bound, as
-# the prober; the JSON line of done() (marker PACEDJSON) carries the counts.
-PACED_VIEWS = r"""
-local ffi = require("ffi")
-ffi.cdef[[
-typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-int clock_gettime(int clk_id, bench_timespec *tp);
-]]
-local now_ts = ffi.new("bench_timespec")
-local function now_ms()
-  ffi.C.clock_gettime(1, now_ts)  -- CLOCK_MONOTONIC
-  return tonumber(now_ts.tv_sec) * 1000 + tonumber(now_ts.tv_nsec) / 1e6
-end
-
-local threads = {}
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("thread_no", #threads)
-end
-
-local videos, headers, thread_count, interval, next_slot
-skipped, statuses = 0, {}
-
-function init(args)
-  math.randomseed(os.time() + thread_no * 7919)
-  videos = {}
-  for line in io.lines(os.getenv("BENCH_VIDEOS")) do
-    if #line > 0 then videos[#videos + 1] = line end
-  end
-  headers = {["Content-Type"] = "application/json", ["X-API-Key"] = os.getenv("BENCH_API_KEY")}
-  thread_count = tonumber(os.getenv("BENCH_THREADS"))
-  interval = 1000 * thread_count / tonumber(os.getenv("BENCH_RATE"))
-end
-
-function delay()
-  local now = now_ms()
-  if next_slot == nil then next_slot = now + (thread_no - 1) * interval / thread_count end
-  while next_slot < now - interval do
-    skipped = skipped + 1
-    next_slot = next_slot + interval
-  end
-  local wait = next_slot - now
-  next_slot = next_slot + interval
-  return wait > 0 and math.floor(wait + 0.5) or 0
-end
-
-local function uuid4()
-  local r = math.random
-  return string.format("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x", r(0, 65535), r(0, 65535),
-    r(0, 65535), r(0, 4095), 32768 + r(0, 16383), r(0, 65535), r(0, 65535), r(0, 65535))
-end
-
-function request()
-  local body = '{"viewer_id":"' .. uuid4() ..
-    '","watch_seconds":3.0,"traffic_source":"for_you","device":"ios"}'
-  return wrk.format("POST", "/v1/videos/" .. videos[math.random(#videos)] .. "/views",
-    headers, body)
-end
-
-function response(status, hdrs, body)
-  local key = tostring(status)
-  statuses[key] = (statuses[key] or 0) + 1
-end
-
-function done(summary, latency, requests)
-  local skips, parts, all = 0, {}, {}
-  for _, t in ipairs(threads) do
-    skips = skips + t:get("skipped")
-    for k, n in pairs(t:get("statuses")) do all[k] = (all[k] or 0) + n end
-  end
-  for k, n in pairs(all) do parts[#parts + 1] = string.format('"%s":%d', k, n) end
-  local e = summary.errors
-  io.write(string.format('PACEDJSON {"duration_us":%d,"skipped":%d,"socket_errors":%d,' ..
-    '"timeouts":%d,"p50_us":%d,"p99_us":%d,"statuses":{%s}}\n', summary.duration, skips,
-    e.connect + e.read + e.write, e.timeout, latency:percentile(50), latency:percentile(99),
-    table.concat(parts, ",")))
-end
-"""
-
 
 @dataclass
 class Freshness:
@@ -294,16 +211,9 @@ class RawClient:
 
 
 def _paced_load(base: str, videos: Path, rate: float, seconds: float) -> subprocess.Popen:
-    binary = wrk.ensure_wrk()
-    lua = videos.with_name("paced.lua")
-    lua.write_text(PACED_VIEWS)
-    env = {**os.environ, "BENCH_VIDEOS": str(videos), "BENCH_API_KEY": API_KEY,
-           "BENCH_THREADS": str(B5_WRK_THREADS), "BENCH_RATE": f"{rate:g}"}  # fmt: skip
-    return subprocess.Popen(
-        [binary, f"-t{B5_WRK_THREADS}", f"-c{B5_WRK_CONNECTIONS}", f"-d{round(seconds)}s",
-         "--timeout=10s", "-s", str(lua), base],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    return wrk.start_paced(base, "views", threads=B5_WRK_THREADS, connections=B5_WRK_CONNECTIONS,
+                           rate=rate, seconds=seconds, env={"BENCH_VIDEOS": str(videos)},
+                           api_key=API_KEY)  # fmt: skip
 
 
 async def _probes(
@@ -376,20 +286,14 @@ def freshness(server: "Served", videos: list[UUID], rate: float, seconds: float)
         )
         asyncio.run(_probes(server.base, videos, probe_rate, seconds, out))
         if load is not None:
-            stdout, stderr = load.communicate(timeout=seconds + 60)
-            lines = [x for x in stdout.splitlines() if x.startswith("PACEDJSON ")]
-            if load.returncode != 0 or not lines:
-                raise RuntimeError(f"wrk failed ({load.returncode}): {stderr[-800:]}")
-            doc = orjson.loads(lines[-1].removeprefix("PACEDJSON "))
-            statuses = {int(k): int(v) for k, v in doc["statuses"].items()}
-            out.done += sum(n for st, n in statuses.items() if 200 <= st < 300)
-            out.skipped += int(doc["skipped"])
-            out.failed += [f"{n} commands answered {st}" for st, n in statuses.items()
-                           if not 200 <= st < 300]  # fmt: skip
-            if doc["socket_errors"] or doc["timeouts"]:
-                out.failed.append(f"wrk: {doc['socket_errors']} socket errors, "
-                                  f"{doc['timeouts']} timeouts")  # fmt: skip
-            out.command_ms = (doc["p50_us"] / 1000, doc["p99_us"] / 1000)
+            got = wrk.finish_paced(load, timeout=seconds + 60)
+            out.done += got.ok
+            out.skipped += got.skipped
+            out.failed += [f"{n} commands answered {st}" for st, n in got.not_ok.items()]
+            if got.socket_errors or got.timeouts:
+                out.failed.append(f"wrk: {got.socket_errors} socket errors, "
+                                  f"{got.timeouts} timeouts")  # fmt: skip
+            out.command_ms = got.latency_ms
         out.server_cpu, out.prober_cpu = server.cpu() - cpu0, time.process_time() - mine0
     return out
 

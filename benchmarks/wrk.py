@@ -350,3 +350,232 @@ def parse(line: str) -> WrkResult:
         errors={k: int(v) for k, v in (doc.get("errors") or {}).items()},
         latency_ms={k: float(v) / 1000 for k, v in (doc.get("latency_us") or {}).items()},
     )
+
+
+# -- Paced load (B5, B9) --------------------------------------------------------------------
+# wrk cannot pace by itself: each thread has a schedule of slots at BENCH_RATE / threads
+# per second (LuaJIT's ffi reads CLOCK_MONOTONIC); a connection ready to send claims the
+# next slot and waits for it in delay(). A slot more than one interval in the past was due
+# while every connection was busy (the server did not take it): it is skipped and counted,
+# never sent late in a burst. Open loop with a bound (the connections). Optional inputs:
+# BENCH_SECONDS ends the schedule after that long (wrk's -d then leaves time for the
+# answers still due), BENCH_RATE_FILE is re-read every second for a corrected rate, and
+# BENCH_PROGRESS is a directory where each thread keeps "<slots sent> <answers> <2xx>
+# <its first slot, ms of CLOCK_MONOTONIC>" up to date. A script adds its own init()
+# (calling paced_init()) and next_request(). The JSON line of done() (marker PACEDJSON)
+# carries the counts.
+PACED = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clk_id, bench_timespec *tp);
+]]
+local now_ts = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, now_ts)  -- CLOCK_MONOTONIC
+  return tonumber(now_ts.tv_sec) * 1000 + tonumber(now_ts.tv_nsec) / 1e6
+end
+
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("thread_no", #threads)
+end
+
+local thread_count, interval, next_slot, first_slot, seconds, stop_at, rate_file, reread
+local progress
+skipped, sent, answered, ok, statuses = 0, 0, 0, 0, {}
+
+function paced_init()
+  thread_count = tonumber(os.getenv("BENCH_THREADS"))
+  interval = 1000 * thread_count / tonumber(os.getenv("BENCH_RATE"))
+  seconds = tonumber(os.getenv("BENCH_SECONDS") or "")
+  rate_file, reread = os.getenv("BENCH_RATE_FILE"), 0
+  local dir = os.getenv("BENCH_PROGRESS")
+  progress = dir and (dir .. "/progress-" .. thread_no .. ".txt")
+end
+
+local function read_rate()
+  local f = io.open(rate_file)
+  if not f then return end
+  local rate = tonumber(f:read("*l") or "")
+  f:close()
+  if rate and rate > 0 then interval = 1000 * thread_count / rate end
+end
+
+local function report()
+  if not progress then return end
+  local f = io.open(progress .. ".tmp", "w")
+  f:write(sent, " ", answered, " ", ok, " ", string.format("%.3f", first_slot), "\n")
+  f:close()
+  os.rename(progress .. ".tmp", progress)  -- the reader never sees half a line
+end
+
+function delay()
+  local now = now_ms()
+  if next_slot == nil then
+    next_slot = now + (thread_no - 1) * interval / thread_count
+    first_slot = next_slot
+    stop_at = seconds and next_slot + 1000 * seconds
+  end
+  if rate_file and now >= reread then
+    read_rate()
+    reread = now + 1000
+  end
+  while next_slot < now - interval and not (stop_at and next_slot >= stop_at) do
+    skipped = skipped + 1
+    next_slot = next_slot + interval
+  end
+  if stop_at and next_slot >= stop_at then return 86400000 end  -- the schedule is over
+  local wait = next_slot - now
+  next_slot = next_slot + interval
+  sent = sent + 1  -- every request follows one delay() (wrk also calls request() once
+  report()         -- before the run, to check it: not counted)
+  return wait > 0 and math.floor(wait + 0.5) or 0
+end
+
+function request()
+  return next_request()
+end
+
+function response(status, hdrs, body)
+  local key = tostring(status)
+  statuses[key] = (statuses[key] or 0) + 1
+  answered = answered + 1
+  if status >= 200 and status < 300 then ok = ok + 1 end
+  report()
+end
+
+function done(summary, latency, requests)
+  local skips, sends, parts, all = 0, 0, {}, {}
+  for _, t in ipairs(threads) do
+    skips = skips + t:get("skipped")
+    sends = sends + t:get("sent")
+    for k, n in pairs(t:get("statuses")) do all[k] = (all[k] or 0) + n end
+  end
+  for k, n in pairs(all) do parts[#parts + 1] = string.format('"%s":%d', k, n) end
+  local e = summary.errors
+  io.write(string.format('PACEDJSON {"duration_us":%d,"skipped":%d,"sent":%d,' ..
+    '"socket_errors":%d,"timeouts":%d,"p50_us":%d,"p99_us":%d,"statuses":{%s}}\n',
+    summary.duration, skips, sends, e.connect + e.read + e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99), table.concat(parts, ",")))
+end
+"""
+
+# B5: one view per request, a random video of BENCH_VIDEOS and a new viewer each time.
+PACED_VIEWS = r"""
+local videos, headers
+
+function init(args)
+  math.randomseed(os.time() + thread_no * 7919)
+  videos = {}
+  for line in io.lines(os.getenv("BENCH_VIDEOS")) do
+    if #line > 0 then videos[#videos + 1] = line end
+  end
+  headers = {["Content-Type"] = "application/json", ["X-API-Key"] = os.getenv("BENCH_API_KEY")}
+  paced_init()
+end
+
+local function uuid4()
+  local r = math.random
+  return string.format("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x", r(0, 65535), r(0, 65535),
+    r(0, 65535), r(0, 4095), 32768 + r(0, 16383), r(0, 65535), r(0, 65535), r(0, 65535))
+end
+
+function next_request()
+  local body = '{"viewer_id":"' .. uuid4() ..
+    '","watch_seconds":3.0,"traffic_source":"for_you","device":"ios"}'
+  return wrk.format("POST", "/v1/videos/" .. videos[math.random(#videos)] .. "/views",
+    headers, body)
+end
+"""
+
+# B9: POST BENCH_PATH with the bodies of BENCH_BODIES (one a line), read as they are sent,
+# in order (one thread: the file's order). At the end of the file it starts over (the
+# caller writes enough lines that it does not).
+PACED_BODIES = r"""
+local bodies, path, headers
+
+function init(args)
+  bodies = assert(io.open(os.getenv("BENCH_BODIES")))
+  path = os.getenv("BENCH_PATH")
+  headers = {["Content-Type"] = "application/json", ["X-API-Key"] = os.getenv("BENCH_API_KEY")}
+  paced_init()
+end
+
+function next_request()
+  local body = bodies:read("*l")
+  if body == nil then
+    bodies:seek("set")
+    body = bodies:read("*l")
+  end
+  return wrk.format("POST", path, headers, body)
+end
+"""
+
+PACED_SCRIPTS = {"views": PACED_VIEWS, "bodies": PACED_BODIES}
+
+
+@dataclass
+class PacedResult:
+    """One paced wrk run: what its done() reported."""
+
+    seconds: float  # wrk's own duration of the run
+    sent: int  # slots taken (requests sent)
+    skipped: int  # slots due while every connection was busy
+    statuses: dict[int, int] = field(default_factory=dict)
+    socket_errors: int = 0  # connect, read and write errors
+    timeouts: int = 0
+    latency_ms: tuple[float, float] = (float("nan"), float("nan"))  # p50, p99
+
+    @property
+    def ok(self) -> int:
+        return sum(n for s, n in self.statuses.items() if 200 <= s < 300)
+
+    @property
+    def not_ok(self) -> dict[int, int]:
+        return {s: n for s, n in sorted(self.statuses.items()) if not 200 <= s < 300}
+
+
+def start_paced(
+    base: str,
+    script: str,
+    *,
+    threads: int,
+    connections: int,
+    rate: float,
+    seconds: float,
+    env: dict[str, str],
+    api_key: str = "",
+    timeout: float = 10.0,
+) -> subprocess.Popen:
+    """wrk with PACED and one of PACED_SCRIPTS, offering `rate` requests/s (at most
+    `connections` in flight) for `seconds` (wrk's -d); `env` are the script's BENCH_*
+    inputs. Read the outcome with `finish_paced()` (which removes the Lua file's dir)."""
+    binary = ensure_wrk()
+    lua = Path(tempfile.mkdtemp(prefix="bench-paced-")) / "paced.lua"
+    lua.write_text(PACED + PACED_SCRIPTS[script])
+    variables = {"BENCH_THREADS": str(threads), "BENCH_RATE": f"{rate:g}",
+                 "BENCH_API_KEY": api_key, **env}  # fmt: skip
+    return subprocess.Popen(
+        [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+         f"--timeout={timeout:g}s", "-s", str(lua), base],
+        env={**os.environ, **variables}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def finish_paced(proc: subprocess.Popen, timeout: float) -> PacedResult:
+    """Wait (at most `timeout` s) for a wrk of `start_paced()`; its PACEDJSON line."""
+    stdout, stderr = proc.communicate(timeout=timeout)
+    shutil.rmtree(Path(proc.args[-2]).parent, ignore_errors=True)
+    lines = [x for x in stdout.splitlines() if x.startswith("PACEDJSON ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {stderr[-800:]}")
+    doc = orjson.loads(lines[-1].removeprefix("PACEDJSON "))
+    return PacedResult(
+        seconds=doc["duration_us"] / 1e6, sent=int(doc["sent"]), skipped=int(doc["skipped"]),
+        statuses={int(k): int(v) for k, v in doc["statuses"].items()},
+        socket_errors=int(doc["socket_errors"]), timeouts=int(doc["timeouts"]),
+        latency_ms=(doc["p50_us"] / 1000, doc["p99_us"] / 1000),
+    )  # fmt: skip
