@@ -17,9 +17,6 @@ JSON = "application/json"
 
 
 def command_response(result: CommandResult, status: int = 200) -> Response:
-    headers = {"X-Consistency-Token": str(result.position)}
-    if result.replayed:
-        headers["Idempotency-Replayed"] = "true"
     body = orjson.dumps(
         {
             "id": result.id,
@@ -29,6 +26,7 @@ def command_response(result: CommandResult, status: int = 200) -> Response:
             "details": dict(result.details),
         }
     )
+    headers = _headers(result.position, result.replayed)
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
@@ -47,9 +45,6 @@ def batch_response(
     counts = {"recorded": 0, "duplicate": 0, "rejected": 0}
     for item in items:
         counts[item["status"]] += 1  # type: ignore[index]
-    headers = {"X-Consistency-Token": str(result.position)}
-    if result.replayed:
-        headers["Idempotency-Replayed"] = "true"
     body = orjson.dumps(
         {
             "position": result.position,
@@ -60,7 +55,15 @@ def batch_response(
             "items": items,
         }
     )
-    return Response(body, media_type=JSON, headers=headers)
+    return Response(body, media_type=JSON, headers=_headers(result.position, result.replayed))
+
+
+def _headers(position: int, replayed: bool) -> dict[str, str]:
+    """Every command answer's: the consistency token, and whether it was replayed."""
+    headers = {"X-Consistency-Token": str(position)}
+    if replayed:
+        headers["Idempotency-Replayed"] = "true"
+    return headers
 
 
 def _item(r: ItemResult, index: int) -> dict[str, object]:
