@@ -162,7 +162,7 @@ def run_round(
     if known is None:
         known = {}
     if any(r.name not in known for r in runners):
-        with _transaction(engine, held) as conn:
+        with _transaction(held if held is not None else engine) as conn:
             known.update(read_positions(conn, [r.name for r in runners]))
     due = [r for r in runners if known.get(r.name, 0) < head]
     if not due:
@@ -253,7 +253,7 @@ def _apply_lane(
     out = _Lane()
     touched: list[ProjectionRunner] = []  # runners whose state this transaction may move
     try:
-        with _transaction(engine, None) as conn:
+        with _transaction(engine) as conn:
             out.positions = read_positions(conn, [r.name for r in runners])  # committed ones
             for runner in runners:
                 start = out.positions.get(runner.name, 0)
@@ -313,11 +313,9 @@ def _apply_one(
 
 
 @contextlib.contextmanager
-def _transaction(engine: Any, held: Any) -> Iterator[Any]:
+def _transaction(engine: Any) -> Iterator[Any]:
     """A transaction on `engine` (an Engine: a pooled connection; a Connection: itself,
     held by the caller), committed on exit, rolled back on an exception."""
-    if held is not None:
-        engine = held
     if isinstance(engine, sa.Connection):
         with engine.begin():
             yield engine
