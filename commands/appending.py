@@ -108,6 +108,12 @@ class CommitExpired(Exception):
     """The request's deadline passed before it was committed: nothing was stored."""
 
 
+def refused(commit: "Future[list[int]]") -> bool:
+    """Whether a request's commit has ended without storing it (refused, failed or
+    cancelled); False while it is pending."""
+    return commit.done() and (commit.cancelled() or commit.exception() is not None)
+
+
 class Appender(ABC):
     """Commits append requests, many per transaction; results arrive as futures."""
 

@@ -29,6 +29,7 @@ from concurrent.futures import Future
 from typing import Any
 from uuid import UUID
 
+from commands.appending import refused
 from domain.creator import Creator
 from domain.engagement import Engagement
 from domain.following import Following
@@ -128,7 +129,7 @@ class WriteModel:
         commit = pending.get(stream_id) if pending else None
         if commit is not None and commit.done():
             del pending[stream_id]
-            if commit.cancelled() or commit.exception() is not None:
+            if refused(commit):
                 self._drop(stream_id)
         if stream_id in self._streams:
             return True

@@ -59,6 +59,7 @@ from commands.appending import (
     ReadsChanged,
     StreamsExist,
     Watched,
+    refused,
 )
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class GroupCommitter(Appender):
         with self._cond:
             if self._closing:
                 raise RuntimeError("the group committer is closed")
-            if any(_refused(f) for f in request.after):
+            if any(refused(f) for f in request.after):
                 self._refuse(entry, DependsOnRefused("an earlier request on its streams failed"))
                 return entry.future
             self._queue.append(entry)
@@ -489,10 +490,6 @@ class GroupCommitter(Appender):
                 self.refusals[type(error).__name__] += 1
             if self._queue:
                 self._refuse_queued(entry.request.streams, error)
-
-
-def _refused(commit: "Future[list[int]]") -> bool:
-    return commit.done() and (commit.cancelled() or commit.exception() is not None)
 
 
 def ids_of(
