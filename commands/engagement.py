@@ -315,6 +315,7 @@ class EngagementApplication(ReelPulseApplication):
                 known.clear()  # the write model drops the refused state: read it again
                 continue
             except IntegrityError:
+                known.clear()  # what it read is stale: another writer took the version
                 if expected_version is not None:
                     raise self._conflict(expected_version) from None
                 back_off_after_conflict(attempt)

@@ -173,3 +173,35 @@ def test_concurrent_batches_on_hot_streams_with_a_second_writer_all_land_once(co
     for stream_id, views in sent.items():
         assert stored[stream_id] == list(range(1, views + 2)), stream_id  # Started + views
     assert len(stored) == len(sent) + 1 + len(videos)  # + the creator and the videos
+
+
+def test_a_single_command_reads_again_a_stream_another_process_wrote_after_its_read(
+    containers, monkeypatch
+):
+    # Given a pair stream another process stored, that this one reads for a comment...
+    here, there = containers(), containers()
+    videos = catalog(here)
+    viewer = UUID(int=77)
+    pair = Engagement.create_id(viewer, videos[0])
+    assert there.engagement.record(view(viewer, videos[0], 1)).version == 2  # Started, view
+    read = here.engagement._read
+    wrote: list[int] = []
+
+    def read_then_the_other_writes(stream_ids: Any, deadline: Any = None) -> Any:
+        got = read(stream_ids, deadline)
+        if pair in stream_ids and not wrote:  # ...and the other process writes it just after
+            wrote.append(there.engagement.record(view(viewer, videos[0], 2)).version)
+        return got
+
+    monkeypatch.setattr(here.engagement, "_read", read_then_the_other_writes)
+
+    # When the comment commits: its version is taken (the primary key refuses it)
+    comment = Signal("comment", viewer, videos[0], occurred_at=NOW, text="hi",
+                     comment_id=UUID(int=5))  # fmt: skip
+    result = here.engagement.record(comment)
+
+    # Then it read the stream again and stored the next version, decided on the stored
+    # state (not on its own refused comment: "comment id already used")
+    assert wrote == [3]
+    assert result.version == 4
+    assert versions(here)[pair] == [1, 2, 3, 4]
