@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         5.0, ge=0, le=60, description="Longest wait for projections to reach a consistency token"
     )
     development: bool = Field(
-        True, description="Development mode: GraphiQL and GraphQL field suggestions on"
+        True, description="Development mode: the GraphQL query page and field suggestions on"
     )
     host: str = Field("127.0.0.1", description="Interface `reelpulse serve` binds to")
     port: int = Field(8000, ge=1, le=65535, description="Port `reelpulse serve` listens on")

@@ -89,6 +89,7 @@ FRAMEWORK_ROUTES: dict[str, str] = {
     "/docs/oauth2-redirect": "public",
     "/redoc": "public",
     "/static": "public",
+    "/static-offline-docs": "public",  # fastapi_offline's Swagger UI and ReDoc files
     "/graphql": "graphql",
 }
 

@@ -1,15 +1,17 @@
 """Mount the GraphQL schema on the FastAPI app (HTTP + graphql-transport-ws).
 
 Every operation is authenticated: HTTP requests by their headers (401 without
-credentials; the GraphiQL page itself is public), WebSocket connections by their upgrade
+credentials; the query page itself is public), WebSocket connections by their upgrade
 headers or the connection_init payload ({"X-API-Key": ...} or {"Authorization":
 "Bearer ..."}), else closed with 4403. Root fields are checked per role and operations
 are rate limited by the AccessExtension. Cacheable reads are answered from memory while
 the read models have not moved (cache.py), with the same checks."""
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import HTMLResponse
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -21,8 +23,15 @@ from adapters.graphql.cache import install_response_cache
 from adapters.graphql.context import GraphQLContext, Readers
 from adapters.graphql.schema import build_schema
 
+# The page a browser gets at /graphql in development: ReelPulse's own query page (strawberry's
+# GraphiQL loads React and GraphiQL from unpkg.com; ReelPulse must work offline).
+GRAPHQL_PAGE = Path(__file__).resolve().parents[1] / "http" / "static" / "graphql.html"
+
 
 class AuthenticatedGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(GRAPHQL_PAGE.read_text(encoding="utf-8"))
+
     async def on_ws_connect(self, context: GraphQLContext) -> Any:
         if context.principal is not None:
             return await super().on_ws_connect(context)
@@ -36,7 +45,7 @@ class AuthenticatedGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
 
 
 def _ide_page(request: Request) -> bool:
-    """A browser asking for GraphiQL: no operation to run, nothing to protect."""
+    """A browser asking for the query page: no operation to run, nothing to protect."""
     return (
         request.method == "GET"
         and "query" not in request.query_params

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from adapters.auth.policy import PUBLIC, allow
 from adapters.auth.service import Authenticator
@@ -57,7 +58,9 @@ def create_app(
     error_responses: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 429)
     }
-    app = FastAPI(
+    # FastAPIOffline: FastAPI with /docs and /redoc served from bundled files (FastAPI's own
+    # pages load Swagger UI, ReDoc and fonts from CDNs: ReelPulse must work offline).
+    app = FastAPIOffline(
         title="ReelPulse",
         version="0.1.0",
         description=DESCRIPTION,
