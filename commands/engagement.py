@@ -385,7 +385,7 @@ class EngagementApplication(ReelPulseApplication):
         prepared = self._prepare(signals)
         for attempt in range(MAX_ATTEMPTS):
             try:
-                decided = self._decide(prepared, idempotency, None, deadline, known)
+                decided = self._decide(prepared, idempotency, None, deadline, known, batch=True)
             except _NeedsRead as e:
                 known.update(self._read(e.stream_ids, deadline))
                 continue
@@ -426,6 +426,8 @@ class EngagementApplication(ReelPulseApplication):
         expected_version: int | None,
         deadline: float | None,
         known: "Known",
+        *,
+        batch: bool = False,
     ) -> _Decided:
         """Decide every signal, encode the accepted ones and submit them, all under the
         write model's lock, so the commit queue holds requests in the order they were
@@ -459,7 +461,7 @@ class EngagementApplication(ReelPulseApplication):
                     return decided
                 decided.request = AppendRequest(
                     events=self._encode(decision.events),
-                    idempotency=self._idempotency_record(idempotency, decided, len(signals)),
+                    idempotency=self._idempotency_record(idempotency, decided, batch),
                     new_streams=decision.new_streams,
                     reads=decision.reads,
                     deadline=deadline,
@@ -625,11 +627,13 @@ class EngagementApplication(ReelPulseApplication):
         return self._single_result(decided, None)
 
     def _idempotency_record(
-        self, idempotency: Idempotency | None, decided: _Decided, count: int
+        self, idempotency: Idempotency | None, decided: _Decided, batch: bool
     ) -> IdempotencyRecord | None:
+        """A single command's result, or a batch's item results (also for a batch of one:
+        its retry is answered by _replay_batch, which needs them)."""
         if idempotency is None:
             return None
-        if count == 1 and decided.subject is not None and 0 not in decided.errors:
+        if not batch and decided.subject is not None and 0 not in decided.errors:
             item = decided.items[0]
             result = {"id": str(item.id), "version": decided.subject.version,
                       "details": _details(item)}  # fmt: skip

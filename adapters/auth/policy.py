@@ -71,12 +71,17 @@ def allow(*roles: Role, own: bool = False) -> Any:
 PUBLIC = Depends(Policy(public=True))
 
 
-async def caller(request: Request) -> Principal:  # async: no thread hop for an attribute
+def principal_of(request: Request) -> Principal:
     """The authenticated caller (set by the route's policy)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # a route that reads the caller must declare a non-public policy
         raise RuntimeError(f"{request.url.path} reads the caller without an access policy")
     return principal
+
+
+async def caller(request: Request) -> Principal:  # async: no thread hop for an attribute
+    """The authenticated caller (set by the route's policy)."""
+    return principal_of(request)
 
 
 CallerDep = Annotated[Principal, Depends(caller)]
@@ -149,4 +154,12 @@ GRAPHQL_FIELD_POLICY: dict[str, frozenset[Role]] = {
 }
 INTROSPECTION = frozenset({"__typename", "__schema", "__type"})
 
-__all__ = ["ALL_ROLES", "GRAPHQL_POLICY", "Policy", "allow", "caller", "route_policy"]
+__all__ = [
+    "ALL_ROLES",
+    "GRAPHQL_POLICY",
+    "Policy",
+    "allow",
+    "caller",
+    "principal_of",
+    "route_policy",
+]

@@ -7,6 +7,7 @@ from uuid import UUID
 import orjson
 from fastapi import Depends, Header, Query, Request, Response
 
+from adapters.auth.policy import principal_of
 from adapters.auth.principal import Principal, Role, forbidden
 from adapters.bootstrap import Container
 from adapters.http.errors import ApiError
@@ -37,10 +38,23 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def idempotency_for(method: str, path: str, key: str | None, body: bytes) -> Idempotency | None:
-    """The key (422 if malformed) and a fingerprint of the request it was sent with: the
-    method, path and the meaning of the body (canonical JSON), not its whitespace. Stored
-    fingerprints are compared with this one: its definition must not change."""
+def scoped_key(principal: Principal, method: str, path: str, key: str) -> str:
+    """The key as stored: a SHA-256 (hex) of the caller, the route and the client's key, so
+    that the same Idempotency-Key from two callers, or on two routes, names two records
+    (as Stripe scopes keys by account). Nobody can replay, probe or use up another
+    caller's keys, and no client key can collide with an internal one ("alert:<id>").
+    Stored keys are looked up with this: its definition must not change."""
+    scope = orjson.dumps([principal.key_id, method, path, key])  # unambiguous, any text
+    return hashlib.sha256(scope).hexdigest()
+
+
+def idempotency_for(
+    principal: Principal, method: str, path: str, key: str | None, body: bytes
+) -> Idempotency | None:
+    """The caller's scoped key (422 if malformed) and a fingerprint of the request it was
+    sent with: the method, path and the meaning of the body (canonical JSON), not its
+    whitespace. Stored fingerprints are compared with this one: its definition must not
+    change."""
     if key is None:
         return None
     if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
@@ -54,7 +68,14 @@ def idempotency_for(method: str, path: str, key: str | None, body: bytes) -> Ide
     digest = hashlib.sha256()
     digest.update(f"{method} {path}\n".encode())
     digest.update(canonical)
-    return Idempotency(key=key, fingerprint=digest.hexdigest())
+    return Idempotency(key=scoped_key(principal, method, path, key), fingerprint=digest.hexdigest())
+
+
+def request_idempotency(request: Request, key: str | None, body: bytes) -> Idempotency | None:
+    """idempotency_for the authenticated caller of `request` (set by the route's policy)."""
+    if key is None:
+        return None
+    return idempotency_for(principal_of(request), request.method, request.url.path, key, body)
 
 
 async def get_idempotency(
@@ -63,7 +84,7 @@ async def get_idempotency(
     if idempotency_key is None:
         return None
     body = await request.body()
-    return idempotency_for(request.method, request.url.path, idempotency_key, body)
+    return request_idempotency(request, idempotency_key, body)
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]

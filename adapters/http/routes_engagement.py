@@ -31,7 +31,7 @@ from adapters.bootstrap import Container
 from adapters.http import bodies
 from adapters.http.answers import batch_response, command_response
 from adapters.http.deadline import DeadlineRoute, request_deadline
-from adapters.http.deps import IdempotencyKeyHeader, idempotency_for
+from adapters.http.deps import IdempotencyKeyHeader, request_idempotency
 from adapters.http.errors import ApiError
 from adapters.http.schemas import BatchResponse, CommandResponse, ErrorResponse
 from commands.appending import CommitExpired
@@ -99,7 +99,7 @@ async def _record(
     status: int = 200,
 ) -> Response:
     container: Container = request.app.state.container
-    idem = idempotency_for(request.method, request.url.path, key, raw)
+    idem = request_idempotency(request, key, raw)
     result = await container.engagement.record_async(
         signal,
         expected_version=expected_version,
@@ -302,7 +302,7 @@ async def ingest_batch(request: Request, idempotency_key: IdempotencyKeyHeader =
         )
     if not items:
         raise ApiError(422, "empty_batch", "the batch has no items")
-    idem = idempotency_for(request.method, request.url.path, idempotency_key, raw)
+    idem = request_idempotency(request, idempotency_key, raw)
     indexes, signals, invalid = bodies.decode_items(items)
     result: BatchResult = await asyncio.get_running_loop().run_in_executor(
         _ingest_pool, functools.partial(_ingest, container, signals, idem, deadline)
