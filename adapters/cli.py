@@ -129,7 +129,8 @@ def serve(
     console.print(f"[bold green]ReelPulse[/bold green] on {settings.database_url}")
     console.print(f"  REST API:   {base}/v1  (OpenAPI docs: {base}/docs)")
     console.print(f"  dashboard:  {base}/dashboard")
-    console.print(f"  GraphQL:    {base}/graphql  (GraphiQL in development mode)")
+    page = "  (query page: open it in a browser)" if settings.development else ""
+    console.print(f"  GraphQL:    {base}/graphql{page}")
     console.print(f"  health:     {base}/healthz, {base}/readyz; metrics: {base}/metrics")
     from adapters.auth.dev import ensure_dev_key
 

@@ -84,6 +84,18 @@ class Settings(BaseSettings):
     graphql_cache_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Bytes of answers the GraphQL response cache keeps"
     )
+    graphql_max_cost: int = Field(
+        10_000,
+        ge=1,
+        description="Largest estimated cost of a GraphQL request (a batch: the sum of its "
+        "operations); each field counts 1, a field's selection once per item its `first` "
+        "asks for (adapters/graphql/cost.py). Costlier requests are refused before they run",
+    )
+    graphql_introspection: bool | None = Field(
+        None,
+        description="Answer GraphQL introspection (__schema, __type). Default: on in "
+        "development mode, off otherwise",
+    )
     rate_limit_per_minute: int = Field(
         6000, ge=1, description="Commands + GraphQL operations per key per minute"
     )

@@ -153,7 +153,10 @@ class GraphQLResponseCache:
             principal = self.auth.authenticate(headers)
         except Exception:  # AuthError (401), or a key lookup that failed: the usual path
             return None
-        key = request_key(scope["method"], principal, data)
+        try:
+            key = request_key(scope["method"], principal, data)
+        except TypeError:  # orjson.JSONEncodeError: variables nested deeper than it writes
+            return None  # the usual path answers (or refuses) the request
         return Lookup(key, data["query"], data.get("operationName"), token, principal)
 
     def hit(self, lookup: Lookup, positions: Positions) -> CachedAnswer | None:

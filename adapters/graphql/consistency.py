@@ -20,6 +20,21 @@ from dataclasses import dataclass
 from adapters.projections.manager import ProjectionManager
 
 POLL_SECONDS = 0.05
+# Positions are 64-bit integers (19 digits): a longer token is not a position.
+MAX_TOKEN_DIGITS = 19
+
+
+def parse_token(raw: str | None) -> tuple[int | None, str | None]:
+    """(token, error) of an X-Consistency-Token header value: ASCII digits only (str.isdigit
+    also takes '²' and other digits int() refuses)."""
+    if not raw:
+        return None, None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_TOKEN_DIGITS:
+        return None, (
+            "X-Consistency-Token must be a position (a non-negative integer of at most "
+            f"{MAX_TOKEN_DIGITS} digits, as returned by a command)"
+        )
+    return int(raw), None
 
 
 @dataclass(eq=False)

@@ -1,6 +1,8 @@
 """Per-request GraphQL context: readers, DataLoaders, consistency token handling."""
 
 import asyncio
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -58,9 +60,21 @@ class Readers:
         )
 
 
+# Readers are synchronous (SQLAlchemy): they run in threads to keep the event loop free,
+# in a pool of their own. They used asyncio.to_thread, the event loop's default executor
+# (cpu_count + 4 threads: 6 on 2 cores), which also authenticates every REST request
+# (adapters/auth/policy.py) and runs the engagement commands' store work: one costly
+# query's thousands of reads queued there ahead of everyone else's work. READ_THREADS
+# stays below the read engine's pool (10 connections + 10 overflow), so a GraphQL read
+# never waits on, or times out for, a connection others need.
+READ_THREADS = 4
+_read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="graphql-read")
+
+
 async def call(fn: Any, *args: Any) -> Any:
-    """Readers are synchronous (SQLAlchemy): keep the event loop free."""
-    return await asyncio.to_thread(fn, *args)
+    """Run a synchronous read in the GraphQL read pool, keeping the event loop free."""
+    run = contextvars.copy_context().run  # as asyncio.to_thread: the request id goes along
+    return await asyncio.get_running_loop().run_in_executor(_read_pool, run, fn, *args)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -21,6 +22,7 @@ from strawberry.types import Info
 
 from adapters.graphql.access import AccessExtension, check_creator_owns
 from adapters.graphql.context import GraphQLContext, UserError, call, page_size
+from adapters.graphql.cost import DEFAULT_MAX_COST, CostLimitExtension
 from adapters.graphql.extensions import ConsistencyExtension, masking
 from adapters.graphql.intelligence import IntelligenceQuery, IntelligenceSubscription
 from adapters.graphql.moderation_types import (
@@ -414,8 +416,8 @@ class Subscription(IntelligenceSubscription):
 # video page: 42 % of the server's busy time in graphql-core's validation). Clients send
 # the same query texts again and again, so both are cached (bounded LRU, keyed by the
 # text; a query over the token limit raises and is never cached). The limit rules are
-# built once: the limiter extensions build new rule classes per request, which would
-# make every request a validation-cache miss.
+# built once per schema: the limiter extensions build new rule classes per request, which
+# would make every request a validation-cache miss.
 QUERY_CACHE_SIZE = 512
 LIMIT_RULES = [
     *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
@@ -423,7 +425,15 @@ LIMIT_RULES = [
 ]
 
 
-def build_schema(*, development: bool) -> strawberry.Schema:
+def build_schema(
+    *, development: bool, max_cost: int = DEFAULT_MAX_COST, introspection: bool | None = None
+) -> strawberry.Schema:
+    """The schema with its limits. `max_cost`: the cost limit of one operation (cost.py;
+    batches are summed by the router). `introspection`: None follows `development`
+    (production answers no __schema/__type queries; __typename stays)."""
+    rules = list(LIMIT_RULES)
+    if not (development if introspection is None else introspection):
+        rules.append(NoSchemaIntrospectionCustomRule)
     return strawberry.Schema(
         query=Query,
         subscription=Subscription,
@@ -435,8 +445,9 @@ def build_schema(*, development: bool) -> strawberry.Schema:
             AccessExtension,  # first: nothing runs for a caller who may not run it
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
-            lambda: AddValidationRules(LIMIT_RULES),
+            lambda: AddValidationRules(rules),
             lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
+            lambda: CostLimitExtension(max_cost=max_cost),  # after validation, before SQL
             ConsistencyExtension,
             masking,
         ],

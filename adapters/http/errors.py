@@ -142,7 +142,9 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if timed_out(exc):
+            return deadline_exceeded(request, exc)
         log.warning("database unavailable: %s", exc)
         return error_response(
             503,
@@ -153,10 +155,55 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, store_unavailable)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, deadline_exceeded)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error (request %s)", request_id_var.get())
-        return error_response(
-            500, "internal_error", "an unexpected error occurred; it has been logged"
-        )
+        message = "an unexpected error occurred; it has been logged"
+        if request.url.path == GRAPHQL_PATH:
+            return graphql_error_response(500, "INTERNAL_SERVER_ERROR", message)
+        return error_response(500, "internal_error", message)
+
+
+GRAPHQL_PATH = "/graphql"
+DEADLINE_CODE = "request_timeout"  # documented (README, docs/reliability.md): kept
+
+
+def timed_out(exc: BaseException) -> bool:
+    """A database call cut by a timeout (a statement timeout or a cancelled query, a pool
+    that had no connection free in time): the database answered, it is not unavailable."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the causes: eventsourcing -> SQLAlchemy -> psycopg
+        if seen is None:
+            return False
+        if isinstance(seen, psycopg.errors.QueryCanceled | sqlalchemy.exc.TimeoutError):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
+
+
+async def deadline_exceeded(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database call timed out: %s", exc)
+    message = (
+        "deadline exceeded: a database call did not finish in time (the server is busy "
+        "or the query too slow); retry shortly"
+    )
+    if request.url.path == GRAPHQL_PATH:
+        return graphql_error_response(503, "DEADLINE_EXCEEDED", message, {"Retry-After": "1"})
+    return error_response(503, DEADLINE_CODE, message, headers={"Retry-After": "1"})
+
+
+def graphql_body(code: str, message: str) -> dict[str, Any]:
+    """An error before or around execution, in the GraphQL response format."""
+    extensions = {"code": code, "request_id": request_id_var.get()}
+    return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
+
+
+def graphql_error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    from adapters.observability.metrics import ERRORS
+
+    ERRORS.labels(str(status), code.lower()).inc()
+    return JSONResponse(graphql_body(code, message), status_code=status, headers=headers)

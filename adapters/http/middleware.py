@@ -1,6 +1,6 @@
 """ASGI middleware: request ids, the request body size limit (413), and the request
-deadline (adapters/http/deadline.py): 503 when a request gets no answer in time (a
-database that does not answer), except on routes that own their deadline.
+deadline (adapters/http/deadline.py): 503 `request_timeout` ("deadline exceeded") when a
+request gets no answer in time, except on routes that own their deadline.
 Connection errors are answered 503 by the handler table (adapters/http/errors.py)."""
 
 import asyncio
@@ -15,7 +15,13 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.deadline import DEADLINE_SECONDS, SCOPE_KEY, owned_matcher
-from adapters.http.errors import error_body, request_id_var
+from adapters.http.errors import (
+    DEADLINE_CODE,
+    GRAPHQL_PATH,
+    error_body,
+    graphql_body,
+    request_id_var,
+)
 
 log = logging.getLogger("reelpulse.http")
 
@@ -117,22 +123,27 @@ class RequestContextMiddleware:
         if not done and not started:
             task.cancel()  # its worker thread finishes on its own; nobody waits
             log.warning("no response in %gs: answering 503", self.deadline_seconds)
-            await self._unavailable(send, "request_timeout")
+            await self._deadline_exceeded(scope, send)
             return
         await task
 
-    async def _unavailable(self, send: Any, code: str) -> None:
+    async def _deadline_exceeded(self, scope: Scope, send: Any) -> None:
+        """503 + Retry-After for a request with no answer by its deadline: the deadline was
+        exceeded, nothing more is known (a slow query, a busy server or a database that
+        does not answer), so the answer says exactly that. Its own code, never
+        `store_unavailable` (errors.py: a database that refused a connection)."""
+        message = (
+            f"deadline exceeded: no answer within {self.deadline_seconds:g} s. A command may "
+            "still complete: retry it with the same Idempotency-Key"
+        )
         from adapters.observability.metrics import ERRORS
 
-        ERRORS.labels("503", code).inc()
-        payload = orjson.dumps(
-            error_body(
-                code,
-                f"no answer within {self.deadline_seconds:g} s: the database is unavailable or "
-                "not answering. A command may still complete: retry it with the same "
-                "Idempotency-Key",
-            )
-        )
+        if scope["path"] == GRAPHQL_PATH:
+            ERRORS.labels("503", "deadline_exceeded").inc()
+            payload = orjson.dumps(graphql_body("DEADLINE_EXCEEDED", message))
+        else:
+            ERRORS.labels("503", DEADLINE_CODE).inc()
+            payload = orjson.dumps(error_body(DEADLINE_CODE, message))
         await send(
             {
                 "type": "http.response.start",

@@ -79,7 +79,7 @@ def test_consistency_token_over_real_http(tmp_path):
         proc.wait(10)
 
 
-def test_token_beyond_the_head_is_a_clear_error_naming_the_lag(tmp_path):
+def test_a_token_the_projections_do_not_reach_is_a_clear_error_naming_the_lag(tmp_path):
     container = bootstrap(
         Settings(database_url=f"sqlite:///{tmp_path / 's.db'}", consistency_timeout_seconds=0.2)
     )
@@ -90,11 +90,20 @@ def test_token_beyond_the_head_is_a_clear_error_naming_the_lag(tmp_path):
             deadline = time.monotonic() + 10
             while "errors" in gql(client, "{ summary { creators } }", position):
                 assert time.monotonic() < deadline, "projections never reached the command"
-            body = gql(client, "{ summary { creators } }", position + 1000)
+            container.projections.stop()
+            _, position = register(client, "unprojected")  # recorded; nobody projects it
+            body = gql(client, "{ summary { creators } }", position)
             error = body["errors"][0]
             assert error["extensions"]["code"] == "CONSISTENCY_TIMEOUT"
-            assert error["extensions"]["lag"]["stats"] == 1000
+            assert error["extensions"]["lag"]["stats"] == 1
             assert body["data"] is None
+            # Beyond the head (tests/e2e/test_graphql_hardening.py): refused at once.
+            ahead = client.post(
+                "/graphql",
+                json={"query": "{ summary { creators } }"},
+                headers={"X-Consistency-Token": str(position + 1000)},
+            )
+            assert ahead.json()["errors"][0]["extensions"]["code"] == "CONSISTENCY_TOKEN_AHEAD"
             bad = client.post(
                 "/graphql",
                 json={"query": "{ summary { creators } }"},

@@ -254,8 +254,8 @@ def test_a_token_beyond_the_cached_version_is_never_answered_from_the_cache(else
     before = hits()
     # Nothing written: the cached version is current, yet below the token.
     beyond = {"X-Consistency-Token": str(elsewhere.worker.head_position + 1)}
-    waited = ask(client, VIDEO_PAGE, beyond, id=video).json()
-    assert waited["errors"][0]["extensions"]["code"] == "CONSISTENCY_TIMEOUT", waited
+    waited = ask(client, VIDEO_PAGE, beyond, id=video).json()  # beyond the head: refused
+    assert waited["errors"][0]["extensions"]["code"] == "CONSISTENCY_TOKEN_AHEAD", waited
     position = view(client, video)  # recorded; nobody projects it yet
     token = {"X-Consistency-Token": str(position)}
     waited = ask(client, VIDEO_PAGE, token, id=video).json()
