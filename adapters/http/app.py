@@ -16,10 +16,11 @@ from adapters.bootstrap import Container
 from adapters.erasure.http import erasure_router
 from adapters.graphql.router import mount_graphql
 from adapters.http import routes_admin, routes_content, routes_engagement, routes_moderation
+from adapters.http.allow import AllowHeaderMiddleware
 from adapters.http.deadline import DEADLINE_SECONDS
 from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import RequestContextMiddleware
-from adapters.http.openapi import document_models
+from adapters.http.openapi import complete_document, document_models
 from adapters.http.ops import install_ops
 from adapters.http.schemas import BODY_MODELS, ErrorResponse
 
@@ -79,10 +80,12 @@ def create_app(
     for module in (routes_content, routes_engagement, routes_moderation, routes_admin):
         app.include_router(module.router)
     app.include_router(erasure_router(dependencies=[allow()]))  # admin only
-    document_models(app, BODY_MODELS)
+    max_items = container.settings.batch_max_items
+    document_models(app, BODY_MODELS, lambda doc: complete_document(doc, batch_max_items=max_items))
     mount_graphql(app, container, app.state.auth)
     install_ops(app, container)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(AllowHeaderMiddleware, routes=app.router.routes)
 
     @app.get("/dashboard", include_in_schema=False, dependencies=[PUBLIC])
     def dashboard() -> FileResponse:

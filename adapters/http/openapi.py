@@ -1,22 +1,46 @@
-"""OpenAPI components for bodies the routes read themselves.
+"""The OpenAPI document: components for bodies the routes read themselves, and the parts
+FastAPI cannot infer (schemathesis `--checks all` holds the served document to them).
 
 The engagement routes decode their bodies with msgspec (bodies.py) and declare them with
 `openapi_extra` references to the pydantic models of schemas.py, which stay the
 documentation. FastAPI adds a model to the components only when a route takes it as a
-parameter, so `document_models` adds these.
+parameter, so `document_models` adds these. `complete_document` then describes what the
+code answers but FastAPI does not see: the Idempotency-Key limits, the batch body, the
+Prometheus text of /metrics, the 503 of /readyz and the GraphQL endpoint.
 """
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
 REF = "#/components/schemas/{model}"
+Document = dict[str, Any]
+
+# What adapters/http/deps.py accepts: 1-255 characters, each printable (str.isprintable),
+# of a header value as the server reads it (latin-1, surrounding blanks dropped by HTTP).
+_FIRST_LAST = r"[!-~\u00a1-\u00ac\u00ae-\u00ff]"
+_INNER = r"[ -~\u00a1-\u00ac\u00ae-\u00ff]"
+IDEMPOTENCY_KEY_SCHEMA: Document = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": f"^{_FIRST_LAST}(?:{_INNER}{{0,253}}{_FIRST_LAST})?$",
+}
+IDEMPOTENCY_KEY_DESCRIPTION = (
+    "Retry-safe key, 1-255 printable characters: a retry with the same key and body "
+    "returns the first result (`replayed: true`); the same key with another body is 422 "
+    "`idempotency_key_reused`, a malformed key 422 `invalid_idempotency_key`. Scoped by "
+    "caller and route: another API key's or another route's same key is another key."
+)
 
 
-def document_models(app: FastAPI, models: dict[str, Any]) -> None:
+def document_models(
+    app: FastAPI, models: dict[str, Any], complete: Callable[[Document], None] | None = None
+) -> None:
     """Add the JSON schemas of `models` (name -> pydantic model or annotated type) to the
-    app's OpenAPI components, with the models they refer to."""
+    app's OpenAPI components, with the models they refer to; then `complete` the document."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -29,6 +53,165 @@ def document_models(app: FastAPI, models: dict[str, Any]) -> None:
             for inner, inner_doc in doc.pop("$defs", {}).items():
                 components.setdefault(inner, inner_doc)
             components.setdefault(name, doc)
+        if complete is not None:
+            complete(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def complete_document(doc: Document, *, batch_max_items: int) -> None:
+    """Describe what FastAPI cannot infer from the routes' signatures."""
+    for operation in _operations(doc):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "header" and parameter["name"].lower() == "idempotency-key":
+                parameter["schema"] = dict(IDEMPOTENCY_KEY_SCHEMA)
+                parameter["description"] = IDEMPOTENCY_KEY_DESCRIPTION
+    paths = doc.get("paths", {})
+    if "/v1/engagement/batch" in paths:
+        _batch(paths["/v1/engagement/batch"]["post"], batch_max_items)
+    if "/metrics" in paths:
+        _metrics(paths["/metrics"]["get"])
+    if "/readyz" in paths:
+        _readyz(paths["/readyz"]["get"])
+    if "/graphql" in paths:
+        _graphql(paths["/graphql"], doc["components"]["schemas"])
+
+
+def _operations(doc: Document) -> Iterator[Document]:
+    for item in doc.get("paths", {}).values():
+        for method, operation in item.items():
+            if method in {"get", "put", "post", "delete", "patch", "options", "head"}:
+                yield operation
+
+
+def _batch(operation: Document, max_items: int) -> None:
+    """Items are validated one by one: an item that is not a BatchItem is rejected in its
+    own result (200, status `rejected`), not the request, so any JSON value is a valid
+    item of the request; an empty batch is 422, more than the limit 413."""
+    item = {
+        "anyOf": [
+            {"$ref": REF.format(model="BatchItem")},
+            {"description": "any other JSON value: answered `rejected` in its own result"},
+        ]
+    }
+    items = {"type": "array", "items": item, "minItems": 1}
+    limit = (
+        f"1 to {max_items} items (REELPULSE_BATCH_MAX_ITEMS; more: 413 batch_too_large, "
+        "none: 422 empty_batch)"
+    )
+    operation["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {
+                            "type": "object",
+                            "properties": {"items": items},
+                            "required": ["items"],
+                        },
+                        items,
+                    ],
+                    "description": f'`{{"items": [...]}}` or a bare array of {limit}',
+                }
+            },
+            "application/x-ndjson": {
+                "schema": {
+                    "type": "string",
+                    "description": f"one JSON item per line, {limit}; a line that is not "
+                    "JSON fails the request (422 invalid_json)",
+                }
+            },
+        },
+    }
+
+
+def _metrics(operation: Document) -> None:
+    operation["responses"] = {
+        "200": {
+            "description": "Prometheus text exposition format (`text/plain; version=0.0.4` "
+            "or, from newer prometheus_client releases, `version=1.0.0`)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    }
+
+
+READINESS = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "description": "ready, degraded, not_ready, unavailable"},
+        "checks": {"type": "object", "description": "event_store, read_models, projections"},
+    },
+    "required": ["status", "checks"],
+}
+
+
+def _readyz(operation: Document) -> None:
+    content = {"application/json": {"schema": READINESS}}
+    operation["responses"] = {
+        "200": {"description": "Ready (or degraded: serving, with events quarantined)",
+                "content": content},
+        "503": {"description": "Not ready: the event store does not answer (within 1 s), "
+                "a projection is failing or further behind than the lag bound",
+                "content": content},
+    }  # fmt: skip
+
+
+GRAPHQL_REQUEST = {
+    "type": "object",
+    "properties": {
+        "query": {
+            "type": "string",
+            "minLength": 1,
+            "description": "a GraphQL document (an empty one is 400)",
+        },
+        "variables": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+        "operationName": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "extensions": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+    },
+    "required": ["query"],
+}
+GRAPHQL_RESPONSE = {
+    "type": "object",
+    "description": "GraphQL over HTTP: `data` and/or `errors` (an invalid document is 200 "
+    "with errors)",
+    "properties": {
+        "data": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "extensions": {"type": "object"},
+    },
+}
+
+
+def _graphql(item: Document, components: Document) -> None:
+    components.setdefault("GraphQLRequest", GRAPHQL_REQUEST)
+    components.setdefault("GraphQLResponse", GRAPHQL_RESPONSE)
+    answer = {"application/json": {"schema": {"$ref": REF.format(model="GraphQLResponse")}}}
+    if "get" in item:
+        get = item["get"]
+        get["summary"] = "The GraphQL query page"
+        get["description"] = (
+            "In development (REELPULSE_DEVELOPMENT): a query page for browsers (HTML); "
+            "`?query=` runs a query as GraphQL over HTTP (JSON). Otherwise 404."
+        )
+        get["responses"]["200"] = {
+            "description": "The query page, or a query's answer",
+            "content": {"text/html": {"schema": {"type": "string"}}, **answer},
+        }
+        get["responses"]["404"] = {"description": "The page is off (production)"}
+    if "post" in item:
+        post = item["post"]
+        post["summary"] = "Run a GraphQL operation"
+        post["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": REF.format(model="GraphQLRequest")}}
+            },
+        }
+        post["responses"]["200"] = {"description": "The answer", "content": answer}
+        post["responses"]["400"] = {
+            "description": "Not a GraphQL request (no query, variables not an object, a body "
+            "that is not JSON): GraphQL errors",
+            "content": answer,
+        }
