@@ -144,7 +144,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
         if timed_out(exc):
-            return deadline_exceeded(request, exc)
+            return await deadline_exceeded(request, exc)
         log.warning("database unavailable: %s", exc)
         return error_response(
             503,
