@@ -112,7 +112,9 @@ class Creator(Aggregate):
             return False
         check_event_time(occurred_at)
         self._strike_issued(
-            case_id=case_id, reason=check_text("reason", reason), occurred_at=occurred_at
+            case_id=case_id,
+            reason=check_text("reason", reason, multiline=True),
+            occurred_at=occurred_at,
         )
         if self.active_strikes >= STRIKES_TO_SUSPEND and not self.suspended:
             self._suspended(
@@ -136,7 +138,7 @@ class Creator(Aggregate):
         if self.suspended:
             raise InvariantViolation("creator is already suspended", code="already_suspended")
         self._suspended(
-            reason=check_text("reason", reason),
+            reason=check_text("reason", reason, multiline=True),
             cause="manual",
             occurred_at=check_event_time(occurred_at),
         )
@@ -145,7 +147,8 @@ class Creator(Aggregate):
         if not self.suspended:
             raise InvariantViolation("creator is not suspended", code="not_suspended")
         self._reinstated(
-            reason=check_text("reason", reason), occurred_at=check_event_time(occurred_at)
+            reason=check_text("reason", reason, multiline=True),
+            occurred_at=check_event_time(occurred_at),
         )
 
     # -- state changes (re-run on every replay: no guards, no clock) ----------------------

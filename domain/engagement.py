@@ -15,7 +15,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidValue, InvariantViolation, NotFound
-from domain.values import MAX_COMMENT_LENGTH, check_event_time, check_text, derived_id
+from domain.values import (
+    MAX_COMMENT_LENGTH,
+    check_event_time,
+    check_storable,
+    check_text,
+    derived_id,
+)
 from domain.video import Video
 
 # Client event ids remembered per stream to drop redelivered signals (streams are small).
@@ -354,7 +360,7 @@ def comment_fields(
         raise InvariantViolation("comment id already used", code="duplicate_comment")
     return {
         "comment_id": comment_id,
-        "text": check_text("text", text, max_length=MAX_COMMENT_LENGTH),
+        "text": check_text("text", text, max_length=MAX_COMMENT_LENGTH, multiline=True),
         "client_event_id": check_client_id(client_event_id),
         "occurred_at": check_event_time(occurred_at),
     }
@@ -377,8 +383,10 @@ def _one_of(name: str, value: str, allowed: frozenset[str]) -> str:
 
 
 def check_client_id(client_event_id: str | None) -> str | None:
-    if client_event_id is not None and not 0 < len(client_event_id) <= 64:
-        raise InvalidValue(
-            "client_event_id must be 1-64 characters", code="invalid_client_event_id"
-        )
+    if client_event_id is not None:
+        if not 0 < len(client_event_id) <= 64:
+            raise InvalidValue(
+                "client_event_id must be 1-64 characters", code="invalid_client_event_id"
+            )
+        check_storable("client_event_id", client_event_id)
     return client_event_id

@@ -7,7 +7,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidValue, InvariantViolation
-from domain.values import check_event_time, check_text, derived_id
+from domain.values import check_event_time, check_storable, check_text, derived_id
 from domain.video import Video
 
 REPORT_REASONS = frozenset(
@@ -159,7 +159,7 @@ class ModerationCase(Aggregate):
             moderator_id=moderator_id,
             outcome=outcome,
             policy=check_text("policy", policy, max_length=64),
-            note=note.strip()[:2000],
+            note=check_storable("note", note, multiline=True).strip()[:2000],
             occurred_at=check_event_time(occurred_at),
         )
 
@@ -179,7 +179,7 @@ class ModerationCase(Aggregate):
             )
         self._appealed(
             appellant_id=appellant_id,
-            statement=check_text("statement", statement, max_length=2000),
+            statement=check_text("statement", statement, max_length=2000, multiline=True),
             occurred_at=check_event_time(occurred_at),
         )
 
@@ -193,7 +193,7 @@ class ModerationCase(Aggregate):
         self._appeal_resolved(
             moderator_id=moderator_id,
             resolution=resolution,
-            note=note.strip()[:2000],
+            note=check_storable("note", note, multiline=True).strip()[:2000],
             occurred_at=check_event_time(occurred_at),
         )
 

@@ -3,7 +3,7 @@
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import sha1
 from uuid import NAMESPACE_URL, UUID, SafeUUID, uuid5
@@ -20,6 +20,15 @@ MAX_COMMENT_LENGTH = 2200
 MAX_TEXT_FIELD = 500
 _HASHTAG_CHARS = re.compile(r"[^\w]+", re.UNICODE)
 _HANDLE = re.compile(r"^[a-z0-9._]{2,24}$")
+# What no read model can hold or no client should receive: NUL (PostgreSQL text cannot
+# hold it), the other C0 controls but tab and line breaks, DEL, lone surrogates (not
+# encodable as UTF-8) and the two non-characters U+FFFE/U+FFFF. One-line fields (ids,
+# names, codes) refuse tab and line breaks too.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_UNSTORABLE_LINE = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+# Event times before this are refused (docs/api.md): no platform's history starts earlier,
+# and a year-1 timestamp is a client bug that would skew every time window.
+MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @lru_cache(maxsize=65_536)  # pure; a signal derives the same pair id about three times
@@ -79,8 +88,25 @@ def normalise_hashtags(raw: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+def check_storable(name: str, value: str, *, multiline: bool = False) -> str:
+    """`value` unchanged, or InvalidValue (code `invalid_text`, naming the field and the
+    character) when it holds a character no read model can store (see _UNSTORABLE)."""
+    found = (_UNSTORABLE if multiline else _UNSTORABLE_LINE).search(value)
+    if found is not None:
+        char = ord(found.group())
+        raise InvalidValue(
+            f"{name} contains U+{char:04X} at offset {found.start()}: control characters"
+            f"{'' if multiline else ', tabs, line breaks'}, NUL, lone surrogates and "
+            "non-characters are not accepted",
+            code="invalid_text",
+            field=name,
+        )
+    return value
+
+
 def check_caption(caption: str) -> str:
-    caption = unicodedata.normalize("NFC", caption).strip()
+    caption = unicodedata.normalize("NFC", check_storable("caption", caption, multiline=True))
+    caption = caption.strip()
     if len(caption) > MAX_CAPTION_LENGTH:
         raise InvalidValue(
             f"caption longer than {MAX_CAPTION_LENGTH} characters", code="caption_too_long"
@@ -97,8 +123,10 @@ def check_handle(handle: str) -> str:
     return handle
 
 
-def check_text(name: str, value: str, *, max_length: int = MAX_TEXT_FIELD) -> str:
-    value = value.strip()
+def check_text(
+    name: str, value: str, *, max_length: int = MAX_TEXT_FIELD, multiline: bool = False
+) -> str:
+    value = check_storable(name, value, multiline=multiline).strip()
     if not value:
         raise InvalidValue(f"{name} must not be empty", code=f"empty_{name}")
     if len(value) > max_length:
@@ -109,4 +137,9 @@ def check_text(name: str, value: str, *, max_length: int = MAX_TEXT_FIELD) -> st
 def check_event_time(occurred_at: datetime) -> datetime:
     if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
         raise InvalidValue("event time must carry a timezone", code="naive_event_time")
+    if occurred_at < MIN_EVENT_TIME:
+        raise InvalidValue(
+            f"event time is before {MIN_EVENT_TIME:%Y-%m-%d} (UTC), the earliest accepted",
+            code="event_time_too_early",
+        )
     return occurred_at

@@ -8,7 +8,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.creator import Creator
 from domain.errors import InvalidValue, InvariantViolation
-from domain.values import check_caption, check_event_time, normalise_hashtags
+from domain.values import check_caption, check_event_time, check_storable, normalise_hashtags
 
 MAX_DURATION_SECONDS = 600.0
 # A view may replay the clip: watch time is bounded by duration x this factor.
@@ -89,6 +89,8 @@ class Video(Aggregate):
             )
         if sound_id is not None and not 0 < len(sound_id) <= 64:
             raise InvalidValue("sound_id must be 1-64 characters", code="invalid_sound_id")
+        if sound_id is not None:
+            check_storable("sound_id", sound_id)
         return cls._create(
             cls.Published,
             id=video_id,
