@@ -16,6 +16,7 @@ from rich.table import Table
 
 from adapters.bootstrap import Container
 from adapters.cli_support import open_container
+from adapters.projections.quarantine import quarantined
 from adapters.projections.rebuild import Progress as RebuildProgress
 from adapters.projections.rebuild import Rebuilder, RebuildError, RebuildInterrupted
 from adapters.projections.status import projection_status
@@ -46,7 +47,8 @@ def status(
     ] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout")] = False,
 ) -> None:
-    """Every projection's position, lag behind the store head, rate and last error."""
+    """Every projection's position, lag behind the store head, rate, quarantined events
+    and last error."""
     container = _open()
     try:
         rows = projection_status(container.store, container.read_engine, sample_seconds=sample)
@@ -57,7 +59,7 @@ def status(
         return
     table = Table(title=f"projections (store head {rows[0].head if rows else 0})")
     for column in ("projection", "v", "position", "lag", "events", "ev/s", "ETA", "updated",
-                   "rebuild", "last error"):  # fmt: skip
+                   "rebuild", "quarantined", "last error"):  # fmt: skip
         table.add_column(column, justify="right" if column not in ("projection", "last error")
                          else "left")  # fmt: skip
     now = datetime.now(UTC)
@@ -67,15 +69,54 @@ def status(
             r.name, str(r.version), f"{r.position:,}", f"{r.lag:,}", f"{r.events:,}",
             "-" if r.rate is None else f"{r.rate:,.0f}", _age(r.eta_seconds), updated,
             "-" if r.rebuild_position is None else f"at {r.rebuild_position:,}",
+            f"{r.quarantined:,}" if r.quarantined else "-",
             (r.last_error or "").splitlines()[0][:60] if r.last_error else "",
         )  # fmt: skip
     out.print(table)
     behind = [r for r in rows if r.lag]
     errors = [r for r in rows if r.last_error]
+    held = sum(r.quarantined for r in rows)
     out.print(
         f"{len(rows)} projections, {len(behind)} behind the head "
-        f"(max lag {max((r.lag for r in rows), default=0):,}), {len(errors)} with errors"
+        f"(max lag {max((r.lag for r in rows), default=0):,}), {len(errors)} with errors, "
+        f"{held:,} quarantined events"
+        + (" (`reelpulse projections quarantine` lists them)" if held else "")
     )
+
+
+@app.command()
+def quarantine(
+    name: Annotated[str | None, typer.Argument(help="Only this projection's")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first", min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout")] = False,
+) -> None:
+    """Events projections could not apply and moved past, with the reason (a rebuild
+    tries them again: `reelpulse projections rebuild NAME`)."""
+    container = _open()
+    try:
+        if name is not None and name not in container.projections.names:
+            console.print(f"[red]no projection named {name!r}[/red]")
+            raise typer.Exit(2)
+        with container.read_engine.connect() as conn:
+            rows = quarantined(conn, name, limit)
+    finally:
+        container.close()
+    if as_json:
+        print(json.dumps([
+            {"projection": r.name, "position": r.position, "topic": r.topic,
+             "originator_id": r.originator_id, "originator_version": r.originator_version,
+             "error": r.error, "quarantined_at": r.quarantined_at.isoformat()}
+            for r in rows
+        ], indent=2))  # fmt: skip
+        return
+    table = Table(title="quarantined events")
+    for column in ("projection", "position", "topic", "stream", "error"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r.name, f"{r.position:,}", r.topic.rsplit(".", 1)[-1],
+                      f"{r.originator_id} v{r.originator_version}", r.error)  # fmt: skip
+    out.print(table)
+    out.print(f"{len(rows)} quarantined events" + (f" of {name}" if name else ""))
 
 
 @app.command()

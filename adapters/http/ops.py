@@ -1,6 +1,10 @@
 """Operations endpoints and command metrics: /metrics, /healthz, /readyz."""
 
+import asyncio
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -59,34 +63,81 @@ def install_ops(app: FastAPI, container: Container) -> None:
         """The process is up (no dependencies checked)."""
         return {"status": "ok"}
 
+    probe = ReadinessProbe(container)
+
     @app.get("/readyz", tags=["operations"], dependencies=[PUBLIC])
-    def readyz() -> JSONResponse:
-        """Ready to serve: the event store answers and every projection is within the lag
-        bound (REELPULSE_READINESS_MAX_LAG_EVENTS)."""
+    async def readyz() -> JSONResponse:
+        """Ready to serve: the event store answers, no projection is failing, and every
+        projection is within the lag bound (REELPULSE_READINESS_MAX_LAG_EVENTS). Answers
+        within READY_TIMEOUT_SECONDS, also when the database does not: then 503. A
+        projection that quarantined events is current: 200 with status `degraded` and
+        the counts (adapters/projections/quarantine.py)."""
+        status, body = await probe.answer()
+        return JSONResponse(body, status_code=status)
+
+
+READY_TIMEOUT_SECONDS = 1.0  # /readyz answers within this, whatever the database does
+
+
+class ReadinessProbe:
+    """The readiness check, run in a thread of its own and awaited at most
+    READY_TIMEOUT_SECONDS. While a check hangs (a database that does not answer: a
+    connect waits for its timeout), later probes wait on that same check instead of
+    piling up threads behind it."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="readyz")
+        self._lock = threading.Lock()
+        self._running: Future[tuple[int, dict[str, Any]]] | None = None
+
+    async def answer(self) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            if self._running is None or self._running.done():
+                self._running = self._executor.submit(self.check)
+            running = self._running
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(running)), READY_TIMEOUT_SECONDS
+            )
+        except TimeoutError:
+            error = f"no answer from the database within {READY_TIMEOUT_SECONDS:g} s"
+            return 503, {
+                "status": "unavailable",
+                "checks": {"event_store": {"ok": False, "error": error}},
+            }
+
+    def check(self) -> tuple[int, dict[str, Any]]:
+        container = self.container
         checks: dict[str, object] = {}
-        ready = True
         try:
             head = container.head_position
             checks["event_store"] = {"ok": True, "head_position": head}
         except Exception as e:
-            return JSONResponse(
-                {
-                    "status": "unavailable",
-                    "checks": {"event_store": {"ok": False, "error": str(e)}},
-                },
-                status_code=503,
-            )
+            return 503, {
+                "status": "unavailable",
+                "checks": {"event_store": {"ok": False, "error": str(e)}},
+            }
         bound = container.settings.readiness_max_lag_events
         try:
-            positions = container.projections.positions()
+            health = container.projections.health()
         except Exception as e:
-            positions, ready = {}, False
             checks["read_models"] = {"ok": False, "error": str(e)}
-        lags = {n: max(head - positions.get(n, 0), 0) for n in container.projections.names}
-        projections_ok = all(lag <= bound for lag in lags.values())
-        ready = ready and projections_ok
-        checks["projections"] = {"ok": projections_ok, "max_lag_events": bound, "lag": lags}
-        return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+            return 503, {"status": "not_ready", "checks": checks}
+        lags = {n: max(head - h.position, 0) for n, h in health.items()}
+        # Failing now: its last batch failed and it has events to apply (a success clears
+        # last_error), whatever its lag.
+        failing = {n: h.last_error for n, h in health.items() if h.last_error and lags[n]}
+        quarantined = {n: h.quarantined for n, h in health.items() if h.quarantined}
+        lag_ok = all(lag <= bound for lag in lags.values())
+        ok = lag_ok and not failing
+        checks["projections"] = {
+            "ok": ok,
+            "max_lag_events": bound,
+            "lag": lags,
+            "failing": failing,
+            "quarantined": quarantined,
+        }
+        if not ok:
+            return 503, {"status": "not_ready", "checks": checks}
+        return 200, {"status": "degraded" if quarantined else "ready", "checks": checks}

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from adapters.projections.quarantine import quarantine_counts
 from adapters.readmodel.tables import projection_tracking
 from adapters.readmodel.times import as_utc
 
@@ -82,8 +83,19 @@ class PositionCollector(Collector):
             "Positions advanced per second since the previous scrape",
             labels=["projection"],
         )
+        quarantined = GaugeMetricFamily(
+            "reelpulse_projection_quarantined_events",
+            "Events the projection could not apply and moved past (projection_quarantine)",
+            labels=["projection"],
+        )
+        failing = GaugeMetricFamily(
+            "reelpulse_projection_failing",
+            "1 while the projection's batches fail (it retries), else 0",
+            labels=["projection"],
+        )
         with self.container.read_engine.connect() as conn:
             rows = list(conn.execute(sa.select(projection_tracking)))
+            counts = quarantine_counts(conn)
         by_name = {r.name: r for r in rows}
         for name in self.container.projections.names:
             row = by_name.get(name)
@@ -94,6 +106,8 @@ class PositionCollector(Collector):
             updated = as_utc(row.updated_at) if row and row.updated_at else None
             seconds = (now - updated).total_seconds() if (behind and updated) else 0.0
             lag_seconds.add_metric([name], max(seconds, 0.0))
+            quarantined.add_metric([name], counts.get(name, 0))
+            failing.add_metric([name], 1 if row is not None and row.last_error and behind else 0)
             t = time.monotonic()
             prev = self._last.get(name)
             rate.add_metric(
@@ -104,6 +118,8 @@ class PositionCollector(Collector):
         yield lag
         yield lag_seconds
         yield rate
+        yield quarantined
+        yield failing
         head_metric = GaugeMetricFamily("reelpulse_store_head_position", "Event store head")
         head_metric.add_metric([], head)
         yield head_metric

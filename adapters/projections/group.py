@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Mapper, Notification
 
 from adapters.background import FollowingWorker, read_to
+from adapters.projections.quarantine import careful_pass, quarantinable
 from adapters.projections.runner import (
     ProjectionRunner,
     SharedRead,
@@ -232,7 +233,7 @@ def _lane(
         except _RolledBack as e:
             for runner in e.touched:
                 runner.invalidate()
-            if raise_errors:
+            if raise_errors and not quarantinable(e.error):
                 raise e.error from None
             log.info("a projection failed in a shared transaction; isolating: %s", e)
     return _apply_lane(runners, engine, store, mapper, shared, head, isolate=True,
@@ -268,10 +269,16 @@ def _apply_lane(
                     if not isolate:
                         raise _RolledBack(e, touched) from e
                     runner.invalidate()
-                    if raise_errors:
-                        raise
-                    out.failed.append((runner, e))
-                    continue
+                    try:
+                        if not quarantinable(e):
+                            raise
+                        changed, end, n = _careful(runner, conn, store, mapper, start, head)
+                    except Exception as failed:
+                        runner.invalidate()
+                        if raise_errors:
+                            raise
+                        out.failed.append((runner, failed))
+                        continue
                 if end > start:
                     out.applied.append((runner, end, n, changed))
             write_positions(conn, [(r.name, end, n) for r, end, n, _ in out.applied])
@@ -306,10 +313,43 @@ def _apply_one(
     with conn.begin_nested() if savepoint else contextlib.nullcontext():
         runner.sync(conn, start)
         changed = runner.apply(conn, notifications, events) if notifications else set()
+        if notifications:
+            runner.quarantine_streak = 0
         if runner.checkpoint_due(end):
             runner.write_checkpoint(conn, end)
             out.checkpointed.append((runner, end))
     return changed, end, len(notifications)
+
+
+def _careful(
+    runner: ProjectionRunner,
+    conn: Any,
+    store: SharedStore,
+    mapper: Mapper[Any],
+    start: int,
+    head: int,
+) -> tuple[set[str], int, int]:
+    """After `runner` failed on a batch with an event's error: the same events one at a
+    time, the first that fails alone quarantined (adapters/projections/quarantine.py).
+    Returns (change keys, how far it covered the log, events applied)."""
+    notifications = list(
+        store.recorder.select_notifications(
+            start=start + 1, limit=runner.batch_size, stop=head,
+            topics=runner.spec.projection.topics,
+        )
+    )  # fmt: skip
+    with conn.begin_nested():  # a failure here leaves nothing of the pass behind
+        runner.sync(conn, start)
+        changed, n, _, bad = careful_pass(
+            runner.name, conn, notifications, mapper, runner.apply, runner.quarantine_streak,
+            alert=runner.raise_alerts,
+        )  # fmt: skip
+    if bad is None:
+        runner.quarantine_streak = 0 if n else runner.quarantine_streak
+        return changed, read_to(notifications, runner.batch_size, head), n
+    runner.quarantine_streak = runner.quarantine_streak + 1 if n == 0 else 1
+    runner.invalidate()  # in-memory state: reloaded without the quarantined event
+    return changed, bad, n
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """ProjectionManager: owns the runners of one process, their positions and change hub."""
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -7,10 +8,18 @@ from eventsourcing.persistence import Mapper
 
 from adapters.projections.group import ProjectionGroup
 from adapters.projections.hub import ChangeHub
+from adapters.projections.quarantine import quarantine_counts
 from adapters.projections.registry import projection_specs
 from adapters.projections.runner import ProjectionRunner
 from adapters.readmodel.tables import projection_tracking
 from commands.base import SharedStore
+
+
+@dataclass(frozen=True)
+class ProjectionHealth:
+    position: int
+    last_error: str | None  # the last failure, cleared by the next committed batch
+    quarantined: int  # events moved past (adapters/projections/quarantine.py)
 
 
 class ProjectionManager:
@@ -72,6 +81,22 @@ class ProjectionManager:
                 sa.select(projection_tracking.c.name, projection_tracking.c.position)
             )
             return {r.name: int(r.position) for r in rows}
+
+    def health(self) -> dict[str, ProjectionHealth]:
+        """Every runner's committed position, last error (set while its batches fail) and
+        quarantined events, in one read."""
+        with self.engine.connect() as conn:
+            rows = {r.name: r for r in conn.execute(sa.select(projection_tracking))}
+            counts = quarantine_counts(conn)
+        out = {}
+        for name in self.names:
+            row = rows.get(name)
+            out[name] = ProjectionHealth(
+                position=int(row.position) if row else 0,
+                last_error=row.last_error if row else None,
+                quarantined=counts.get(name, 0),
+            )
+        return out
 
     def wait_for(
         self, position: int, timeout: float, names: list[str] | None = None

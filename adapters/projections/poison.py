@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from adapters.projections.manager import ProjectionManager
+from adapters.projections.quarantine import OperationalAlerts
 from adapters.projections.runner import ProjectionRunner, read_position
-from adapters.readmodel.alerts_view import SqlAlertSink
 from adapters.readmodel.tables import projection_tracking
 from adapters.readmodel.upsert import insert_for
 from projections.alerting import Alert
@@ -24,12 +24,7 @@ from projections.alerting import Alert
 RULE = "projection_error"
 log = logging.getLogger(__name__)
 SOURCE = "projection_runner"  # not a projection's name: no projection reset deletes these
-
-
-class _Sink(SqlAlertSink):
-    def __init__(self, conn: sa.Connection) -> None:
-        self.conn = conn
-        self.changed: set[str] = set()
+# (the same source as adapters/projections/quarantine.py's alerts)
 
 
 def report_projection_error(engine: sa.Engine, name: str, message: str) -> None:
@@ -46,7 +41,7 @@ def report_projection_error(engine: sa.Engine, name: str, message: str) -> None:
                 index_elements=["name"], set_={"last_error": stmt.excluded.last_error}
             )
         )
-        _Sink(conn).raise_alert(
+        OperationalAlerts(conn).raise_alert(
             Alert(
                 rule=RULE,
                 source=SOURCE,

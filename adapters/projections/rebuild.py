@@ -54,7 +54,12 @@ from adapters.projections.reset import Owned
 from adapters.projections.runner import ProjectionRunner, ProjectionSpec, read_position
 from adapters.readmodel.db import create_read_engine
 from adapters.readmodel.recount import recount_check
-from adapters.readmodel.tables import metadata, projection_checkpoints, projection_tracking
+from adapters.readmodel.tables import (
+    metadata,
+    projection_checkpoints,
+    projection_quarantine,
+    projection_tracking,
+)
 from adapters.readmodel.times import as_utc
 from adapters.readmodel.upsert import insert_for
 from commands.base import SharedStore
@@ -208,7 +213,7 @@ def _tables_in(schema: str) -> dict[str, sa.Table]:
 
 def _tables_of(name: str) -> list[sa.Table]:
     owned = {o.table.name: o.table for o in OWNED_ROWS[name]}
-    return [projection_tracking, projection_checkpoints, *owned.values()]
+    return [projection_tracking, projection_checkpoints, projection_quarantine, *owned.values()]
 
 
 # -- where the shadow lives ---------------------------------------------------------------
@@ -497,6 +502,7 @@ class Rebuilder:
         shadow.create(_tables_of(name))
         runner = ProjectionRunner(spec, self.store, self.mapper, shadow.engine,
                                   batch_size=self.batch_size)  # fmt: skip
+        runner.raise_alerts = False  # the shadow has no rm_alerts
         events = self._run(runner, "build", on_progress, stop)
         recount = self._recount(name, shadow.engine, runner.position())
         self._ensure_tracking_row(name)
@@ -507,6 +513,7 @@ class Rebuilder:
             if runner.position() < live:  # the live version moved on while we built
                 catch_up = ProjectionRunner(spec, _capped(self.store, live), self.mapper,
                                             shadow.engine, batch_size=self.batch_size)  # fmt: skip
+                catch_up.raise_alerts = False
                 events += self._run(catch_up, "catch-up", on_progress, stop)
             position = runner.position()
             self._report(on_progress, name, "verify", position, events, started)
@@ -558,7 +565,7 @@ class Rebuilder:
             stmt = insert_for(conn, live).from_select(cols, select.where(sa.true()))
             update = {c: stmt.excluded[c] for c in cols if c not in kept and c not in keys}
             conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
-        for table in (projection_tracking, projection_checkpoints):
+        for table in (projection_tracking, projection_checkpoints, projection_quarantine):
             conn.execute(table.delete().where(table.c.name == name))
             source = shadow[table.name]
             cols = [c.name for c in table.columns]
@@ -588,7 +595,7 @@ class Rebuilder:
                     _PostgresShadow(self.engine, name).lock_live(conn, name)
                 for owned in OWNED_ROWS[name]:
                     conn.execute(owned.delete())
-                for table in (projection_tracking, projection_checkpoints):
+                for table in (projection_tracking, projection_checkpoints, projection_quarantine):
                     conn.execute(table.delete().where(table.c.name == name))
             runner = ProjectionRunner(spec, self.store, self.mapper, self.engine,
                                       batch_size=self.batch_size)  # fmt: skip

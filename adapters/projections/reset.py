@@ -1,13 +1,18 @@
 """Reset a projection: delete the rows it owns, its position and its checkpoint, in one
 transaction, so that the next run rebuilds it from the first event (a plain in-place
-rebuild). Which rows a projection owns is declared in the registry (`OWNED_ROWS`)."""
+rebuild) and tries its quarantined events again. Which rows a projection owns is
+declared in the registry (`OWNED_ROWS`)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from adapters.readmodel.tables import projection_checkpoints, projection_tracking
+from adapters.readmodel.tables import (
+    projection_checkpoints,
+    projection_quarantine,
+    projection_tracking,
+)
 
 
 @dataclass(frozen=True)
@@ -26,5 +31,5 @@ def reset_projection(engine: sa.Engine, name: str, owned: tuple[Owned, ...]) -> 
     with engine.begin() as conn:
         for o in owned:
             conn.execute(o.delete())
-        conn.execute(projection_tracking.delete().where(projection_tracking.c.name == name))
-        conn.execute(projection_checkpoints.delete().where(projection_checkpoints.c.name == name))
+        for table in (projection_tracking, projection_checkpoints, projection_quarantine):
+            conn.execute(table.delete().where(table.c.name == name))

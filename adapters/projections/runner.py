@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Mapper, Notification
 
 from adapters.background import FollowingWorker
+from adapters.projections.quarantine import quarantined_positions
 from adapters.readmodel.tables import projection_checkpoints, projection_tracking
 from adapters.readmodel.upsert import insert_for
 from commands.base import SharedStore
@@ -182,6 +183,8 @@ class ProjectionRunner(FollowingWorker):
         self._last_end = -1  # the position of this runner's last commit (or state load)
         self._checkpoint_position = -1  # the position of the state checkpointed last
         self._checkpoint_at = time.monotonic()
+        self.quarantine_streak = 0  # events quarantined in a row, nothing applied between
+        self.raise_alerts = True  # operational alerts in rm_alerts (not in a rebuild's shadow)
 
     @property
     def name(self) -> str:
@@ -219,16 +222,18 @@ class ProjectionRunner(FollowingWorker):
                 )  # fmt: skip
                 self.spec.projection.load_state(None)  # type: ignore[attr-defined]
                 at = 0
-            self._replay(at, position)
+            self._replay(conn, at, position)
             self._checkpoint_position = at
             self._checkpoint_at = time.monotonic()
         self._state_loaded = True
         self._last_end = position
 
-    def _replay(self, start: int, end: int) -> None:
-        """Rebuild the state from a checkpoint at `start` to `end`, writing nothing."""
+    def _replay(self, conn: sa.Connection, start: int, end: int) -> None:
+        """Rebuild the state from a checkpoint at `start` to `end`, writing nothing, and
+        skipping the events this projection quarantined (adapters/projections/quarantine)."""
         if start >= end:
             return
+        skip = quarantined_positions(conn, self.name, start, end)
         recorder, process = self.store.recorder, self.spec.projection.process
         view, topics, position = NullView(), list(self.spec.projection.topics), start
         replayed = 0
@@ -237,7 +242,8 @@ class ProjectionRunner(FollowingWorker):
                 start=position + 1, limit=REPLAY_PAGE, stop=end, topics=topics
             )
             for n in page:
-                process(self.mapper.to_domain_event(n), n.id, view)
+                if n.id not in skip:
+                    process(self.mapper.to_domain_event(n), n.id, view)
             replayed += len(page)
             if len(page) < REPLAY_PAGE:
                 break

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.projections.quarantine import quarantine_counts
 from adapters.projections.rebuild import shadow_positions
 from adapters.projections.registry import projection_specs
 from adapters.readmodel.tables import projection_tracking
@@ -33,6 +34,7 @@ class ProjectionStatus:
     rate: float | None  # events applied per second over the sample (None: not sampled)
     positions_per_second: float | None
     rebuild_position: int | None  # a blue/green shadow in progress (or interrupted)
+    quarantined: int = 0  # events it moved past (adapters/projections/quarantine.py)
 
     @property
     def lag(self) -> int:
@@ -58,6 +60,11 @@ def _tracking(engine: sa.Engine) -> dict[str, Any]:
         return {r.name: r for r in conn.execute(sa.select(projection_tracking))}
 
 
+def _quarantined(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return quarantine_counts(conn)
+
+
 def projection_status(
     store: SharedStore, engine: sa.Engine, *, sample_seconds: float = 1.0
 ) -> list[ProjectionStatus]:
@@ -70,6 +77,7 @@ def projection_status(
     rows, elapsed = _tracking(engine), time.monotonic() - t0
     head = store.recorder.max_notification_id() or 0
     shadows = shadow_positions(engine, [s.name for s in specs])
+    counts = _quarantined(engine)
     out = []
     for spec in specs:
         row, before = rows.get(spec.name), first.get(spec.name)
@@ -90,6 +98,7 @@ def projection_status(
                 rate=rate,
                 positions_per_second=per_second,
                 rebuild_position=shadows.get(spec.name),
+                quarantined=counts.get(spec.name, 0),
             )
         )
     return out

@@ -218,6 +218,22 @@ kafka_offsets = sa.Table(
 # -- online models: checkpoints, predictions, progressive metrics --------------------------
 # A stateful projection's in-memory state (river models included), pickled and written in
 # the same transaction as its position, so restarts resume exactly.
+# Events a projection could not apply and moved past (adapters/projections/quarantine.py):
+# one row per projection and position, with the reason. A rebuild starts with none and
+# tries every event again.
+projection_quarantine = sa.Table(
+    "projection_quarantine",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, primary_key=True),
+    sa.Column("originator_id", sa.String(36), nullable=False),
+    sa.Column("originator_version", sa.BigInteger, nullable=False),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("quarantined_at", Ts, nullable=False),
+)
+
+
 projection_checkpoints = sa.Table(
     "projection_checkpoints",
     metadata,

@@ -1,8 +1,12 @@
 """Operations endpoints: /metrics parsed with the Prometheus parser, /healthz, /readyz."""
 
+import time
 import uuid
 from pathlib import Path
 
+import sqlalchemy as sa
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from support.auth import HEADERS
@@ -10,6 +14,7 @@ from support.auth import HEADERS
 from adapters.bootstrap import bootstrap
 from adapters.http.app import create_app
 from adapters.settings import Settings
+from domain.engagement import Engagement
 
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -102,4 +107,51 @@ def test_logs_are_json_and_carry_the_request_id(tmp_path: Path, capsys):
         assert probe and probe[0]["request_id"] == "req-12345" and probe[0]["level"] == "INFO"
     finally:
         logging.getLogger().handlers.clear()
+        container.close()
+
+
+def test_readiness_reports_a_failing_projection_at_once_and_quarantines(tmp_path: Path):
+    """Issue 15: /readyz said ready while a projection retried one event for good, until
+    its lag passed the bound. A failing projection is not ready at once, whatever its lag;
+    one that quarantined an event and went on is current: 200, `degraded`, with counts
+    (also on /metrics)."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'q.db'}",
+        projections_in_process=False,
+        readiness_max_lag_events=10_000,
+    )
+    container = bootstrap(settings)
+    try:
+        with TestClient(create_app(container), headers=HEADERS) as client:
+            r = client.post(
+                "/v1/creators", json={"handle": "qq", "display_name": "Q", "region": "US"}
+            )
+            container.run_projections_until_idle()
+            with container.read_engine.begin() as conn:  # an error of the system: stuck
+                conn.execute(sa.text("ALTER TABLE rm_creators RENAME TO rm_creators_away"))
+            client.post("/v1/videos", json={"creator_id": r.json()["id"], "duration_seconds": 5})
+            container.projections.group.round()  # stats fails on its batch (lag 1)
+            stuck = client.get("/readyz")
+            assert stuck.status_code == 503, stuck.text
+            assert "stats" in stuck.json()["checks"]["projections"]["failing"]
+            with container.read_engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE rm_creators_away RENAME TO rm_creators"))
+            deadline = time.monotonic() + 30  # the group retries a failed runner after 1 s
+            while client.get("/readyz").json()["status"] != "ready":
+                assert time.monotonic() < deadline, client.get("/readyz").text
+                container.projections.group.round()
+                time.sleep(0.05)  # polling a condition, bounded by the deadline
+
+            topic = get_topic(Engagement.Viewed)  # an undecodable event: quarantined
+            container.store.recorder.insert_events([StoredEvent(uuid.uuid4(), 1, topic, b"?")])
+            container.run_projections_until_idle()
+            degraded = client.get("/readyz")
+            assert degraded.status_code == 200, degraded.text
+            body = degraded.json()
+            assert body["status"] == "degraded"
+            assert body["checks"]["projections"]["quarantined"]["stats"] == 1
+            samples = scrape(client)
+            key = ("reelpulse_projection_quarantined_events", (("projection", "stats"),))
+            assert samples[key] == 1
+    finally:
         container.close()

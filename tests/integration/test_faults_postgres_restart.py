@@ -179,8 +179,12 @@ def test_postgres_immediate_stop_gives_503_then_recovers(own_cluster):
         assert client.wait(lambda: len(down_answers()) >= 3, 60), (
             client.error or client.answers[-5:]
         )
-        ready = httpx.get(f"{base}/readyz", timeout=REQUEST_TIMEOUT)
-        assert ready.status_code == 503
+        for _ in range(3):  # issue 15: it took ~12 s while the database was down
+            asked = time.monotonic()
+            ready = httpx.get(f"{base}/readyz", timeout=REQUEST_TIMEOUT)
+            took = time.monotonic() - asked
+            assert ready.status_code == 503
+            assert took < 2.0, f"/readyz took {took:.1f} s while the database was down"
         with httpx.Client(timeout=REQUEST_TIMEOUT, headers=HEADERS) as http:
             # A different request kind while down: the same answer.
             r = http.post(
