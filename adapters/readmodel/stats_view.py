@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from adapters.readmodel.bulk import (
     ADD,
+    MAX,
     SET,
     select_in,
     update_existing,
@@ -33,7 +34,7 @@ CREATOR_COUNTERS = (*COUNTERS, "watch_seconds")
 # A batch's deltas per video, in this order (a list per video: one index per counter).
 DELTAS = (*CREATOR_COUNTERS, "completions")
 VIDEO_COLUMNS = ("video_id", *DELTAS, "last_engaged_at")
-VIDEO_UPDATE = {**dict.fromkeys(DELTAS, ADD), "last_engaged_at": SET}
+VIDEO_UPDATE = {**dict.fromkeys(DELTAS, ADD), "last_engaged_at": MAX}  # late events: never back
 VIEW_PAIR = ("video_id", "viewer_id")
 FOLLOW_PAIR = ("pair_id", "viewer_id", "creator_id")
 NEW_CREATOR_COLUMNS = ("creator_id", "handle", "display_name", "region", "status", "registered_at")
