@@ -78,7 +78,7 @@ CHECKS = [
 #   cannot bound a date-time (schemathesis generates years up to 9999).
 # - invalid_input "Expected `int | null`, got `float`": JSON Schema counts 3.0 as an
 #   integer; the msgspec bodies take integers only (README: strict types). KNOWN DEFECT,
-#   reported in issue 15, not a tool error: test_an_integral_float_version_is_accepted.
+#   reported in issue 15 (adapters/http/bodies.py should take 3.0 as 3), not a tool error.
 # - idempotency_key_reused: the tool sends one generated Idempotency-Key with several
 #   bodies; a key is single-use per caller and route by design (422 is the contract).
 UNDESCRIBABLE = ("event_time_in_future", "idempotency_key_reused")
