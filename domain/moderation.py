@@ -133,7 +133,7 @@ class ModerationCase(Aggregate):
         self._auto_flagged(
             model=check_text("model", model, max_length=64),
             score=float(score),
-            reasons=[check_text("reason", r, max_length=64) for r in reasons],
+            reasons=[check_text("reasons", r, max_length=64) for r in reasons],
             occurred_at=check_event_time(occurred_at),
         )
 

@@ -16,6 +16,7 @@ schemas.py document the bodies in OpenAPI (`body_doc`) and stay the reference.
 
 import asyncio
 import functools
+import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -77,9 +78,41 @@ def decoder(body_type: type[B]) -> Callable[[bytes], B]:
             field, message = bodies.field_error(e)
             raise _invalid(field, message, "value_error") from None
         except msgspec.DecodeError as e:
-            raise ApiError(422, "invalid_json", f"body is not valid JSON: {e}") from None
+            raise not_json(raw, e) from None
 
     return parse
+
+
+def not_json(body: bytes, error: Exception) -> ApiError:
+    """The answer to a body msgspec cannot decode: invalid JSON, or JSON whose strings
+    hold an escaped lone surrogate (\\ud800 without its pair), which is not text: msgspec
+    refuses it, the standard library reads it, and no read model could store it."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return ApiError(422, "invalid_json", f"body is not valid JSON: {error}")
+    field = _lone_surrogate_at(doc, "")
+    message = "a lone surrogate escape (\\ud800-\\udfff without its pair) is not text"
+    named = [{"field": field or "body", "message": message, "type": "invalid_text"}]
+    return ApiError(422, "invalid_text", f"{field or 'body'}: {message}", fields=named)
+
+
+def _lone_surrogate_at(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if any("\ud800" <= c <= "\udfff" for c in value) else None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        found = _lone_surrogate_at(key, path) if isinstance(key, str) else None
+        found = found or _lone_surrogate_at(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _invalid(field: str, message: str, kind: str) -> ApiError:
@@ -317,7 +350,10 @@ def _split(body: bytes, content_type: str) -> Sequence[bytes | msgspec.Raw]:
         if "ndjson" in content_type or "jsonl" in content_type:
             lines = [line for line in body.splitlines() if line.strip()]
             for line in lines:  # a line that is not JSON fails the request, as before
-                msgspec.json.decode(line)
+                try:
+                    msgspec.json.decode(line)
+                except msgspec.DecodeError as e:
+                    raise not_json(line, e) from None
             return lines
         doc = _batch_body(body)
     except msgspec.ValidationError:
@@ -325,7 +361,7 @@ def _split(body: bytes, content_type: str) -> Sequence[bytes | msgspec.Raw]:
             422, "invalid_input", 'expected {"items": [...]}, a JSON array, or NDJSON lines'
         ) from None
     except msgspec.DecodeError as e:
-        raise ApiError(422, "invalid_json", f"body is not valid JSON: {e}") from None
+        raise not_json(body, e) from None
     return doc.items if isinstance(doc, _Envelope) else doc
 
 
