@@ -179,12 +179,14 @@ def test_postgres_immediate_stop_gives_503_then_recovers(own_cluster):
         assert client.wait(lambda: len(down_answers()) >= 3, 60), (
             client.error or client.answers[-5:]
         )
+        ready_seconds = []
         for _ in range(3):  # issue 15: it took ~12 s while the database was down
             asked = time.monotonic()
             ready = httpx.get(f"{base}/readyz", timeout=REQUEST_TIMEOUT)
-            took = time.monotonic() - asked
+            ready_seconds.append(time.monotonic() - asked)
             assert ready.status_code == 503
-            assert took < 2.0, f"/readyz took {took:.1f} s while the database was down"
+            assert ready_seconds[-1] < 2.0, f"/readyz took {ready_seconds[-1]:.1f} s while down"
+        print(f"\n/readyz while PostgreSQL was down: 503 in {max(ready_seconds):.2f} s at most")
         with httpx.Client(timeout=REQUEST_TIMEOUT, headers=HEADERS) as http:
             # A different request kind while down: the same answer.
             r = http.post(
