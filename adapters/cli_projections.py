@@ -20,6 +20,7 @@ from adapters.projections.quarantine import quarantined
 from adapters.projections.rebuild import Progress as RebuildProgress
 from adapters.projections.rebuild import Rebuilder, RebuildError, RebuildInterrupted
 from adapters.projections.status import projection_status
+from adapters.readmodel.times import as_utc
 
 app = typer.Typer(
     help="Projection status and rebuilds (blue/green by default, --in-place for a reset).",
@@ -105,7 +106,7 @@ def quarantine(
         print(json.dumps([
             {"projection": r.name, "position": r.position, "topic": r.topic,
              "originator_id": r.originator_id, "originator_version": r.originator_version,
-             "error": r.error, "quarantined_at": r.quarantined_at.isoformat()}
+             "error": r.error, "quarantined_at": as_utc(r.quarantined_at).isoformat()}
             for r in rows
         ], indent=2))  # fmt: skip
         return
