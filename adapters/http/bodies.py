@@ -29,7 +29,11 @@ Device = Literal[tuple(sorted(DEVICES))]  # type: ignore[valid-type]
 Channel = Literal[tuple(sorted(SHARE_CHANNELS))]  # type: ignore[valid-type]
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 ClientEventId = Annotated[str, Meta(min_length=1, max_length=64)]
-Version = Annotated[int, Meta(ge=1)]
+# JSON Schema counts an integral number as an integer whatever its spelling (3 and 3.0 are
+# the same value), and pydantic's models take 3.0 as 3: so do these. A number is decoded,
+# then _Body.__post_init__ makes it an int >= 1 or refuses it (3.5, 0); a string or a
+# boolean is refused by msgspec as before.
+Version = int | float
 WatchSeconds = Annotated[float, Meta(ge=0)]
 CommentText = Annotated[str, Meta(min_length=1, max_length=MAX_COMMENT_LENGTH)]
 
@@ -41,6 +45,18 @@ class _Body(Struct, forbid_unknown_fields=True, kw_only=True):
     occurred_at: AwareDatetime | None = None
     expected_version: Version | None = None
     client_event_id: ClientEventId | None = None
+
+    def __post_init__(self) -> None:
+        version = self.expected_version
+        if version is None:
+            return
+        # Errors name the field as msgspec's own do (field_error reads " - at `$.name`").
+        if type(version) is float:
+            if not version.is_integer():
+                raise ValueError("Expected `int`, got `float` - at `$.expected_version`")
+            version = self.expected_version = int(version)
+        if version < 1:
+            raise ValueError("Expected `int` >= 1 - at `$.expected_version`")
 
 
 class ViewerBody(_Body):  # like, unlike, comment deletion, follow, unfollow
