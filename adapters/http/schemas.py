@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 from commands.engagement import Signal
 from domain.engagement import DEVICES, SHARE_CHANNELS, TRAFFIC_SOURCES
@@ -16,7 +17,54 @@ Device = Literal[tuple(sorted(DEVICES))]  # type: ignore[valid-type]
 Channel = Literal[tuple(sorted(SHARE_CHANNELS))]  # type: ignore[valid-type]
 ReportReason = Literal[tuple(sorted(REPORT_REASONS))]  # type: ignore[valid-type]
 Priority = Literal[PRIORITIES]  # type: ignore[valid-type]
-ShortText = Annotated[str, Field(min_length=1, max_length=500)]
+
+# -- text: what the domain stores (domain/values.py check_storable, check_text) ----------
+# The domain refuses characters no read model can hold, with 422 `invalid_text` naming the
+# field: NUL and the other C0 controls but tab, LF and CR, DEL, U+FFFE, U+FFFF and lone
+# surrogates; one-line fields (names, ids, codes) refuse tab, LF and CR too. A required
+# text is also refused when blank (only whitespace, as str.strip() sees it): 422
+# `empty_<field>`. The patterns describe these rules in the OpenAPI document only
+# (json_schema_extra): the domain stays the one check, with its message and code. A lone
+# surrogate cannot be written in a pattern (the document is UTF-8 JSON): the description
+# names it.
+REFUSED = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff"
+REFUSED_ONE_LINE = r"\x00-\x1f\x7f\ufffe\uffff"
+# str.isspace() of the characters left (what strip() removes): \s differs between Python
+# and ECMA-262 regular expressions, an explicit class does not.
+BLANK = r"\t\n\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def text_pattern(*, multiline: bool, blank: bool) -> str:
+    """The JSON Schema pattern of a text field (tests/unit/test_http_bodies.py holds it to
+    the domain's rules, character by character)."""
+    refused = REFUSED if multiline else REFUSED_ONE_LINE
+    if blank:
+        return f"^[^{refused}]*$"
+    return f"^[^{refused}]*[^{refused}{BLANK}][^{refused}]*$"
+
+
+def text(
+    *, max_length: int, min_length: int = 0, multiline: bool = False, blank: bool = False
+) -> FieldInfo:
+    """A text field: lengths checked here, characters and blankness by the domain."""
+    rules = "may span lines (tab, LF, CR allowed)" if multiline else "one line (no tab, LF or CR)"
+    refused = (
+        "other control characters, DEL, U+FFFE/U+FFFF and lone surrogates are refused "
+        "(422 invalid_text)"
+    )
+    description = f"Text, {rules}; {refused}" + ("" if blank else "; not blank (422 empty_<field>)")
+    return Field(
+        min_length=min_length,
+        max_length=max_length,
+        description=description,
+        json_schema_extra={"pattern": text_pattern(multiline=multiline, blank=blank)},
+    )
+
+
+ShortText = Annotated[str, text(min_length=1, max_length=500, multiline=True)]
+DisplayName = Annotated[str, text(min_length=1, max_length=80)]
+Code = Annotated[str, text(min_length=1, max_length=64)]  # model, policy, flag reasons
+Note = Annotated[str, text(max_length=2000, multiline=True, blank=True)]
 # Documented, checked by the domain (domain/creator.py, domain/values.py): the patterns
 # tell OpenAPI clients (and schemathesis) what the domain accepts, without a second check.
 Region = Annotated[
@@ -40,7 +88,7 @@ def _time_text(value: object) -> object:
 
 
 EventTime = Annotated[AwareDatetime, BeforeValidator(_time_text)]
-ClientEventId = Annotated[str, Field(min_length=1, max_length=64)]
+ClientEventId = Annotated[str, text(min_length=1, max_length=64, blank=True)]
 
 
 class Body(BaseModel):
@@ -63,12 +111,12 @@ class RegisterCreator(Body):
         None, description="The creator's account id; generated if absent"
     )
     handle: Handle
-    display_name: Annotated[str, Field(min_length=1, max_length=80)]
+    display_name: DisplayName
     region: Region
 
 
 class UpdateProfile(VersionedBody):
-    display_name: Annotated[str, Field(min_length=1, max_length=80)]
+    display_name: DisplayName
     region: Region
 
 
@@ -79,16 +127,16 @@ class SuspensionChange(VersionedBody):
 class PublishVideo(Body):
     video_id: UUID | None = None
     creator_id: UUID
-    caption: Annotated[str, Field(max_length=MAX_CAPTION_LENGTH)] = ""
+    caption: Annotated[str, text(max_length=MAX_CAPTION_LENGTH, multiline=True, blank=True)] = ""
     hashtags: Annotated[
         list[Annotated[str, Field(max_length=101)]], Field(max_length=MAX_HASHTAGS * 2)
     ] = []
-    sound_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    sound_id: Annotated[str, text(min_length=1, max_length=64, blank=True)] | None = None
     duration_seconds: Annotated[float, Field(gt=0, le=600)]
 
 
 class EditCaption(VersionedBody):
-    caption: Annotated[str, Field(max_length=MAX_CAPTION_LENGTH)]
+    caption: Annotated[str, text(max_length=MAX_CAPTION_LENGTH, multiline=True, blank=True)]
     hashtags: Annotated[
         list[Annotated[str, Field(max_length=101)]], Field(max_length=MAX_HASHTAGS * 2)
     ] = []
@@ -119,7 +167,7 @@ class RecordShare(ViewerBody):
 
 
 class RecordComment(ViewerBody):
-    text: Annotated[str, Field(min_length=1, max_length=MAX_COMMENT_LENGTH)]
+    text: Annotated[str, text(min_length=1, max_length=MAX_COMMENT_LENGTH, multiline=True)]
     comment_id: UUID | None = None
 
 
@@ -159,7 +207,7 @@ class ShareItem(_Item):
 class CommentItem(_Item):
     type: Literal["comment"]
     video_id: UUID
-    text: Annotated[str, Field(min_length=1, max_length=MAX_COMMENT_LENGTH)]
+    text: Annotated[str, text(min_length=1, max_length=MAX_COMMENT_LENGTH, multiline=True)]
     comment_id: UUID | None = None
 
 
@@ -203,11 +251,9 @@ class ReportVideo(Body):
 
 
 class AutoFlag(Body):
-    model: Annotated[str, Field(min_length=1, max_length=64)]
+    model: Code
     score: Annotated[float, Field(ge=0, le=1)]
-    reasons: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)
-    ] = []
+    reasons: Annotated[list[Code], Field(max_length=20)] = []
 
 
 class Escalate(VersionedBody):
@@ -217,19 +263,19 @@ class Escalate(VersionedBody):
 class Decide(VersionedBody):
     moderator_id: UUID
     outcome: Literal["keep", "restrict", "remove"]
-    policy: Annotated[str, Field(min_length=1, max_length=64)]
-    note: Annotated[str, Field(max_length=2000)] = ""
+    policy: Code
+    note: Note = ""
 
 
 class Appeal(VersionedBody):
     appellant_id: UUID
-    statement: Annotated[str, Field(min_length=1, max_length=2000)]
+    statement: Annotated[str, text(min_length=1, max_length=2000, multiline=True)]
 
 
 class ResolveAppeal(VersionedBody):
     moderator_id: UUID
     resolution: Literal["upheld", "overturned"]
-    note: Annotated[str, Field(max_length=2000)] = ""
+    note: Note = ""
 
 
 # -- responses ---------------------------------------------------------------------------
