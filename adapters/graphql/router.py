@@ -11,7 +11,10 @@ Every answer over HTTP is in the GraphQL format, `{"errors": [{"message", "exten
 {"code"}}]}`, also for a request that never reaches an operation: a body that is not
 JSON, not UTF-8, nested deeper than the parser takes, not an object (or a list of
 objects), or sent without the JSON content type is a 400 with code BAD_REQUEST (strawberry
-answers some of these with plain text and let others escape as a 500)."""
+answers some of these with plain text and let others escape as a 500); so is a request
+whose members have the wrong types (GraphQL over HTTP: `query` a string, `operationName`
+a string or null, `variables` and `extensions` objects or null), which strawberry checks
+only in part, and not in a batch."""
 
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from graphql import ExecutionResult, GraphQLError, parse
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
@@ -51,6 +55,28 @@ def http_error(status: int, message: str) -> JSONResponse:
     return graphql_error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message, headers)
 
 
+# GraphQL over HTTP, "Request parameters": each member's JSON type (null: not given; a
+# missing query is answered by strawberry, "No GraphQL query found in the request").
+MEMBER_TYPES = (
+    ("query", "query", str, "a string"),
+    ("operationName", "operation_name", str, "a string or null"),
+    ("variables", "variables", dict, "an object or null"),
+    ("extensions", "extensions", dict, "an object or null"),
+)
+
+
+def check_request_types(data: GraphQLRequestData | list[GraphQLRequestData]) -> None:
+    """HTTPException 400 naming the member (and the batch index) of the first member whose
+    JSON type GraphQL over HTTP does not allow, e.g. `operationName: {}`."""
+    items = data if isinstance(data, list) else [data]
+    for index, item in enumerate(items):
+        for member, attribute, kind, expected in MEMBER_TYPES:
+            value = getattr(item, attribute)
+            if value is not None and not isinstance(value, kind):
+                where = f"operation {index}: " if isinstance(data, list) else ""
+                raise HTTPException(400, f"{where}`{member}` must be {expected}")
+
+
 class AuthenticatedGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
     def __init__(self, *args: Any, max_cost: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,7 +99,7 @@ class AuthenticatedGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
 
     async def parse_http_body(self, request: Any) -> Any:
         try:
-            return await super().parse_http_body(request)
+            data = await super().parse_http_body(request)
         except HTTPException as e:
             if e.reason == "Unsupported content type":
                 raise HTTPException(
@@ -85,6 +111,8 @@ class AuthenticatedGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
                 400,
                 "the body must be a GraphQL request (a JSON object with `query`) or a list of them",
             ) from None
+        check_request_types(data)
+        return data
 
     async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         """A batch costs the sum of its operations: over the limit, none of them runs
