@@ -20,7 +20,7 @@ from adapters.http.allow import AllowHeaderMiddleware
 from adapters.http.deadline import DEADLINE_SECONDS
 from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import RequestContextMiddleware
-from adapters.http.openapi import complete_document, document_models
+from adapters.http.openapi import complete_document, document_models, public_operations
 from adapters.http.ops import install_ops
 from adapters.http.schemas import BODY_MODELS, ErrorResponse
 
@@ -81,7 +81,13 @@ def create_app(
         app.include_router(module.router)
     app.include_router(erasure_router(dependencies=[allow()]))  # admin only
     max_items = container.settings.batch_max_items
-    document_models(app, BODY_MODELS, lambda doc: complete_document(doc, batch_max_items=max_items))
+    document_models(  # completed at the first request for it, when every route is in
+        app,
+        BODY_MODELS,
+        lambda doc: complete_document(
+            doc, batch_max_items=max_items, public=public_operations(app.router.routes)
+        ),
+    )
     mount_graphql(app, container, app.state.auth)
     install_ops(app, container)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

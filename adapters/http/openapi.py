@@ -6,7 +6,8 @@ The engagement routes decode their bodies with msgspec (bodies.py) and declare t
 documentation. FastAPI adds a model to the components only when a route takes it as a
 parameter, so `document_models` adds these. `complete_document` then describes what the
 code answers but FastAPI does not see: the Idempotency-Key limits, the batch body, the
-Prometheus text of /metrics, the 503 of /readyz and the GraphQL endpoint.
+Prometheus text of /metrics, the 503 of /readyz, the GraphQL endpoint and who must
+authenticate (security schemes; the public operations say `security: []`).
 """
 
 from collections.abc import Callable, Iterator
@@ -14,6 +15,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import TypeAdapter
+from starlette.routing import BaseRoute
+
+from adapters.auth.policy import Policy, iter_routes, route_policy
 
 REF = "#/components/schemas/{model}"
 Document = dict[str, Any]
@@ -34,6 +38,37 @@ IDEMPOTENCY_KEY_DESCRIPTION = (
     "`idempotency_key_reused`, a malformed key 422 `invalid_idempotency_key`. Scoped by "
     "caller and route: another API key's or another route's same key is another key."
 )
+
+
+# adapters/auth/service.py: an API key in X-API-Key, or `Authorization: Bearer` with an API
+# key or a JWT. Every operation needs one of them unless its policy is public.
+SECURITY_SCHEMES: Document = {
+    "ApiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "An API key (`rp_<id>_<secret>`)",
+    },
+    "Bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "`Authorization: Bearer <JWT>` (REELPULSE_JWT_SECRET), or an API key",
+    },
+}
+AUTHENTICATED = [{"ApiKey": []}, {"Bearer": []}]
+Operation = tuple[str, str]  # (path, lower-case method)
+
+
+def public_operations(routes: list[BaseRoute]) -> set[Operation]:
+    """(path, method) of every route whose declared policy is public (health, readiness,
+    metrics, the index): what callers without credentials may call."""
+    public = set()
+    for route in iter_routes(routes):
+        policy = route_policy(route)
+        if isinstance(policy, Policy) and policy.public:
+            public |= {(route.path, method.lower()) for method in route.methods or ()}
+    return public
 
 
 def document_models(
@@ -60,8 +95,12 @@ def document_models(
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def complete_document(doc: Document, *, batch_max_items: int) -> None:
-    """Describe what FastAPI cannot infer from the routes' signatures."""
+def complete_document(
+    doc: Document, *, batch_max_items: int, public: set[Operation] | None = None
+) -> None:
+    """Describe what FastAPI cannot infer from the routes' signatures; `public`: the
+    operations open to callers without credentials (public_operations)."""
+    _security(doc, public or set())
     for operation in _operations(doc):
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "header" and parameter["name"].lower() == "idempotency-key":
@@ -79,10 +118,30 @@ def complete_document(doc: Document, *, batch_max_items: int) -> None:
 
 
 def _operations(doc: Document) -> Iterator[Document]:
-    for item in doc.get("paths", {}).values():
+    for _, _, operation in _methods(doc):
+        yield operation
+
+
+def _methods(doc: Document) -> Iterator[tuple[str, str, Document]]:
+    for path, item in doc.get("paths", {}).items():
         for method, operation in item.items():
             if method in {"get", "put", "post", "delete", "patch", "options", "head"}:
-                yield operation
+                yield path, method, operation
+
+
+def _security(doc: Document, public: set[Operation]) -> None:
+    """Credentials everywhere but on public operations, which neither need them nor answer
+    401/403. GraphQL's GET is both (credentials optional: `{}`): its query page is public,
+    a `?query=` needs a key (adapters/graphql/router.py)."""
+    doc.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    doc["security"] = AUTHENTICATED
+    for path, method, operation in _methods(doc):
+        if (path, method) in public:
+            operation["security"] = []
+            for status in ("401", "403"):
+                operation.get("responses", {}).pop(status, None)
+    if "get" in doc.get("paths", {}).get("/graphql", {}):
+        doc["paths"]["/graphql"]["get"]["security"] = [*AUTHENTICATED, {}]
 
 
 def _batch(operation: Document, max_items: int) -> None:

@@ -110,3 +110,36 @@ def test_a_405_allows_every_method_of_the_path(
     r = client.request(method, path)
     assert r.status_code == 405
     assert {m.strip() for m in r.headers["allow"].split(",")} - {"HEAD"} == allowed
+
+
+def _filled(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "00000000-0000-4000-8000-000000000000", path)
+
+
+def test_security_is_declared_and_matches_what_the_server_enforces(
+    doc: dict[str, Any], client: TestClient
+) -> None:
+    """Found by schemathesis: without security schemes `ignored_auth` never ran. Every
+    operation requires X-API-Key or a bearer token (401 without) unless its policy is
+    public (`security: []`, answered without credentials); GraphQL's GET is both."""
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {**schemes["ApiKey"], "type": "apiKey", "in": "header",
+                                 "name": "X-API-Key"}  # fmt: skip
+    assert schemes["Bearer"]["type"] == "http" and schemes["Bearer"]["scheme"] == "bearer"
+    assert doc["security"] == [{"ApiKey": []}, {"Bearer": []}]
+    public = set()
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            security = operation.get("security", doc["security"])
+            if (path, method) == ("/graphql", "get"):
+                assert security == [*doc["security"], {}], security  # the page is public
+                continue
+            unauthenticated = client.request(method, _filled(path), headers={"X-API-Key": ""})
+            if security == []:
+                public.add(path)
+                assert unauthenticated.status_code == 200, (method, path)
+                assert "401" not in operation["responses"], (method, path)
+            else:
+                assert security == doc["security"], (method, path)
+                assert unauthenticated.status_code == 401, (method, path)
+    assert public == {"/", "/healthz", "/readyz", "/metrics"}
