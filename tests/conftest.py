@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import artifacts
+from support.artifacts import pytest_runtest_makereport  # noqa: F401 (the hook, see there)
 from support.auth import ENV as AUTH_ENV
 from support.figures import FIGURES
 from support.kafka import kafka_broker
@@ -82,6 +84,7 @@ def container_factory() -> Iterator[ContainerFactory]:
 
 # -- figures counted by tests (support.figures), also across pytest-xdist workers ---------
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    artifacts.pytest_sessionfinish(session)
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: hand the figures to the controller
         workeroutput["figures"] = dict(FIGURES)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from support.artifacts import keep_on_failure
 from support.auth import ENV as AUTH_ENV
 
 
@@ -52,6 +53,7 @@ def start_server(
     _register_dev_key(environment)
     # stderr goes to a file, not a pipe: a chatty server must never block on a full pipe.
     log = tempfile.NamedTemporaryFile(prefix="reelpulse-serve-", suffix=".log", delete=False)  # noqa: SIM115 (outlives this function)
+    keep_on_failure(log.name)  # deleted after the test unless it fails
     proc = subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port), *args],
         env=environment,

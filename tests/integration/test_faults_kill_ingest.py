@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from e2e.servers import free_port, wait_until_serving
+from support.artifacts import keep_on_failure
 from support.auth import ENV as AUTH_ENV
 from support.auth import HEADERS
 from support.stored import stored_client_events
@@ -179,9 +180,11 @@ class ServerForker:
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         ready = self.stdout.readline()  # blocks until imported; the pytest timeout bounds it
         assert ready.strip() == "ready", ready
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (kept for failure messages)
-            prefix="reelpulse-faults-", suffix=".log", delete=False
-        ).name
+        self.log = keep_on_failure(  # kept only when the test fails
+            tempfile.NamedTemporaryFile(  # noqa: SIM115 (named in failure messages)
+                prefix="reelpulse-faults-", suffix=".log", delete=False
+            ).name
+        )
 
     def start(self, database_url: str, port: int, timeout: float = 60) -> int:
         self.stdin.write(f"{port} {self.log} {database_url}\n")
