@@ -87,7 +87,26 @@ def _time_text(value: object) -> object:
     return value
 
 
-EventTime = Annotated[AwareDatetime, BeforeValidator(_time_text)]
+# domain/values.py MIN_EVENT_TIME: an event time before 2000-01-01T00:00:00Z is 422
+# event_time_too_early. As a pattern (document only, like the text rules): a year after
+# 2000, a day after 1 January 2000, or that day in UTC or west of it. The edge a pattern
+# cannot compute (it would compare the time with the offset) is left out: 1 January 2000
+# east of UTC, 31 December 1999 late west of it, partly accepted by the domain. "Not in
+# the future" (422 event_time_in_future) depends on the clock, which no schema can state.
+EVENT_TIME_PATTERN = (
+    r"^(?:(?:200[1-9]|20[1-9][0-9]|2[1-9][0-9]{2}|[3-9][0-9]{3})-"
+    r"|2000-(?:01-(?:0[2-9]|[12][0-9]|3[01])|(?:0[2-9]|1[0-2])-[0-9]{2})"
+    r"|2000-01-01[Tt ][^+]*(?:[Zz]|[+-]00:00|-[0-9]{2}:[0-9]{2})$)"
+)
+EventTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_time_text),
+    Field(
+        description="ISO 8601 with a timezone, from 2000-01-01T00:00:00Z (earlier: 422 "
+        "event_time_too_early) to now (later: 422 event_time_in_future)",
+        json_schema_extra={"pattern": EVENT_TIME_PATTERN},
+    ),
+]
 ClientEventId = Annotated[str, text(min_length=1, max_length=64, blank=True)]
 
 
