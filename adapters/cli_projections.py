@@ -6,11 +6,13 @@ also runnable on its own: `python -m adapters.cli_projections status`.
 
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -19,7 +21,7 @@ from adapters.cli_support import open_container
 from adapters.projections.quarantine import quarantined
 from adapters.projections.rebuild import Progress as RebuildProgress
 from adapters.projections.rebuild import Rebuilder, RebuildError, RebuildInterrupted
-from adapters.projections.status import projection_status
+from adapters.projections.status import ProjectionStatus, projection_status
 from adapters.readmodel.times import as_utc
 
 app = typer.Typer(
@@ -41,6 +43,45 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}min"
 
 
+def _print_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    right: Sequence[str] = (),
+    wrap: Sequence[str] = (),
+) -> None:
+    """A table as wide as it needs; on a console too narrow for it (a narrow terminal, or
+    80 columns when not a terminal), one line per row instead: names, ids and numbers are
+    never cut or shortened ("moder..." was ambiguous)."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left",
+                         no_wrap=column not in wrap, overflow="fold",
+                         max_width=60 if column in wrap else None)  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
+    natural = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    if natural <= out.width:
+        out.print(table)
+        return
+    out.print(title, soft_wrap=True)
+    for row in rows:
+        fields = ", ".join(f"{c} {v}" for c, v in zip(columns[1:], row[1:], strict=True) if v)
+        out.print(f"{row[0]}: {fields}", soft_wrap=True, highlight=False, markup=False)
+
+
+def _status_cells(r: ProjectionStatus, now: datetime) -> list[str]:
+    updated = f"{_age((now - r.updated_at).total_seconds())} ago" if r.updated_at else "never"
+    return [
+        r.name, str(r.version), f"{r.position:,}", f"{r.lag:,}", f"{r.events:,}",
+        "-" if r.rate is None else f"{r.rate:,.0f}", _age(r.eta_seconds), updated,
+        "-" if r.rebuild_position is None else f"at {r.rebuild_position:,}",
+        f"{r.quarantined:,}" if r.quarantined else "-",
+        (r.last_error or "").splitlines()[0][:60] if r.last_error else "",
+    ]  # fmt: skip
+
+
 @app.command()
 def status(
     sample: Annotated[
@@ -58,22 +99,12 @@ def status(
     if as_json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
         return
-    table = Table(title=f"projections (store head {rows[0].head if rows else 0})")
-    for column in ("projection", "v", "position", "lag", "events", "ev/s", "ETA", "updated",
-                   "rebuild", "quarantined", "last error"):  # fmt: skip
-        table.add_column(column, justify="right" if column not in ("projection", "last error")
-                         else "left")  # fmt: skip
+    columns = ("projection", "v", "position", "lag", "events", "ev/s", "ETA", "updated",
+               "rebuild", "quarantined", "last error")  # fmt: skip
     now = datetime.now(UTC)
-    for r in rows:
-        updated = f"{_age((now - r.updated_at).total_seconds())} ago" if r.updated_at else "never"
-        table.add_row(
-            r.name, str(r.version), f"{r.position:,}", f"{r.lag:,}", f"{r.events:,}",
-            "-" if r.rate is None else f"{r.rate:,.0f}", _age(r.eta_seconds), updated,
-            "-" if r.rebuild_position is None else f"at {r.rebuild_position:,}",
-            f"{r.quarantined:,}" if r.quarantined else "-",
-            (r.last_error or "").splitlines()[0][:60] if r.last_error else "",
-        )  # fmt: skip
-    out.print(table)
+    cells = [_status_cells(r, now) for r in rows]
+    title = f"projections (store head {rows[0].head if rows else 0})"
+    _print_table(title, columns, cells, right=columns[1:-1], wrap=("last error",))
     behind = [r for r in rows if r.lag]
     errors = [r for r in rows if r.last_error]
     held = sum(r.quarantined for r in rows)
@@ -81,7 +112,8 @@ def status(
         f"{len(rows)} projections, {len(behind)} behind the head "
         f"(max lag {max((r.lag for r in rows), default=0):,}), {len(errors)} with errors, "
         f"{held:,} quarantined events"
-        + (" (`reelpulse projections quarantine` lists them)" if held else "")
+        + (" (`reelpulse projections quarantine` lists them)" if held else ""),
+        soft_wrap=True,
     )
 
 
@@ -110,13 +142,13 @@ def quarantine(
             for r in rows
         ], indent=2))  # fmt: skip
         return
-    table = Table(title="quarantined events")
-    for column in ("projection", "position", "topic", "stream", "error"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(r.name, f"{r.position:,}", r.topic.rsplit(".", 1)[-1],
-                      f"{r.originator_id} v{r.originator_version}", r.error)  # fmt: skip
-    out.print(table)
+    _print_table(
+        "quarantined events",
+        ("projection", "position", "topic", "stream", "error"),
+        [(r.name, f"{r.position:,}", r.topic.rsplit(".", 1)[-1],
+          f"{r.originator_id} v{r.originator_version}", r.error) for r in rows],
+        right=("position",), wrap=("error",),
+    )  # fmt: skip
     out.print(f"{len(rows)} quarantined events" + (f" of {name}" if name else ""))
 
 
