@@ -186,26 +186,33 @@ def export_cmd(
     started = time.perf_counter()
     try:
         span, batches = store_batches(shared, selection, batch_size=batch_size)
+        contexts = [0]
         with _progress("exporting", span) as meter:
-            counted = _counting(batches, meter)
+            counted = _counting(batches, meter, contexts)
             count, last = write_export(output, counted, selection=selection, span=span, source=url)
     except KeyboardInterrupt:
         raise fail("interrupted: no export written", 130) from None
     finally:
         shared.close()
     seconds = time.perf_counter() - started
+    selected = count - contexts[0]
     err.print(
-        f"exported {count:,} events (positions {span[0]}-{last or span[0] - 1}) to {output} "
-        f"({output.stat().st_size:,} bytes) in {seconds:.1f}s "
+        f"exported {count:,} events: {selected:,} selected + {contexts[0]:,} context (creation "
+        f"events the selected ones need) (positions {span[0]}-{last or span[0] - 1}) to "
+        f"{output} ({output.stat().st_size:,} bytes) in {seconds:.1f}s "
         f"({count / max(seconds, 1e-9):,.0f} events/s)",
         highlight=False,
+        soft_wrap=True,
     )
 
 
-def _counting(batches: Iterator[Batch], meter: _Meter) -> Iterator[Batch]:
+def _counting(batches: Iterator[Batch], meter: _Meter, contexts: list[int]) -> Iterator[Batch]:
+    """The batches, counted as they pass: every event for the meter, the context ones
+    (records flagged as context: creations the selection needs) into contexts[0]."""
     events = 0
     for scanned, records in batches:
         events += len(records)
+        contexts[0] += sum(1 for _, _, context in records if context)
         yield scanned, records
         meter(scanned, events)
 

@@ -254,3 +254,20 @@ def test_an_interrupted_export_or_replay_leaves_nothing(
         store.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]  # no export, no .partial
     assert list((tmp_path / "tmp").iterdir()) == []  # both sandboxes removed
+
+
+def test_export_reports_selected_and_context_events_apart(live: Live, tmp_path: Path) -> None:
+    """Issue 16: `export --types ...` counted the context events it adds (the creations
+    the selected ones need) as if selected. They are reported apart, as replay does."""
+    export = tmp_path / "likes.jsonl.gz"
+    result = runner.invoke(
+        app, ["export", str(export), "--store", live.url, "--types", "Engagement.Liked"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = gzip.decompress(export.read_bytes()).splitlines()[1:-1]
+    topics = [json.loads(line)["topic"] for line in lines]
+    selected = sum(1 for t in topics if t.endswith("Engagement.Liked"))
+    context = len(topics) - selected
+    assert selected and context, (selected, context)
+    words = " ".join(result.output.split())
+    assert f"{len(topics):,} events: {selected:,} selected + {context:,} context" in words, words
