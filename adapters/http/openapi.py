@@ -115,6 +115,8 @@ def complete_document(
         _readyz(paths["/readyz"]["get"])
     if "/graphql" in paths:
         _graphql(paths["/graphql"], doc["components"]["schemas"])
+    if "delete" in paths.get("/v1/admin/rebuilds/{job_id}", {}):
+        _stop_rebuild(paths["/v1/admin/rebuilds/{job_id}"]["delete"])
 
 
 def _operations(doc: Document) -> Iterator[Document]:
@@ -274,3 +276,14 @@ def _graphql(item: Document, components: Document) -> None:
             "that is not JSON): GraphQL errors",
             "content": answer,
         }
+
+
+def _stop_rebuild(operation: Document) -> None:
+    """DELETE of a rebuild job stops the job; it does not remove its record."""
+    operation["summary"] = "Stop a rebuild job"
+    operation["description"] = (
+        "Asks the job to stop after its current batch and answers at once (202). The job's "
+        "record is kept: GET shows it `running` until that batch ends, then `stopped`; its "
+        "shadow tables stay, and a new rebuild of the same projections resumes from them."
+    )
+    operation["responses"]["202"]["description"] = "Stop requested: the job, as it is now"
