@@ -1,5 +1,6 @@
 """The strawberry schema: queries and subscriptions over the read models."""
 
+import logging
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from enum import Enum
@@ -7,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import strawberry
+from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -19,6 +21,7 @@ from strawberry.extensions import (
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
+from strawberry.utils.logging import StrawberryLogger
 
 from adapters.graphql.access import AccessExtension, check_creator_owns
 from adapters.graphql.context import GraphQLContext, UserError, call, page_size
@@ -42,6 +45,8 @@ from adapters.graphql.types import (
     video_connection,
 )
 from queries.stats import VideoFilter, VideoOrder
+
+client_log = logging.getLogger("adapters.graphql.client_errors")
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
@@ -425,6 +430,22 @@ LIMIT_RULES = [
 ]
 
 
+class Schema(strawberry.Schema):
+    """strawberry's Schema, logging client mistakes as such: an error that is not a
+    fault of the server (a validation error: depth, cost, no such field; a UserError:
+    page size, cursor; refused tokens and access) is logged at INFO without a traceback;
+    anything else at ERROR with its traceback, as strawberry does (and masked for the
+    client by `masking`)."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is None or isinstance(original, UserError | GraphQLError):
+                client_log.info("graphql client error: %s", error.message.splitlines()[0])
+            else:
+                StrawberryLogger.error(error, execution_context)
+
+
 def build_schema(
     *, development: bool, max_cost: int = DEFAULT_MAX_COST, introspection: bool | None = None
 ) -> strawberry.Schema:
@@ -434,7 +455,7 @@ def build_schema(
     rules = list(LIMIT_RULES)
     if not (development if introspection is None else introspection):
         rules.append(NoSchemaIntrospectionCustomRule)
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         subscription=Subscription,
         config=StrawberryConfig(
