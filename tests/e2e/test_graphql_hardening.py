@@ -138,6 +138,10 @@ def test_a_costly_query_is_refused_naming_its_cost_and_the_limit(server: str) ->
     assert error["extensions"]["limit"] == 10_000
     assert error["extensions"]["cost"] > 10_000
     assert str(error["extensions"]["cost"]) in error["message"]
+    print(
+        f"\nthe outside test's query: cost {error['extensions']['cost']:,} > limit 10,000, "
+        f"refused in {r.elapsed.total_seconds() * 1000:.0f} ms ({len(r.content)} bytes)"
+    )
 
 
 def test_a_batch_costs_the_sum_of_its_operations(server: str) -> None:
@@ -178,6 +182,10 @@ def test_health_checks_answer_while_a_costly_batch_is_sent(server: str) -> None:
     assert batch.status_code < 500, batch.text[:300]
     assert "database is unavailable" not in batch.text
     assert slowest < 1.0, f"/healthz took {slowest:.1f} s"
+    print(
+        f"\nten costly operations in one batch: {batch.status_code} in "
+        f"{batch.elapsed.total_seconds():.2f} s; /healthz at most {slowest * 1000:.0f} ms"
+    )
 
 
 # -- consistency tokens the store never handed out ------------------------------------------
