@@ -29,6 +29,7 @@ FAMILIES = ("content", "engagement", "moderation")
 FAMILY_OF_MODULE = {
     "domain.creator": "content",
     "domain.video": "content",
+    "domain.handle": "content",  # HandleReservation: a creator's handle
     "domain.engagement": "engagement",
     "domain.following": "engagement",
     "domain.erasure": "engagement",
