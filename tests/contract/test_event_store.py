@@ -70,7 +70,9 @@ def skip_unless_persistent(container: Container) -> None:
         pytest.skip("memory:// does not survive a reopen")
 
 
-def register(container: Container, handle: str = "ana", **kwargs: Any) -> CommandResult:
+def register(container: Container, handle: str | None = None, **kwargs: Any) -> CommandResult:
+    """A new creator; its handle is reserved in the same transaction (two events)."""
+    handle = handle or f"ana{uuid4().hex[:8]}"  # handles are unique
     return container.content.register_creator(
         handle=handle, display_name=handle.title(), region="PT", **kwargs
     )
@@ -132,8 +134,9 @@ def test_commands_return_increasing_positions_and_versions(container):
     edited = content.edit_caption(video.id, caption="new", hashtags=[], actor_id=creator.id)
 
     assert (creator.version, updated.version, video.version, edited.version) == (1, 2, 1, 2)
-    assert [r.position for r in (creator, updated, video, edited)] == [1, 2, 3, 4]
-    assert container.head_position == 4
+    # Position 1 is the creator's HandleReservation, saved with its Registered event.
+    assert [r.position for r in (creator, updated, video, edited)] == [2, 3, 4, 5]
+    assert container.head_position == 5
     assert content.get_creator(creator.id).version == 2
     assert content.get_video(video.id).caption == "new"
 
@@ -209,12 +212,12 @@ def test_same_key_with_another_request_is_refused(container):
 def test_retry_overtaken_by_its_twin_replays_the_twins_result(container, clock):
     key = Idempotency("req-1", "fingerprint-1")
     twin: list[CommandResult] = []
-    clock.interleave(lambda: twin.append(register(container, idempotency=key)))
+    clock.interleave(lambda: twin.append(register(container, "ana", idempotency=key)))
 
-    result = register(container, idempotency=key)
+    result = register(container, "ana", idempotency=key)  # finds the twin's handle taken
 
     assert result == replace(twin[0], replayed=True)
-    assert recorded_events(container) == 1
+    assert recorded_events(container) == 2  # Registered and its HandleReservation
 
 
 def test_concurrent_retries_with_one_key_record_once(container):
@@ -230,7 +233,7 @@ def test_concurrent_retries_with_one_key_record_once(container):
         assert len(results) == THREADS
         assert len({(r.id, r.version, r.position) for r in results}) == 1
         assert sum(not r.replayed for r in results) == 1
-    assert recorded_events(container) == ROUNDS  # one Registered per key
+    assert recorded_events(container) == 2 * ROUNDS  # one Registered (+ handle) per key
 
 
 def test_batch_retry_with_same_key_replays_the_first_batch(container):
@@ -418,7 +421,7 @@ def test_notifications_read_back_in_global_order_without_gaps(container):
     notifications = container.store.recorder.select_notifications(start=1, limit=10_000)
 
     assert [n.id for n in notifications] == list(range(1, container.head_position + 1))
-    assert container.head_position == 12
+    assert container.head_position == 14  # two registrations, each with its handle
     by_position = {n.id: (n.originator_id, n.originator_version) for n in notifications}
     for result in (creator, video, viewed, updated, decided):
         assert by_position[result.position] == (result.id, result.version)

@@ -71,8 +71,8 @@ def test_command_returns_id_version_and_increasing_position(client):
     )
     body = r.json()
     assert body["version"] == 1 and body["replayed"] is False
-    assert body["position"] == 2
-    assert r.headers["x-consistency-token"] == "2"
+    assert body["position"] == 3  # the registration recorded 1 (its handle) and 2
+    assert r.headers["x-consistency-token"] == "3"
 
 
 def test_openapi_docs_are_served(client):
@@ -235,7 +235,8 @@ def test_idempotent_retry_survives_a_restart(db_path):
         assert again.json()["id"] == first.json()["id"]
         assert again.json()["position"] == first.json()["position"]
         assert again.json()["replayed"] is True
-        assert client.get("/readyz").json()["checks"]["event_store"]["head_position"] == 1
+        head = client.get("/readyz").json()["checks"]["event_store"]["head_position"]
+        assert head == 2  # the creator and its handle's reservation
     finally:
         client.__exit__(None, None, None)
         container.close()

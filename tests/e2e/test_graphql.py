@@ -95,7 +95,7 @@ def test_a_token_the_projections_do_not_reach_is_a_clear_error_naming_the_lag(tm
             body = gql(client, "{ summary { creators } }", position)
             error = body["errors"][0]
             assert error["extensions"]["code"] == "CONSISTENCY_TIMEOUT"
-            assert error["extensions"]["lag"]["stats"] == 1
+            assert error["extensions"]["lag"]["stats"] == 2  # the creator and its handle
             assert body["data"] is None
             # Beyond the head (tests/e2e/test_graphql_hardening.py): refused at once.
             ahead = client.post(

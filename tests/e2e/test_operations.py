@@ -42,8 +42,9 @@ def test_metrics_show_projection_lag_moving_and_command_counters(tmp_path: Path)
             client.post(f"/v1/videos/{uuid.uuid4()}/likes", json={"viewer_id": str(uuid.uuid4())})
 
             before = scrape(client)
-            assert before[("reelpulse_projection_lag_events", (("projection", "stats"),))] == 4
-            assert before[("reelpulse_store_head_position", ())] == 4
+            # 5 events: the registration also reserved the creator's handle.
+            assert before[("reelpulse_projection_lag_events", (("projection", "stats"),))] == 5
+            assert before[("reelpulse_store_head_position", ())] == 5
             key = ("reelpulse_commands_total", (("command", "POST /v1/videos"), ("outcome", "ok")))
             assert before[key] >= 3
             assert (
@@ -55,7 +56,7 @@ def test_metrics_show_projection_lag_moving_and_command_counters(tmp_path: Path)
             container.run_projections_until_idle()
             after = scrape(client)
             assert after[("reelpulse_projection_lag_events", (("projection", "stats"),))] == 0
-            assert after[("reelpulse_projection_position", (("projection", "stats"),))] == 4
+            assert after[("reelpulse_projection_position", (("projection", "stats"),))] == 5
     finally:
         container.close()
 
@@ -77,7 +78,8 @@ def test_health_and_readiness(tmp_path: Path):
                 )
             not_ready = client.get("/readyz")
             assert not_ready.status_code == 503
-            assert not_ready.json()["checks"]["projections"]["lag"]["stats"] == 2
+            # Two registrations: two creators and their two handle reservations.
+            assert not_ready.json()["checks"]["projections"]["lag"]["stats"] == 4
             container.run_projections_until_idle()
             assert client.get("/readyz").status_code == 200
     finally:

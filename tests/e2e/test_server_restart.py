@@ -31,7 +31,7 @@ def test_idempotency_key_survives_kill_and_restart(tmp_path):
             httpx.get(f"http://127.0.0.1:{port}/readyz").json()["checks"]["event_store"][
                 "head_position"
             ]
-            == 1
+            == 2  # the creator and its handle's reservation
         )
     finally:
         proc.terminate()
