@@ -308,8 +308,9 @@ def test_openapi_documents_the_engagement_routes(calm):
         assert any(p["name"] == "idempotency-key" for p in post["parameters"])
     assert "watch_seconds" in schemas["RecordView"]["properties"]
     batch = spec["paths"]["/v1/engagement/batch"]["post"]
-    items = batch["requestBody"]["content"]["application/json"]["schema"]["properties"]["items"]
-    assert items["items"]["$ref"] == "#/components/schemas/BatchItem"
+    envelope, bare = batch["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    for items in (envelope["properties"]["items"], bare):  # {"items": [...]} or [...]
+        assert items["items"]["anyOf"][0]["$ref"] == "#/components/schemas/BatchItem"
     assert set(schemas["BatchItem"]["discriminator"]["mapping"]) == {
         "view", "like", "unlike", "share", "comment", "delete_comment", "follow", "unfollow",
     }  # fmt: skip
