@@ -2,12 +2,9 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from adapters.auth.policy import PUBLIC, allow
@@ -22,9 +19,8 @@ from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import RequestContextMiddleware
 from adapters.http.openapi import complete_document, document_models, public_operations
 from adapters.http.ops import install_ops
+from adapters.http.pages import install_pages
 from adapters.http.schemas import BODY_MODELS, ErrorResponse
-
-STATIC = Path(__file__).parent / "static"
 
 DESCRIPTION = """
 ReelPulse command API. Every command returns the aggregate id, its new version and
@@ -59,9 +55,10 @@ def create_app(
     error_responses: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 429)
     }
-    # FastAPIOffline: FastAPI with /docs and /redoc served from bundled files (FastAPI's own
-    # pages load Swagger UI, ReDoc and fonts from CDNs: ReelPulse must work offline).
+    # FastAPIOffline: FastAPI with /docs served from bundled files (FastAPI's own pages load
+    # Swagger UI, ReDoc and fonts from CDNs: ReelPulse must work offline); /redoc: pages.py.
     app = FastAPIOffline(
+        redoc_url=None,
         title="ReelPulse",
         version="0.1.0",
         description=DESCRIPTION,
@@ -90,13 +87,8 @@ def create_app(
     )
     mount_graphql(app, container, app.state.auth)
     install_ops(app, container)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_pages(app)  # /dashboard, /static, /favicon.ico, /redoc
     app.add_middleware(AllowHeaderMiddleware, routes=app.router.routes)
-
-    @app.get("/dashboard", include_in_schema=False, dependencies=[PUBLIC])
-    def dashboard() -> FileResponse:
-        """The live dashboard: a static page over the public GraphQL API."""
-        return FileResponse(STATIC / "dashboard.html")
 
     @app.get("/", tags=["meta"], dependencies=[PUBLIC])
     def index() -> dict[str, str]:

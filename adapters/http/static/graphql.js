@@ -3,6 +3,7 @@
 "use strict";
 const KEY_STORAGE = "reelpulse.apiKey";
 const $ = (id) => document.getElementById(id);
+const KEY_HOW = "the dev key `reelpulse serve` printed, or `reelpulse keys create --role admin`";
 $("key").value = localStorage.getItem(KEY_STORAGE) || "";
 
 const INTROSPECTION = `{ __schema { queryType { name } types { name kind description
@@ -25,7 +26,10 @@ async function run(query, variables) {
     let shown = text;
     try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { /* not JSON */ }
     $("result").textContent = shown;
-    $("status").textContent = `${response.status} in ${Math.round(performance.now() - started)} ms`;
+    const took = `${response.status} in ${Math.round(performance.now() - started)} ms`;
+    $("status").textContent = response.status === 401 || response.status === 403
+      ? `${took}: ${key ? "this API key is not accepted here" : "an API key is needed"}; ${KEY_HOW}`
+      : took;
     return text;
   } catch (e) {
     $("status").textContent = "failed: " + e;
@@ -61,6 +65,7 @@ async function listTypes() {
 }
 
 $("run").addEventListener("click", runQuery);
+$("headers").addEventListener("submit", (e) => { e.preventDefault(); runQuery(); });  // Enter in a field
 $("schema").addEventListener("click", listTypes);
 document.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) runQuery();
