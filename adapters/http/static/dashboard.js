@@ -3,19 +3,25 @@
 "use strict";
 
 const KEY_STORAGE = "reelpulse.apiKey";
-const state = { key: localStorage.getItem(KEY_STORAGE) || "", lastHead: null, lastAt: null, selected: null };
+const state = { key: localStorage.getItem(KEY_STORAGE) || "", samples: [], selected: null };
+// The summary subscription pushes after each commit of the stats projection only: the other
+// projections commit after it, and nothing is pushed once traffic stops. So the summary is
+// also read every NOW_EVERY_MS, and the ingest rate is the head's growth over the last
+// RATE_WINDOW_MS: lag and rate say what is true now (0 and 0 when the platform is quiet).
+const NOW_EVERY_MS = 2000;
+const RATE_WINDOW_MS = 5000;
 
 function authHeaders() {
   return state.key ? { Authorization: "Bearer " + state.key } : {};
 }
 
-async function gql(query, variables = {}) {
+async function gql(query, variables = {}, { quiet = false } = {}) {
   const r = await fetch("/graphql", {
     method: "POST",
     headers: { "content-type": "application/json", ...authHeaders() },
     body: JSON.stringify({ query, variables }),
   });
-  if (r.status === 401 || r.status === 403) { askForKey(); throw new Error("unauthorised"); }
+  if (r.status === 401 || r.status === 403) { if (!quiet) askForKey(); throw new Error("unauthorised"); }
   const body = await r.json();
   if (body.errors) throw new Error(body.errors.map((e) => e.message).join("; "));
   return body.data;
@@ -85,15 +91,29 @@ function renderSummary(s) {
   for (const el of document.querySelectorAll("#summary [data-k]")) {
     el.textContent = fmt.format(s[el.dataset.k]);
   }
-  const now = performance.now();
-  if (state.lastHead !== null && now > state.lastAt) {
-    const rate = ((s.headPosition - state.lastHead) / (now - state.lastAt)) * 1000;
-    document.getElementById("ingest-rate").textContent = fmt.format(Math.max(0, rate));
-  }
-  state.lastHead = s.headPosition; state.lastAt = now;
+  const rate = ingestRate(s.headPosition, performance.now());
+  if (rate !== null) document.getElementById("ingest-rate").textContent = fmt.format(rate);
   const lag = Object.entries(s.projectionPositions || {}).sort()
     .map(([name, pos]) => { const l = s.headPosition - pos; return `<span class="${l > 1000 ? "bad" : ""}">${esc(name)} ${fmt.format(l)}</span>`; });
   document.getElementById("lag").innerHTML = lag.join(" · ") || "–";
+}
+
+// Events per second over the last RATE_WINDOW_MS: from the newest sample back to the last
+// sample taken at or before the window's start (null until two samples span some time).
+function ingestRate(head, at) {
+  const samples = state.samples;
+  const last = samples[samples.length - 1];
+  samples.push({ head: last ? Math.max(head, last.head) : head, at });  // answers may cross
+  while (samples.length > 2 && samples[1].at <= at - RATE_WINDOW_MS) samples.shift();
+  const first = samples[0], newest = samples[samples.length - 1];
+  return newest.at > first.at ? ((newest.head - first.head) / (newest.at - first.at)) * 1000 : null;
+}
+
+async function readSummaryNow() {
+  try {
+    renderSummary((await gql(SUMMARY_NOW, {}, { quiet: true })).summary);
+  } catch (e) { /* shown by the connection status and the key form */ }
+  setTimeout(readSummaryNow, NOW_EVERY_MS);
 }
 
 function renderTrending(kind, items) {
@@ -105,11 +125,17 @@ function renderTrending(kind, items) {
   if (kind === "video") for (const li of ol.children) li.onclick = () => selectVideo(li.dataset.key);
 }
 
+// The queue is ordered by effectivePriority (the case's score moved by the risk model's
+// prediction), shown in the column marked aria-sort; the video by caption and short id.
+const order = new Intl.NumberFormat("en", { minimumFractionDigits: 2, maximumFractionDigits: 2, useGrouping: false });
 function renderQueue(conn) {
   const tbody = document.querySelector("#queue tbody");
   tbody.innerHTML = conn.edges.map(({ node: c }) =>
-    `<tr data-video="${esc(c.videoId)}"><td><span class="pill ${esc(c.priority)}">${esc(c.priority)}</span></td><td>${fmt.format(c.priorityScore)}</td><td>${c.reports}</td><td>${fmt.format(c.maxFlagScore)}</td><td>${fmt.format(c.reach)}</td><td>${esc(c.videoId.slice(0, 8))}</td></tr>`).join("")
-    || `<tr><td colspan="6" class="muted">no open cases</td></tr>`;
+    `<tr data-video="${esc(c.videoId)}"><td><span class="pill ${esc(c.priority)}">${esc(c.priority)}</span></td>`
+    + `<td class="order">${order.format(c.effectivePriority)}</td><td>${fmt.format(c.priorityScore)}</td>`
+    + `<td>${c.risk === null ? "–" : fmt.format(c.risk * 100) + "%"}</td><td>${c.reports}</td><td>${fmt.format(c.maxFlagScore)}</td><td>${fmt.format(c.reach)}</td>`
+    + `<td class="video">${c.video && c.video.caption ? esc(c.video.caption) + " " : ""}<span class="muted">${esc(c.videoId.slice(0, 8))}</span></td></tr>`).join("")
+    || `<tr><td colspan="8" class="muted">no open cases</td></tr>`;
   for (const tr of tbody.querySelectorAll("tr[data-video]")) tr.onclick = () => selectVideo(tr.dataset.video);
 }
 
@@ -140,9 +166,11 @@ function renderDetailStats(s) {
 }
 
 // -- wiring -------------------------------------------------------------------------------------
-const SUMMARY = `subscription { summary { creators videos views likes watchHours openCases headPosition projectionPositions } }`;
+const SUMMARY_FIELDS = "creators videos views likes watchHours openCases headPosition projectionPositions";
+const SUMMARY = `subscription { summary { ${SUMMARY_FIELDS} } }`;
+const SUMMARY_NOW = `query DashboardSummary { summary { ${SUMMARY_FIELDS} } }`;
 const TRENDING = (kind) => `subscription { trending(kind: ${kind}, window: HOUR, first: 10) { key views series(minutes: 60) ${kind === "VIDEO" ? "video { caption }" : ""} } }`;
-const QUEUE = `subscription { moderationQueue(first: 10) { edges { node { id videoId priority priorityScore reports maxFlagScore reach } } } }`;
+const QUEUE = `subscription { moderationQueue(first: 10) { edges { node { id videoId priority effectivePriority priorityScore risk reports maxFlagScore reach video { caption } } } } }`;
 
 document.getElementById("key").value = state.key;
 document.getElementById("key-form").onsubmit = (e) => {
@@ -158,3 +186,4 @@ for (const kind of ["VIDEO", "HASHTAG", "SOUND"]) {
   subs.subscribe(TRENDING(kind), {}, (d) => renderTrending(kind.toLowerCase(), d.trending));
 }
 subs.subscribe(QUEUE, {}, (d) => renderQueue(d.moderationQueue));
+readSummaryNow();
