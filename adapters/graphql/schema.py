@@ -91,7 +91,7 @@ class TrendingItem:
         )
         return [views for _, views in points]
 
-    @strawberry.field(description="The video, for kind VIDEO")
+    @strawberry.field(description="A video with its stats and creator (null if unknown)")
     async def video(self, info: Info[GraphQLContext, None]) -> Video | None:
         if self.kind is not TrendingKind.VIDEO:
             return None
@@ -222,7 +222,9 @@ async def _queue(
 
 @strawberry.type
 class Query(IntelligenceQuery):
-    @strawberry.field
+    @strawberry.field(
+        description="A video with its stats, creator and moderation case (null if unknown)"
+    )
     async def video(self, info: Info[GraphQLContext, None], id: UUID) -> Video | None:
         found = await info.context.loaders["video"].load(id)
         return Video.of(found) if found else None
@@ -242,7 +244,7 @@ class Query(IntelligenceQuery):
         )
         return await video_connection(info, flt, VideoOrder(order_by.value), first, after)
 
-    @strawberry.field
+    @strawberry.field(description="A creator with their totals and videos (null if unknown)")
     async def creator(self, info: Info[GraphQLContext, None], id: UUID) -> Creator | None:
         found = await info.context.loaders["creator"].load(id)
         return Creator.of(found) if found else None
@@ -272,7 +274,10 @@ class Query(IntelligenceQuery):
     ) -> ModerationCaseConnection:
         return await _queue(info, status, first, after)
 
-    @strawberry.field
+    @strawberry.field(
+        description="A moderation case: status, priority, reports, flag score, reach, "
+        "outcome (null if unknown)"
+    )
     async def moderation_case(
         self, info: Info[GraphQLContext, None], id: UUID
     ) -> ModerationCase | None:
@@ -300,7 +305,10 @@ class Query(IntelligenceQuery):
             for s in sessions
         ]
 
-    @strawberry.field
+    @strawberry.field(
+        description="Platform totals (creators, videos, engagement, watch hours, "
+        "open cases) and the store head"
+    )
     async def summary(self, info: Info[GraphQLContext, None]) -> Summary:
         return await _summary(info)
 
