@@ -56,6 +56,8 @@ class KeyResolver:
             return stream
         if module == "domain.engagement":
             return payload_uuid(n, "video_id", payload) or stream
+        if module == "domain.handle":  # one event per stream: beside its creator's events
+            return payload_uuid(n, "creator_id", payload) or stream
         field_name = "creator_id" if module == "domain.following" else "video_id"
         if n.originator_version == 1:
             key = payload_uuid(n, field_name, payload) or stream
