@@ -79,23 +79,28 @@ def drive_application(
     stats, started = DriveStats(), time.perf_counter()
     for command in commands:
         stats.commands += 1
-        if isinstance(command, EngagementBatch):
-            _ingest(container, command, stats)
-        else:
-            try:
-                _apply(container, command)
-            except DomainError as e:
-                stats.count("rejected", e.code)
-            else:
-                stats.count("recorded")
-            if isinstance(command, DecideCase | ResolveAppeal):
-                stats.policy_events += container.run_policies_until_idle()
+        apply_one(container, command, stats)
+        if isinstance(command, DecideCase | ResolveAppeal):
+            stats.policy_events += container.run_policies_until_idle()
         if progress is not None:
             progress(_size(command))
     stats.policy_events += container.run_policies_until_idle()
     stats.position = container.head_position
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def apply_one(container: Container, command: Command, stats: DriveStats) -> None:
+    """Apply one command through the applications, counting its items in `stats`."""
+    if isinstance(command, EngagementBatch):
+        _ingest(container, command, stats)
+        return
+    try:
+        _apply(container, command)
+    except DomainError as e:
+        stats.count("rejected", e.code)
+    else:
+        stats.count("recorded")
 
 
 def _ingest(container: Container, batch: EngagementBatch, stats: DriveStats) -> None:

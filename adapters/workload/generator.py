@@ -29,7 +29,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -144,6 +144,10 @@ class _Simulation:
         self.client_ids = 0
         self.bursts: list[BotBurst] = []
         self.waves: list[ReportWave] = []
+        self.client_prefix = f"wl{config.seed}"  # live traffic uses its own (live.py)
+        # Seconds from midnight UTC to the start: the daily cycle follows the real hour.
+        midnight = config.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.day_offset = (config.start - midnight).total_seconds()
 
     # helpers ---------------------------------------------------------------------------
     def uuid(self) -> UUID:
@@ -164,7 +168,7 @@ class _Simulation:
                 return
             kw["video_id"] = self.videos[video].id
         self.client_ids += 1
-        kw["client_event_id"] = f"wl{self.config.seed}-{self.client_ids}"
+        kw["client_event_id"] = f"{self.client_prefix}-{self.client_ids}"
         self.emit(t, Signal, **kw)
         if redeliverable and self.rng.random() < self.config.redelivery_rate:
             again = t + self.rng.uniform(1.0, 120.0)  # a client retry after a lost ack
@@ -265,7 +269,7 @@ class _Simulation:
         old outcome draw (harmful = restrict or remove, 75 %), and what it shapes (which
         reports are kept, their reasons, the flag score) is drawn from `self.mod`.
         """
-        rng, mod = self.rng, self.mod
+        rng = self.rng
         candidates = [i for i, v in enumerate(self.videos) if v.published < self.horizon - 8 * 3600]
         moderators = [self.uuid() for _ in range(8)]
         self.moderators = moderators
@@ -278,69 +282,75 @@ class _Simulation:
             video = self.videos[index]
             latest = min(video.published + 2 * DAY, self.horizon - 7 * 3600)
             start = rng.uniform(video.published + 1800.0, max(video.published + 1800.0, latest))
-            reason = rng.choice(WAVE_REASONS)
-            reporters = rng.sample(self.viewers, min(len(self.viewers), rng.randint(15, 60)))
-            times = []
-            for _reporter in reporters:
-                other = rng.random() < 0.25
-                times.append(start + rng.uniform(0.0, 3600.0))
-                if other:
-                    rng.choice(REASONS)  # the old off-reason draw, kept for the sequence
-            flagged_at = start + rng.uniform(0.0, 1800.0)
-            rng.uniform(0.55, 0.99)  # the old flag score draw, kept for the sequence
-            # The first wave always ends in a standing removal, so every run exercises it.
-            outcome = (
-                "remove"
-                if n == 0
-                else rng.choices(("remove", "restrict", "keep"), weights=(45, 30, 25))[0]
-            )
-            harmful = outcome != "keep"
-            kept = 0
-            for reporter, t in zip(reporters, times, strict=True):
-                if not harmful and mod.random() >= BENIGN_REPORTERS_KEPT:
-                    continue
-                off = mod.random() < OFF_REASON_SHARE[harmful]
-                said = mod.choice(REASONS) if off else reason
-                self.emit(t, ReportVideo, video_id=video.id, reporter_id=reporter, reason=said)
-                kept += 1
-            low, high = FLAG_SCORES[harmful]
-            self.emit(
-                flagged_at,
-                AutoFlagVideo,
-                video_id=video.id,
-                model="vision-safety-v3",
-                score=round(mod.uniform(low, high), 3),
-                reasons=(reason if harmful or mod.random() < 0.5 else mod.choice(REASONS),),
-            )
-            decided = start + 3600.0 + rng.uniform(600.0, 3 * 3600.0)
-            case_id = ModerationCase.create_id(video.id)
-            self.emit(
-                decided,
-                DecideCase,
-                case_id=case_id,
-                video_id=video.id,
-                moderator_id=rng.choice(moderators),
-                outcome=outcome,
-                policy=f"community-guidelines/{reason}",
-                note=f"{kept} reports",
-            )
-            if outcome != "keep":
-                video.changes.append((decided, "removed" if outcome == "remove" else "restricted"))
-            creator_id = self.creators[video.creator].id
-            window = (self.at(start), self.at(start + 3600.0))
-            wave = ReportWave(
-                video.id,
-                case_id,
-                creator_id,
-                *window,
-                kept,
-                reason,
-                outcome,
-                self.at(decided),
-            )
-            if outcome != "keep" and n > 0 and rng.random() < 0.5:
-                wave = self.appeal(wave, video, decided, moderators)
-            self.waves.append(wave)
+            self.report_wave(n, index, start, moderators)
+
+    def report_wave(self, n: int, index: int, start: float, moderators: list[UUID]) -> None:
+        """Wave `n` on video `index` from `start` on: reports within an hour, a model flag,
+        a moderator's decision a few hours later, maybe an appeal (wave 0: a removal)."""
+        rng, mod, video = self.rng, self.mod, self.videos[index]
+        reason = rng.choice(WAVE_REASONS)
+        reporters = rng.sample(self.viewers, min(len(self.viewers), rng.randint(15, 60)))
+        times = []
+        for _reporter in reporters:
+            other = rng.random() < 0.25
+            times.append(start + rng.uniform(0.0, 3600.0))
+            if other:
+                rng.choice(REASONS)  # the old off-reason draw, kept for the sequence
+        flagged_at = start + rng.uniform(0.0, 1800.0)
+        rng.uniform(0.55, 0.99)  # the old flag score draw, kept for the sequence
+        # The first wave always ends in a standing removal, so every run exercises it.
+        outcome = (
+            "remove"
+            if n == 0
+            else rng.choices(("remove", "restrict", "keep"), weights=(45, 30, 25))[0]
+        )
+        harmful = outcome != "keep"
+        kept = 0
+        for reporter, t in zip(reporters, times, strict=True):
+            if not harmful and mod.random() >= BENIGN_REPORTERS_KEPT:
+                continue
+            off = mod.random() < OFF_REASON_SHARE[harmful]
+            said = mod.choice(REASONS) if off else reason
+            self.emit(t, ReportVideo, video_id=video.id, reporter_id=reporter, reason=said)
+            kept += 1
+        low, high = FLAG_SCORES[harmful]
+        self.emit(
+            flagged_at,
+            AutoFlagVideo,
+            video_id=video.id,
+            model="vision-safety-v3",
+            score=round(mod.uniform(low, high), 3),
+            reasons=(reason if harmful or mod.random() < 0.5 else mod.choice(REASONS),),
+        )
+        decided = start + 3600.0 + rng.uniform(600.0, 3 * 3600.0)
+        case_id = ModerationCase.create_id(video.id)
+        self.emit(
+            decided,
+            DecideCase,
+            case_id=case_id,
+            video_id=video.id,
+            moderator_id=rng.choice(moderators),
+            outcome=outcome,
+            policy=f"community-guidelines/{reason}",
+            note=f"{kept} reports",
+        )
+        if outcome != "keep":
+            video.changes.append((decided, "removed" if outcome == "remove" else "restricted"))
+        creator_id = self.creators[video.creator].id
+        window = (self.at(start), self.at(start + 3600.0))
+        wave = ReportWave(
+            video.id,
+            case_id,
+            creator_id,
+            *window,
+            kept,
+            reason,
+            outcome,
+            self.at(decided),
+        )
+        if outcome != "keep" and n > 0 and rng.random() < 0.5:
+            wave = self.appeal(wave, video, decided, moderators)
+        self.waves.append(wave)
 
     def appeal(
         self, wave: ReportWave, video: _Video, decided: float, moderators: list[UUID]
@@ -394,29 +404,34 @@ class _Simulation:
             self.special.add(index)
             video = self.videos[index]
             start = rng.uniform(video.published + 600.0, self.horizon - 900.0)
-            length = rng.uniform(120.0, 600.0)
-            bots = tuple(self.uuid() for _ in range(rng.randint(5, 20)))
-            views = rng.randint(150, 400)
-            device = rng.choice(("android", "web"))
-            for _ in range(views):
-                bot, t = rng.choice(bots), start + rng.uniform(0.0, length)
-                watch = round(rng.uniform(0.2, min(1.5, video.duration * 0.5)), 2)
-                self.signal(
-                    t,
-                    index,
-                    redeliverable=False,
-                    kind="view",
-                    viewer_id=bot,
-                    watch_seconds=watch,
-                    completed=False,
-                    traffic_source="other",
-                    device=device,
-                )
-            for bot in bots:  # like farming: each bot likes once, if at all
-                if rng.random() < 0.5:
-                    self.like(bot, index, start + rng.uniform(1.0, length))
-            end = self.at(start + length)
-            self.bursts.append(BotBurst(video.id, self.at(start), end, bots, views))
+            self.bot_burst(index, start)
+
+    def bot_burst(self, index: int, start: float) -> None:
+        """Bots firing hundreds of near-zero views at video `index` from `start` on."""
+        rng, video = self.rng, self.videos[index]
+        length = rng.uniform(120.0, 600.0)
+        bots = tuple(self.uuid() for _ in range(rng.randint(5, 20)))
+        views = rng.randint(150, 400)
+        device = rng.choice(("android", "web"))
+        for _ in range(views):
+            bot, t = rng.choice(bots), start + rng.uniform(0.0, length)
+            watch = round(rng.uniform(0.2, min(1.5, video.duration * 0.5)), 2)
+            self.signal(
+                t,
+                index,
+                redeliverable=False,
+                kind="view",
+                viewer_id=bot,
+                watch_seconds=watch,
+                completed=False,
+                traffic_source="other",
+                device=device,
+            )
+        for bot in bots:  # like farming: each bot likes once, if at all
+            if rng.random() < 0.5:
+                self.like(bot, index, start + rng.uniform(1.0, length))
+        end = self.at(start + length)
+        self.bursts.append(BotBurst(video.id, self.at(start), end, bots, views))
 
     def like(self, viewer: UUID, video: int, t: float) -> None:
         if (viewer, video) in self.liked:
@@ -427,28 +442,31 @@ class _Simulation:
             self.signal(t + self.rng.uniform(1.0, 30.0), video, kind="unlike", viewer_id=viewer)
 
     def organic_traffic(self) -> None:
-        rng, cfg = self.rng, self.config
+        cfg = self.config
         order, published = self.by_publish, 0  # order[:published]: published by slot start
         for slot in range(int(cfg.days * DAY / SLOT)):
             t0 = slot * SLOT
             while published < len(order) and self.videos[order[published]].published < t0:
                 published += 1
-            hour = (t0 / 3600.0) % 24
-            lam = (
-                cfg.views_per_day
-                * SLOT
-                / DAY
-                * (1 + cfg.diurnal_amplitude * math.sin(2 * math.pi * (hour - 14) / 24))
-            )
-            count = self.poisson(lam)
-            eligible, weights = self.eligible(order[:published], t0)
-            if not count or not eligible:
-                continue
-            picks = rng.choices(eligible, cum_weights=weights, k=count)
-            watchers = rng.choices(self.viewers, cum_weights=self.viewer_cum, k=count)
-            for video, viewer in zip(picks, watchers, strict=True):
-                self.view(viewer, video, t0 + rng.uniform(0.0, SLOT))
-            self.background_moderation(count, eligible, weights, t0)
+            count = self.poisson(cfg.views_per_day * SLOT / DAY * self.diurnal(t0))
+            self.traffic(order[:published], t0, SLOT, count)
+
+    def diurnal(self, t: float) -> float:
+        """The traffic factor at `t`: a sinusoid over the UTC hour of day, peak at 20:00."""
+        hour = ((self.day_offset + t) / 3600.0) % 24
+        return 1 + self.config.diurnal_amplitude * math.sin(2 * math.pi * (hour - 14) / 24)
+
+    def traffic(self, published: list[int], t0: float, length: float, count: int) -> None:
+        """`count` views (and what follows them) spread over [t0, t0 + length)."""
+        rng = self.rng
+        eligible, weights = self.eligible(published, t0)
+        if not count or not eligible:
+            return
+        picks = rng.choices(eligible, cum_weights=weights, k=count)
+        watchers = rng.choices(self.viewers, cum_weights=self.viewer_cum, k=count)
+        for video, viewer in zip(picks, watchers, strict=True):
+            self.view(viewer, video, t0 + rng.uniform(0.0, length))
+        self.background_moderation(count, eligible, weights, t0)
 
     def eligible(self, published: list[int], t: float) -> tuple[list[int], list[float]]:
         videos, cum, total = [], [], 0.0

@@ -1,7 +1,8 @@
 """The workload generator: deterministic, realistic in shape, and drivable end to end."""
 
 from collections import Counter
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,6 +18,7 @@ from adapters.workload import (
     drive_http,
     generate,
 )
+from commands.engagement import Signal
 from domain.video import VideoStatus
 
 SMALL = WorkloadConfig(seed=11, days=2).scale(0.2)
@@ -168,3 +170,91 @@ def test_the_http_driver_posts_the_same_commands_as_json(small):
         if path == "/v1/creators":
             assert set(body) == {"creator_id", "handle", "display_name", "region", "occurred_at"}
             assert body["occurred_at"].startswith("2026-03-0")
+
+
+# -- the demo: a history that ends now, then live traffic on the same model ------------------
+NOW = datetime(2026, 12, 6, 15, 41, 7, 250_000, tzinfo=UTC)
+
+
+def _events(commands) -> list:
+    """Every signal and every other command, in order."""
+    out = []
+    for command in commands:
+        out.extend(command.signals if isinstance(command, EngagementBatch) else [command])
+    return out
+
+
+def test_the_demo_history_ends_when_it_is_loaded():
+    from adapters.workload.live import demo_config
+
+    config = demo_config(42, 2, NOW)
+    times = [e.occurred_at for e in _events(generate(config).commands)]
+    assert config.end == NOW.replace(microsecond=0)
+    assert NOW - timedelta(days=2, seconds=1) <= times[0]
+    assert NOW - timedelta(minutes=30) < times[-1] < NOW  # the last half hour is busy too
+
+
+def test_the_daily_cycle_follows_the_utc_hour_whenever_the_demo_starts():
+    from adapters.workload.live import demo_config
+
+    for now in (NOW, NOW.replace(hour=3)):
+        views = Counter(
+            e.occurred_at.hour
+            for e in _events(generate(demo_config(5, 3, now)).commands)
+            if getattr(e, "kind", None) == "view"
+        )
+        assert sum(views[h] for h in (18, 19, 20, 21, 22)) > 2 * sum(
+            views[h] for h in (6, 7, 8, 9, 10)
+        ), views
+
+
+def _live(salt: str, seconds: float, *, rate: float = 20, diurnal: float = 0.0):
+    from adapters.workload.live import LiveStream, demo_config
+
+    config = replace(demo_config(42, 1, NOW), diurnal_amplitude=diurnal)
+    stream = LiveStream(config, events_per_second=rate, salt=salt)
+    end = config.days * 86_400.0
+    return config, stream, _events(stream.until(end + seconds))
+
+
+def test_live_traffic_keeps_its_pace_and_continues_the_history():
+    config, stream, events = _live("a", 600)
+    assert 0.75 * 20 * 600 < len(events) < 1.25 * 20 * 600
+    times = [e.occurred_at for e in events]
+    assert times == sorted(times) and config.end <= times[0]
+    history = generate(config)
+    # The same population: the history's creators, videos and viewers (plus new uploads).
+    known_videos = {c.video_id for c in history.commands if isinstance(c, PublishVideo)}
+    known_videos |= {e.video_id for e in events if isinstance(e, PublishVideo)}
+    assert {e.video_id for e in events if getattr(e, "video_id", None)} <= known_videos
+    creators = {c.creator_id for c in history.commands if isinstance(c, RegisterCreator)}
+    assert {e.creator_id for e in events if isinstance(e, PublishVideo)} <= creators
+
+    def organic(signals) -> set:  # viewers, not bots (whose views come from "other")
+        return {e.viewer_id for e in signals if e.kind == "view" and e.traffic_source != "other"}
+
+    live_viewers = organic(e for e in events if isinstance(e, Signal))
+    history_viewers = organic(history.signals())
+    assert live_viewers | history_viewers <= set(stream.sim.viewers)
+    assert len(live_viewers & history_viewers) > 0.5 * len(live_viewers)
+    ids = [e.client_event_id for e in events if getattr(e, "client_event_id", None)]
+    assert not set(ids) & {s.client_event_id for s in history.signals()}
+
+
+def test_live_traffic_tells_the_same_stories_as_the_history():
+    _, _, events = _live("b", 1800, rate=40)
+    kinds = Counter(getattr(e, "kind", type(e).__name__) for e in events)
+    for kind in ("view", "like", "share", "comment", "follow", "ReportVideo", "AutoFlagVideo",
+                 "PublishVideo"):  # fmt: skip
+        assert kinds[kind] > 0, kinds
+    bot_views = [e for e in events if getattr(e, "traffic_source", None) == "other"
+                 and e.kind == "view" and e.watch_seconds <= 1.5]  # fmt: skip
+    assert len(bot_views) > 150  # at least one burst
+    # Moderators decide hours after a wave (as in the history), and keep the queue moving.
+    _, _, slow = _live("b", 4 * 3600, rate=2)
+    assert any(isinstance(e, DecideCase) for e in slow)
+
+
+def test_the_same_salt_gives_the_same_live_traffic_another_salt_other_traffic():
+    assert _live("c", 120)[2] == _live("c", 120)[2]
+    assert _live("c", 120)[2] != _live("d", 120)[2]
