@@ -2,7 +2,7 @@
 
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,9 +13,13 @@ from adapters.cli_erasure import app as forget_app
 from adapters.cli_keys import app as keys_app
 from adapters.cli_projections import app as projections_app
 from adapters.cli_replay import export_cmd, replay_cmd
-from adapters.cli_support import open_container
+from adapters.cli_support import help_layout, open_container, port_problem, printable_url
 from adapters.runtime import tune_gc
 from adapters.settings import Settings
+
+if TYPE_CHECKING:
+    from adapters.workload import WorkloadConfig
+    from adapters.workload.live import LiveTraffic
 
 app = typer.Typer(
     help="ReelPulse: event-sourced engagement and moderation analytics for short-video "
@@ -31,7 +35,9 @@ app.command("replay")(replay_cmd)
 app.add_typer(projections_app, name="projections")
 app.add_typer(forget_app, name="forget")
 app.add_typer(keys_app, name="keys")
-console = Console(stderr=True)
+# soft_wrap: lines are never broken or cut by rich (a pipe would get 80 columns), so URLs,
+# keys and names stay whole; a terminal wraps long lines itself.
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _open(settings: Settings) -> Container:
@@ -39,15 +45,15 @@ def _open(settings: Settings) -> Container:
 
 
 def _load_demo(
-    container: Container | None, *, seed: int, days: int, url: str | None = None
+    container: Container | None, config: "WorkloadConfig", url: str | None = None
 ) -> None:
     """Load the demo workload into `container`, or send it to the REST API at `url`."""
     import httpx
 
-    from adapters.workload import WorkloadConfig, drive_application, drive_http, generate
+    from adapters.workload import drive_application, drive_http, generate
 
     started = time.perf_counter()
-    workload = generate(WorkloadConfig(seed=seed, days=days))
+    workload = generate(config)
     with Progress(
         TextColumn("[bold]loading demo workload"),
         BarColumn(),
@@ -73,7 +79,10 @@ def _load_demo(
         else:
             assert container is not None
             stats = drive_application(container, workload.commands, progress=advance)
-    console.print(f"demo loaded (seed {seed}, {days:g} simulated days): {stats.summary()}")
+    console.print(
+        f"demo loaded (seed {config.seed}, {config.days:g} simulated days ending "
+        f"{config.end:%Y-%m-%d %H:%M:%S} UTC): {stats.summary()}"
+    )
 
 
 def _catch_up(container: Container) -> None:
@@ -111,34 +120,47 @@ def serve(
     demo: Annotated[bool, typer.Option(help="Load demo data first if the store is empty")] = False,
     demo_days: Annotated[int, typer.Option(help="Simulated days of demo data", min=1)] = 1,
     seed: Annotated[int, typer.Option(help="Demo workload seed")] = 42,
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="With --demo: keep generated traffic flowing while serving, at "
+            "REELPULSE_DEMO_LIVE_EVENTS_PER_SECOND (default 20)"
+        ),
+    ] = True,
 ) -> None:
     """Serve the REST command API (OpenAPI docs at /docs) with uvicorn (REELPULSE_SERVER:
-    uvicorn or granian)."""
+    uvicorn or granian).
+
+    Exits 2 at once, before loading anything, if the port is taken (one line: use --port)."""
     from adapters import servers
     from adapters.http.app import create_app
 
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
+    if (problem := port_problem(host, port)) is not None:
+        console.print(problem, markup=False, highlight=False)
+        raise typer.Exit(2)
     container = _open(settings)
-    if demo and container.head_position == 0:
-        _load_demo(container, seed=seed, days=demo_days)
-        if settings.projections_in_process:
-            _catch_up(container)  # so the demo's read models are complete when serving starts
-    base = f"http://{host}:{port}"
-    console.print(f"[bold green]ReelPulse[/bold green] on {settings.database_url}")
-    console.print(f"  REST API:   {base}/v1  (OpenAPI docs: {base}/docs)")
-    console.print(f"  dashboard:  {base}/dashboard")
-    page = "  (query page: open it in a browser)" if settings.development else ""
-    console.print(f"  GraphQL:    {base}/graphql{page}")
-    console.print(f"  health:     {base}/healthz, {base}/readyz; metrics: {base}/metrics")
-    from adapters.auth.dev import ensure_dev_key
+    stream = None
+    if demo:
+        from datetime import UTC, datetime
 
-    if (dev_key := ensure_dev_key(container)) is not None:
-        console.print(f"  dev API key: [bold]{dev_key}[/bold]  (admin, X-API-Key; shown once)")
+        from adapters.workload.live import demo_config
+
+        config = demo_config(seed, demo_days, datetime.now(UTC))
+        if container.head_position == 0:
+            _load_demo(container, config)
+            if settings.projections_in_process:
+                _catch_up(container)  # so the demo's read models are complete when serving
+        if live and settings.demo_live_events_per_second > 0:
+            stream = _live_traffic(container, config, settings.demo_live_events_per_second)
+    _banner(container, host, port, stream)
     from adapters.observability.logging import configure_logging
 
     configure_logging(settings.log_level, json=settings.log_json)
+    if stream is not None:
+        stream.start()
     try:
         servers.run(
             create_app(container),
@@ -148,7 +170,54 @@ def serve(
             log_level=settings.log_level,
         )
     finally:
+        if stream is not None:
+            console.print(f"demo live traffic stopped: {stream.stop().summary()}")
         container.close()
+
+
+def _live_traffic(
+    container: Container, config: "WorkloadConfig", events_per_second: float
+) -> "LiveTraffic | None":
+    """The demo's live stream, continuing `config`'s history; None (said why) when the
+    store does not hold that demo (another seed or --demo-days, or no demo at all)."""
+    from adapters.workload.live import LiveStream, LiveTraffic
+
+    # The head position salts the stream: a restart sends new traffic, not a replay.
+    stream = LiveStream(
+        config, events_per_second=events_per_second, salt=str(container.head_position)
+    )
+    if stream.sim.creators[0].id not in container.content.repository:
+        console.print(
+            f"demo live traffic off: the store does not hold the demo of seed {config.seed} "
+            f"over {config.days} days (serve --demo with the --seed and --demo-days it was "
+            "loaded with)"
+        )
+        return None
+    return LiveTraffic(container, stream)
+
+
+def _banner(container: Container, host: str, port: int, stream: "LiveTraffic | None") -> None:
+    """Where everything is: one line each, never cut (the console soft-wraps)."""
+    from rich.markup import escape
+
+    from adapters.auth.dev import dev_key_line
+
+    settings = container.settings
+    base = f"http://{host}:{port}"
+    console.print(
+        f"[bold green]ReelPulse[/bold green] on {escape(printable_url(settings.database_url))}"
+    )
+    console.print(f"  REST API:   {base}/v1  (OpenAPI docs: {base}/docs)")
+    console.print(f"  dashboard:  {base}/dashboard")
+    page = "  (query page: open it in a browser)" if settings.development else ""
+    console.print(f"  GraphQL:    {base}/graphql{page}")
+    console.print(f"  health:     {base}/healthz, {base}/readyz; metrics: {base}/metrics")
+    if stream is not None:
+        console.print(
+            f"  demo:       live traffic, about {settings.demo_live_events_per_second:g} events/s "
+            "(--no-live or REELPULSE_DEMO_LIVE_EVENTS_PER_SECOND=0 turn it off)"
+        )
+    console.print(f"  {escape(dev_key_line(container))}")
 
 
 @app.command("demo")
@@ -163,14 +232,19 @@ def demo_cmd(
         ),
     ] = None,
 ) -> None:
-    """Generate a deterministic workload (virtual clock, seeded) and load it through the
-    application layer, or through the REST API with --url."""
+    """Generate a deterministic workload (seeded; its simulated days end now) and load it
+    through the application layer, or through the REST API with --url."""
+    from datetime import UTC, datetime
+
+    from adapters.workload.live import demo_config
+
+    config = demo_config(seed, days, datetime.now(UTC))
     if url is not None:
-        _load_demo(None, seed=seed, days=days, url=url)
+        _load_demo(None, config, url=url)
         return
     container = _open(Settings())
     try:
-        _load_demo(container, seed=seed, days=days)
+        _load_demo(container, config)
     finally:
         container.close()
 
@@ -428,7 +502,12 @@ def kafka_project(
 
 
 def main() -> None:
+    import shutil
+
     tune_gc()
+    # Help that never cuts a word or name: rich panels on a wide terminal, else plain.
+    app.rich_markup_mode, context = help_layout(sys.stdout, shutil.get_terminal_size().columns)
+    app.info.context_settings = {**(app.info.context_settings or {}), **context}
     try:
         app()
     except KeyboardInterrupt:

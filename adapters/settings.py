@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     alert_actions_poll_seconds: float = Field(
         2.0, gt=0, description="How often the alert-action worker looks for pending actions"
     )
+    demo_live_events_per_second: float = Field(
+        20.0,
+        ge=0,
+        le=10_000,
+        description="Live generated traffic `serve --demo` sends through the applications "
+        "with event time now, in events per second on average (the demo's daily cycle shapes "
+        "it); 0 = off (as `serve --demo --no-live`)",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error")
     log_json: bool = Field(True, description="Structured JSON logs (false: plain text)")
     readiness_max_lag_events: int = Field(
