@@ -213,6 +213,7 @@ class LiveTraffic:
             if self._thread.is_alive():
                 log.error("demo live traffic did not stop within %.0f s", timeout)
             self.stats.seconds = time.monotonic() - self._started
+            self.stats.position = self.container.head_position
         return self.stats
 
     def _run(self, origin: float) -> None:

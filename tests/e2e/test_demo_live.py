@@ -186,6 +186,7 @@ def test_stopping_the_stream_ends_its_writes():
         assert not live.running
         stopped_at = container.head_position
         assert stats.recorded > 0 and stats.rejected_fraction < 0.05, stats.rejections
+        assert stats.position == container.head_position
         # Ten ticks later: still nothing new (the thread is gone, not just paused).
         watch_until = time.monotonic() + 0.5
         while time.monotonic() < watch_until:
