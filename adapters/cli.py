@@ -142,6 +142,9 @@ def serve(
         console.print(problem, markup=False, highlight=False)
         raise typer.Exit(2)
     container = _open(settings)
+    # Handles of creators registered before handles were reserved: reserved once per store
+    # now, not in the first registration a client sends (docs/architecture.md).
+    container.content.reserve_existing_handles()
     stream = None
     if demo:
         from datetime import UTC, datetime

@@ -197,7 +197,7 @@ class _Simulation:
         for i in range(self.config.creators):
             creator = _Creator(self.uuid(), rng.paretovariate(1.16), rng.uniform(0.0, 1800.0))
             self.creators.append(creator)
-            handle, name = _handle(rng, i)
+            handle, name = _handle(rng, i, self.config.seed)
             self.emit(
                 creator.registered,
                 RegisterCreator,

@@ -112,9 +112,13 @@ def _pick(rng: random.Random, items: tuple[str, ...], cum: tuple[float, ...]) ->
     return items[bisect.bisect(cum, rng.random() * cum[-1])]
 
 
-def _handle(rng: random.Random, index: int) -> tuple[str, str]:
+def _handle(rng: random.Random, index: int, seed: int | str = "") -> tuple[str, str]:
+    """A handle unique per creator index and seed (handles are unique in a store: two
+    seeds loaded into one store must not collide), at most 24 characters: the index and
+    seed are kept whole, the words shortened to fit."""
     first, second = rng.choice(_WORDS), rng.choice(_WORDS)
-    return f"{first}.{second}{index}"[:24], f"{first.title()} {second.title()}"
+    tail = f"{index}_{abs(int(seed))}" if seed != "" else str(index)
+    return f"{first}.{second}"[: 24 - len(tail)] + tail, f"{first.title()} {second.title()}"
 
 
 def _region(rng: random.Random) -> str:

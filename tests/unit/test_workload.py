@@ -258,3 +258,20 @@ def test_live_traffic_tells_the_same_stories_as_the_history():
 def test_the_same_salt_gives_the_same_live_traffic_another_salt_other_traffic():
     assert _live("c", 120)[2] == _live("c", 120)[2]
     assert _live("c", 120)[2] != _live("d", 120)[2]
+
+
+def test_handles_are_valid_and_unique_across_seeds():
+    """Handles are unique in a store (domain/handle.py): two seeds loaded into one store
+    must not collide (seeds 1 and 2 shared 9 of 2,000 handles), nor two creators of one."""
+    from adapters.workload.model import RegisterCreator, WorkloadConfig
+    from domain.values import check_handle
+
+    seen: dict[str, int] = {}
+    for seed in (1, 2, 42, 123456):
+        workload = generate(WorkloadConfig(seed=seed, creators=2000))
+        for command in workload.commands:
+            if isinstance(command, RegisterCreator):
+                handle = check_handle(command.handle)  # valid: 2-24 of a-z0-9._
+                assert handle not in seen, (handle, seed, seen[handle])
+                seen[handle] = seed
+    assert len(seen) == 4 * 2000
