@@ -172,7 +172,7 @@ def test_concurrent_batches_on_hot_streams_with_a_second_writer_all_land_once(co
     stored = versions(here)
     for stream_id, views in sent.items():
         assert stored[stream_id] == list(range(1, views + 2)), stream_id  # Started + views
-    assert len(stored) == len(sent) + 1 + len(videos)  # + the creator and the videos
+    assert len(stored) == len(sent) + 2 + len(videos)  # + the creator, its handle, the videos
 
 
 def test_a_single_command_reads_again_a_stream_another_process_wrote_after_its_read(
