@@ -19,12 +19,9 @@ from adapters.projections.quarantine import OperationalAlerts
 from adapters.projections.runner import ProjectionRunner, read_position
 from adapters.readmodel.tables import projection_tracking
 from adapters.readmodel.upsert import insert_for
-from projections.alerting import Alert
 
 RULE = "projection_error"
 log = logging.getLogger(__name__)
-SOURCE = "projection_runner"  # not a projection's name: no projection reset deletes these
-# (the same source as adapters/projections/quarantine.py's alerts)
 
 
 def report_projection_error(engine: sa.Engine, name: str, message: str) -> None:
@@ -41,21 +38,11 @@ def report_projection_error(engine: sa.Engine, name: str, message: str) -> None:
                 index_elements=["name"], set_={"last_error": stmt.excluded.last_error}
             )
         )
-        OperationalAlerts(conn).raise_alert(
-            Alert(
-                rule=RULE,
-                source=SOURCE,
-                subject_type="projection",
-                subject_id=name,
-                window=str(position),
-                severity="critical",
-                score=1.0,
-                summary=f"projection {name} is stuck after position {position}: {message[:200]}",
-                raised_at=now,
-                position=position + 1,  # the first event it could not apply is at or after
-                details={"projection": name, "position": position, "error": message[:2000]},
-            )
-        )
+        OperationalAlerts(conn).about(
+            RULE, name, position + 1, "critical",  # the first event it could not apply
+            f"projection {name} is stuck after position {position}: {message[:200]}",
+            {"position": position, "error": message[:2000]}, window=position,
+        )  # fmt: skip
 
 
 def install_poison_reporting(manager: ProjectionManager) -> None:

@@ -69,6 +69,28 @@ class OperationalAlerts(SqlAlertSink):
         self.conn = conn
         self.changed: set[str] = set()
 
+    def about(
+        self, rule: str, name: str, position: int, severity: str, summary: str,
+        details: dict[str, Any], *, window: int | None = None,
+    ) -> None:  # fmt: skip
+        """Raise (once per projection and `window`, default `position`) the alert `rule`
+        about projection `name` at `position`."""
+        self.raise_alert(
+            Alert(
+                rule=rule,
+                source=SOURCE,
+                subject_type="projection",
+                subject_id=name,
+                window=str(position if window is None else window),
+                severity=severity,
+                score=1.0,
+                summary=summary,
+                raised_at=datetime.now(UTC),
+                position=position,
+                details={"projection": name, **details},
+            )
+        )
+
 
 def quarantinable(error: BaseException) -> bool:
     """Whether `error` belongs to an event's data (quarantine it) rather than to the
@@ -138,27 +160,12 @@ def record(
     )  # fmt: skip
     if not alert:
         return
-    OperationalAlerts(conn).raise_alert(
-        Alert(
-            rule=RULE,
-            source=SOURCE,
-            subject_type="projection",
-            subject_id=name,
-            window=str(notification.id),
-            severity="warning",
-            score=1.0,
-            summary=f"projection {name} quarantined the event at position {notification.id} "
-            f"({notification.topic}) and went on: {reason[:200]}",
-            raised_at=now,
-            position=notification.id,
-            details={
-                "projection": name,
-                "position": notification.id,
-                "topic": notification.topic,
-                "error": reason,
-            },
-        )
-    )
+    OperationalAlerts(conn).about(
+        RULE, name, notification.id, "warning",
+        f"projection {name} quarantined the event at position {notification.id} "
+        f"({notification.topic}) and went on: {reason[:200]}",
+        {"position": notification.id, "topic": notification.topic, "error": reason},
+    )  # fmt: skip
 
 
 def careful_pass(
