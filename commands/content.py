@@ -17,6 +17,7 @@ from domain.errors import InvalidValue, InvariantViolation
 from domain.following import Following
 from domain.handle import HandleReservation
 from domain.moderation import ModerationCase
+from domain.values import check_handle
 from domain.video import Video
 
 SNAPSHOT_INTERVALS = {Creator: 50, Video: 50, Engagement: 100, Following: 100, ModerationCase: 100}
@@ -128,11 +129,13 @@ class ContentApplication(ReelPulseApplication):
                 if held is not None:
                     duplicates += held.creator_id != registered.originator_id
                     continue
-                reservation = HandleReservation.reserve(
-                    handle=registered.handle,
+                # Built directly, not through reserve(): the registration's stored time is
+                # a fact, and stores older than today's event-time bound hold times before
+                # 2000 that check_event_time would refuse (failing serve at startup).
+                reservation = HandleReservation(
+                    handle=check_handle(registered.handle),
                     creator_id=registered.originator_id,
                     occurred_at=registered.occurred_at,
-                    held=None,
                 )
                 try:
                     self.save(reservation)
