@@ -3,7 +3,7 @@
 import asyncio
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -87,14 +87,27 @@ class ReadinessProbe:
 
     def __init__(self, container: Container) -> None:
         self.container = container
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="readyz")
         self._lock = threading.Lock()
         self._running: Future[tuple[int, dict[str, Any]]] | None = None
+
+    def _start(self) -> Future[tuple[int, dict[str, Any]]]:
+        """The check in a daemon thread of its own: one that hangs on a database that does
+        not answer never holds up the process's exit (an executor's thread would)."""
+        future: Future[tuple[int, dict[str, Any]]] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(self.check())
+            except BaseException as e:  # check() answers every expected failure itself
+                future.set_exception(e)
+
+        threading.Thread(target=run, name="readyz", daemon=True).start()
+        return future
 
     async def answer(self) -> tuple[int, dict[str, Any]]:
         with self._lock:
             if self._running is None or self._running.done():
-                self._running = self._executor.submit(self.check)
+                self._running = self._start()
             running = self._running
         try:
             return await asyncio.wait_for(

@@ -25,7 +25,7 @@ event again (the way to re-apply them after a fix).
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 RULE = "projection_quarantine"
 SOURCE = "projection_runner"  # not a projection's name: no projection reset deletes these
 MAX_STREAK = 5  # quarantines in a row with nothing applied between: the projection's fault
+# At most this many quarantines per projection within RECENT (read from the table, so it
+# holds across restarts and rebuilds): more is a fault of the projection's code (a bad
+# deploy failing on every event of a kind), which must stop it, not skip its events.
+MAX_RECENT = 20
+RECENT = timedelta(hours=1)
 
 # A database error's kind, by its PEP 249 class name: the same names for SQLAlchemy's
 # wrappers (sa.exc.DataError) and the drivers' own exceptions raised on the raw cursor
@@ -50,15 +55,15 @@ _DB_KINDS = _DB_DATA | {
     "DatabaseError", "OperationalError", "InterfaceError", "ProgrammingError",
     "InternalError", "NotSupportedError",
 }  # fmt: skip
-# Errors of an event's data raised by Python code on its fields (or while decoding it).
+# Errors of an event's data raised by Python code on its fields (or while decoding it):
+# a value out of range, a missing key, a None where a value belongs. Assertions and
+# recursion limits are the code's, never quarantined.
 _DATA = (
     ValueError,  # includes UnicodeError, JSON decode errors, MapperDeserialisationError
     TypeError,
     LookupError,  # KeyError, IndexError
     AttributeError,
     ArithmeticError,
-    RecursionError,
-    AssertionError,
 )
 
 
@@ -142,7 +147,7 @@ def record(
     """Quarantine `notification` for projection `name` (in the caller's transaction) and,
     with `alert`, raise its alert once (not from a rebuild's shadow: no rm_alerts there)."""
     now = datetime.now(UTC)  # an operational record, not an event-time fact
-    reason = f"{type(error).__name__}: {error}"[:2000]
+    reason = _storable(f"{type(error).__name__}: {error}"[:2000])
     stmt = insert_for(conn, projection_quarantine).values(
         name=name,
         position=notification.id,
@@ -168,6 +173,34 @@ def record(
     )  # fmt: skip
 
 
+def _storable(text: str) -> str:
+    """The reason as any database stores it: the error's own text may quote the event's
+    unstorable value (a NUL, a lone surrogate)."""
+    text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class QuarantineLimit(RuntimeError):
+    """A projection quarantined MAX_RECENT events within RECENT: it stops (and reports)
+    instead of skipping more."""
+
+    def __init__(self, name: str, error: Exception) -> None:
+        super().__init__(
+            f"projection {name} quarantined {MAX_RECENT} events within {RECENT}; stopped "
+            f"instead of skipping more (a fault of its code?): {type(error).__name__}: {error}"
+        )
+
+
+def _recent(conn: sa.Connection, name: str) -> int:
+    q = projection_quarantine.c
+    since = datetime.now(UTC) - RECENT
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(q.name == name, q.quarantined_at >= since)
+        ).scalar_one()
+    )
+
+
 def careful_pass(
     name: str,
     conn: sa.Connection,
@@ -191,6 +224,8 @@ def careful_pass(
         except Exception as e:
             if not quarantinable(e) or (applied == 0 and streak >= MAX_STREAK):
                 raise
+            if _recent(conn, name) >= MAX_RECENT:
+                raise QuarantineLimit(name, e) from e
             record(conn, name, n, e, alert=alert)
             return changed, applied, n.id, n.id
         applied += 1

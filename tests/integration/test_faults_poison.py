@@ -19,6 +19,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -27,7 +28,14 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from adapters.projections.poison import install_poison_reporting
-from adapters.projections.quarantine import RULE, SOURCE, quarantinable, quarantined
+from adapters.projections.quarantine import (
+    MAX_RECENT,
+    RULE,
+    SOURCE,
+    quarantinable,
+    quarantined,
+    record,
+)
 from adapters.projections.rebuild import Rebuilder
 from adapters.projections.runner import read_position
 from adapters.projections.status import projection_status
@@ -220,6 +228,8 @@ def test_system_error_is_never_quarantined(url, container_factory):
         (sa.exc.TimeoutError("pool"), False),
         (RuntimeError("?"), False),
         (TimeoutError(), False),
+        (AssertionError("a bug"), False),
+        (RecursionError(), False),
         (psycopg.errors.CharacterNotInRepertoire("0x00"), True),
         (psycopg.errors.UniqueViolation("dup"), True),
         (psycopg.errors.UndefinedTable("rm_x"), False),
@@ -230,3 +240,47 @@ def test_system_error_is_never_quarantined(url, container_factory):
 )
 def test_what_is_an_events_error_and_what_the_systems(error, expected):
     assert quarantinable(error) is expected
+
+
+def test_many_quarantines_in_an_hour_stop_the_projection_instead(url, container_factory):
+    """A fault of the code (a bad deploy failing on every event of a kind) must stop the
+    projection, not skip its events: after MAX_RECENT quarantines within RECENT (counted
+    in the table: restarts and rebuilds do not reset it) the next failure is not
+    quarantined; the projection reports it and stays before the event."""
+    c = container_factory(url)
+    _setup(c)
+    c.run_projections_until_idle()
+    now = datetime.now(UTC)
+    with c.read_engine.begin() as conn:
+        conn.execute(projection_quarantine.insert(), [
+            {"name": "stats", "position": -p, "originator_id": str(uuid.uuid4()),
+             "originator_version": 1, "topic": "t", "error": "earlier", "quarantined_at": now}
+            for p in range(1, MAX_RECENT + 1)
+        ])  # fmt: skip
+    before = c.head_position
+    topic = get_topic(Engagement.Viewed)
+    c.store.recorder.insert_events([StoredEvent(uuid.uuid4(), 1, topic, b"?")])
+    install_poison_reporting(c.projections)
+    c.projections.start()
+    try:
+        failures = c.projections.group.failures
+        _wait(lambda: failures["stats"] >= 2, 30, "stats failing twice")
+    finally:
+        c.projections.stop()
+    with c.read_engine.connect() as conn:
+        assert read_position(conn, "stats") == before
+        assert [r.position for r in quarantined(conn, "stats") if r.position > 0] == []
+    assert "QuarantineLimit" in (c.projections.runner("stats").last_error or "")
+
+
+def test_a_reason_quoting_unstorable_text_is_recorded(pg_url, container_factory):
+    """The error's text may quote the event's value: a NUL or a lone surrogate in the
+    reason must not make recording the quarantine fail (PostgreSQL)."""
+    c = container_factory(pg_url)
+    _setup(c)
+    n = c.store.recorder.select_notifications(start=1, limit=1)[0]
+    with c.read_engine.begin() as conn:
+        record(conn, "stats", n, ValueError("caption 'x\x00y' and '\ud800'"))
+    with c.read_engine.connect() as conn:
+        (row,) = quarantined(conn, "stats")
+    assert "\\x00" in row.error and "\\ud800" in row.error
