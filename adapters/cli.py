@@ -429,7 +429,7 @@ def ingest(
     import asyncio
     import signal
 
-    from adapters.kafka.ingest import IngestWorker
+    from adapters.kafka.ingest import IngestStats, IngestWorker, progress_rate
 
     settings = Settings()
     if not settings.kafka_bootstrap_servers:
@@ -447,10 +447,10 @@ def ingest(
         ) as progress:
             task = progress.add_task("ingest", total=None, rate="")
 
-            def on_batch(stats: object) -> None:
-                s = worker.stats
-                rate = s.consumed / max(s.seconds, 1e-9)
-                progress.update(task, completed=s.consumed, rate=f"{rate:,.0f} msg/s")
+            def on_batch(stats: IngestStats) -> None:
+                # stats.seconds is the run so far; no rate over its first, tiny interval
+                rate = progress_rate(stats.consumed, stats.seconds)
+                progress.update(task, completed=stats.consumed, rate=rate)
 
             asyncio.run(worker.run(until_idle=once, on_batch=on_batch))
     except KeyboardInterrupt:

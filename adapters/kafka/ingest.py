@@ -1,12 +1,14 @@
 """Inbound ingestion: raw client engagement signals from Kafka into the event store.
 
 Topic `<prefix>.ingest.engagement.v1`: one JSON object per message, the schema of an item
-of POST /v1/engagement/batch with `client_event_id` required (docs/kafka-ingest.md).
+of POST /v1/engagement/batch with `client_event_id` required, decoded as strictly as the
+REST route decodes it (docs/kafka.md, "Inbound ingestion").
 
 At least once, counted once. Each poll batch is validated message by message; the valid
-signals are stored in ONE `EngagementApplication.ingest` call (one transaction); messages
-that are malformed or that the domain rejects go to the dead-letter topic; only when the
-events are stored and every dead letter is acknowledged are the offsets committed. A
+signals, in event-time order (`apply_order`), are stored in ONE `EngagementApplication.ingest`
+call (one transaction); messages that are malformed or that the domain rejects go to the
+dead-letter topic; only when the events are stored and every dead letter is acknowledged
+are the offsets committed. A
 crash before that commit redelivers the batch, and a redelivered signal carries the same
 `client_event_id`, which its stream remembers, so it comes back as a duplicate. Nothing
 blocks a partition: every message ends up stored, a duplicate, or dead-lettered.
@@ -14,21 +16,21 @@ blocks a partition: every message ends up stored, a duplicate, or dead-lettered.
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
+import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from eventsourcing.persistence import PersistenceError
-from pydantic import TypeAdapter, ValidationError
 
 from adapters.bootstrap import Container
-from adapters.http.schemas import BatchItem, item_to_signal
+from adapters.http.bodies import decode_items
 from adapters.kafka.client import consumer, ensure_topics, producer
 from adapters.kafka.envelope import dead_letter_topic, ingest_topic
 from adapters.settings import Settings
@@ -45,9 +47,6 @@ MAX_DETAIL_CHARS = 1000
 # redelivered) and the worker stops; nothing is dead-lettered for them.
 TRANSIENT_ERRORS = (PersistenceError, VersionConflict, OSError)
 
-_item_adapter: TypeAdapter[Any] = TypeAdapter(BatchItem)
-_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
-
 
 class InvalidMessage(ValueError):
     """A message that can never become a signal; `reason` is the DLQ reason code."""
@@ -59,33 +58,46 @@ class InvalidMessage(ValueError):
 
 
 def parse_signal(value: bytes | None) -> Signal:
-    """A message value -> a Signal. Raises InvalidMessage (invalid_json / invalid_input)."""
+    """A message value -> a Signal. Raises InvalidMessage (invalid_json / invalid_input).
+
+    Decoded by the REST batch route's own decoder (`decode_items`, msgspec): the same
+    strict rules, so a string is not a number and 1 is not true, and the same messages,
+    naming the field ("watch_seconds: Expected `float`, got `str`")."""
     if value is None:
         raise InvalidMessage("invalid_json", "the message has no value (tombstone)")
     try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError as e:
+        _, signals, invalid = decode_items([value])
+    except msgspec.DecodeError as e:  # not UTF-8 JSON (a ValidationError is caught inside)
         raise InvalidMessage("invalid_json", f"the value is not UTF-8 JSON: {e}") from None
-    if not isinstance(doc, dict):
-        kind = "null" if doc is None else _JSON_TYPES.get(type(doc), type(doc).__name__)
-        raise InvalidMessage("invalid_input", f"expected a JSON object, got a JSON {kind}")
-    try:
-        item = _item_adapter.validate_python(doc)
-    except ValidationError as e:
-        raise InvalidMessage("invalid_input", _describe(e)) from None
-    if item.client_event_id is None:
+    if invalid:
+        raise InvalidMessage("invalid_input", invalid[0])
+    signal = signals[0]
+    if signal.client_event_id is None:
         raise InvalidMessage(
             "invalid_input", "client_event_id: required on the ingest topic (it is the dedup key)"
         )
-    return item_to_signal(item)
+    return signal
 
 
-def _describe(error: ValidationError) -> str:
-    errors = error.errors(include_url=False)
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'type'}: {e['msg']}" for e in errors[:3]]
-    if len(errors) > 3:
-        parts.append(f"(+{len(errors) - 3} more)")
-    return "; ".join(parts)
+def apply_order(item: "tuple[ConsumerRecord[Any, Any], Signal]") -> tuple[float, int, int]:
+    """Where a valid message goes in its batch's apply order: by event time (its
+    `occurred_at`, else the record's timestamp; neither: last, as the worker stamps it
+    now), then partition and offset.
+
+    A video's signals sent to several partitions (a producer with another partitioner,
+    or none) reach one poll in partition order, not in the order they happened: a `like`
+    on partition 4 came after the `unlike` on partition 0 that undid it. Only the
+    relative order of one stream's signals matters (each viewer-video or viewer-creator
+    pair is its own stream), so one sort of the whole batch orders every stream. Within
+    one partition the offsets decide among equal times (docs/kafka.md, "Order")."""
+    record, signal = item
+    if signal.occurred_at is not None:
+        at = signal.occurred_at.timestamp()
+    elif record.timestamp is not None and record.timestamp >= 0:
+        at = record.timestamp / 1000
+    else:
+        at = math.inf
+    return at, record.partition, record.offset
 
 
 def source_of(record: ConsumerRecord[Any, Any]) -> str:
@@ -122,7 +134,7 @@ class IngestStats:
     duplicates: int = 0
     dead_lettered: int = 0
     batches: int = 0  # batches stored AND committed
-    seconds: float = 0.0  # wall time of run(), group join and idle wait included
+    seconds: float = 0.0  # wall time of run() so far, group join and idle wait included
     busy_seconds: float = 0.0  # time spent handling batches: parse, store, DLQ acks, commit
     position: int = 0  # event-store position of the last batch that recorded events
     commit_failures: int = 0  # lost a partition in a rebalance: its batch is redelivered
@@ -135,6 +147,17 @@ class IngestStats:
             f"{self.recorded} recorded, {self.duplicates} duplicates, "
             f"{self.dead_lettered} dead-lettered ({rate:,.0f} msg/s while busy)"
         )
+
+
+MIN_RATE_SECONDS = 1.0  # a rate over less says nothing (the first batch: a few ms in)
+
+
+def progress_rate(consumed: int, seconds: float) -> str:
+    """The rate a progress display shows: messages per second of run time, "" until
+    MIN_RATE_SECONDS have passed (a tiny interval would show billions per second)."""
+    if seconds < MIN_RATE_SECONDS:
+        return ""
+    return f"{consumed / seconds:,.0f} msg/s"
 
 
 BeforeCommit = Callable[[Mapping[TopicPartition, int]], None]
@@ -201,6 +224,7 @@ class IngestWorker:
                     if records:
                         async with self._handling:
                             await self._handle_batch(kafka_in, kafka_out, records)
+                        self.stats.seconds = time.perf_counter() - started
                         if on_batch is not None:
                             on_batch(self.stats)
                     elif until_idle and await self._caught_up(kafka_in):
@@ -235,6 +259,7 @@ class IngestWorker:
             except InvalidMessage as e:
                 reasons[e.reason] += 1
                 acks.append(await self._dead_letter(kafka_out, record, e.reason, e.detail))
+        valid.sort(key=apply_order)
         fates, position = await asyncio.to_thread(self._store, [s for _, s in valid])
         self.stats.position = max(self.stats.position, position)
         for (record, _), fate in zip(valid, fates, strict=True):
