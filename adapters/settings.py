@@ -132,6 +132,16 @@ class Settings(BaseSettings):
     kafka_topic_prefix: str = Field("reelpulse", description="Prefix of every topic name")
     kafka_relay_batch_size: int = Field(2000, ge=1, description="Events per relay batch")
     kafka_ingest_batch_size: int = Field(500, ge=1, description="Messages per ingest batch")
+    kafka_ingest_retention_ms: int = Field(
+        7 * 24 * 3600 * 1000,
+        ge=-1,
+        description="retention.ms of the ingest topic when ReelPulse creates it (-1: kept)",
+    )
+    kafka_dead_letter_retention_ms: int = Field(
+        30 * 24 * 3600 * 1000,
+        ge=-1,
+        description="retention.ms of the dead-letter topic when ReelPulse creates it (-1: kept)",
+    )
 
     def sqlite_path(self) -> Path | None:
         if self.database_url.startswith("sqlite:///"):
