@@ -1,30 +1,38 @@
 """The versioned JSON envelope every ReelPulse event is published in, and topic naming.
 
-Envelope v1 (JSON object, UTF-8):
-  envelope_version  1
+Envelope v2 (JSON object, UTF-8; public schema: docs/schemas/kafka/<family>.v1.schema.json):
+  envelope_version  2
   event_id          uuid5(stream id, stream version): the same event always has the same id
   type              event class, e.g. "Engagement.Viewed"
-  schema_version    the event class_version
+  schema_version    the event's class_version, of `data` (older events are upcast)
   topic             eventsourcing topic of the class ("domain.engagement:Engagement.Viewed")
   position          global position in the event store (notification id)
   stream_id         aggregate id;  stream_version  its version
   occurred_at       event time (ISO 8601);  recorded_at  when it was stored
   key               the partition key (video id, or creator id for creator events)
-  payload           the event's fields as stored (eventsourcing's JSON transcoding)
+  data              the event's fields as plain JSON (adapters/kafka/public.py): public
+  payload           INTERNAL: the event as stored (eventsourcing's JSON transcoding), for
+                    ReelPulse's own consumers (stored_event()); not part of the schema
 Headers: reelpulse-type, reelpulse-schema-version, reelpulse-event-id.
+The record timestamp is the event time in ms (occurred_at, else recorded_at).
+v1 (published before) had no `data`, and schema_version was the stored class_version;
+from_bytes reads both.
 """
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Notification, StoredEvent
 
+from adapters.kafka.public import plain_data
 from domain.values import REELPULSE_NAMESPACE
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # v1 messages stay in the topics (kept for good)
 FAMILIES = ("content", "engagement", "moderation")
 FAMILY_OF_MODULE = {
     "domain.creator": "content",
@@ -79,6 +87,7 @@ def encode(
     occurred_at: str | None,
     recorded_at: str | None,
     key: str,
+    data: dict[str, Any] | None,
     payload: dict[str, Any],
 ) -> bytes:
     """The envelope's bytes. The relay calls this directly (no object per event)."""
@@ -95,6 +104,7 @@ def encode(
             "occurred_at": occurred_at,
             "recorded_at": recorded_at,
             "key": key,
+            "data": data,
             "payload": payload,
         }
     )
@@ -121,6 +131,7 @@ class Envelope:
     recorded_at: str | None
     key: str
     payload: dict[str, Any]
+    data: dict[str, Any] | None = None  # None only in a v1 envelope read back
 
     def to_bytes(self) -> bytes:
         return encode(
@@ -134,6 +145,7 @@ class Envelope:
             self.occurred_at,
             self.recorded_at,
             self.key,
+            self.data,
             self.payload,
         )
 
@@ -143,7 +155,7 @@ class Envelope:
     @classmethod
     def from_bytes(cls, data: bytes) -> "Envelope":
         doc = orjson.loads(data)
-        if doc.get("envelope_version") != ENVELOPE_VERSION:
+        if doc.get("envelope_version") not in READABLE_VERSIONS:
             raise ValueError(f"unsupported envelope version {doc.get('envelope_version')!r}")
         return cls(
             event_id=str(doc["event_id"]),
@@ -157,6 +169,7 @@ class Envelope:
             recorded_at=doc["recorded_at"],
             key=doc["key"],
             payload=doc["payload"],
+            data=doc.get("data"),
         )
 
     def stored_event(self) -> StoredEvent:
@@ -188,10 +201,11 @@ def build_envelope(n: Notification, key: str, payload: dict[str, Any] | None = N
     if payload is None:
         payload = orjson.loads(n.state)
     stream_id = str(n.originator_id)
+    schema_version, data = plain_data(n.topic, payload)
     return Envelope(
         event_id=event_id(stream_id, n.originator_version),
         type=n.topic.split(":", 1)[1],
-        schema_version=int(payload.get("class_version", 1)),
+        schema_version=schema_version,
         topic=n.topic,
         position=n.id,
         stream_id=stream_id,
@@ -200,7 +214,25 @@ def build_envelope(n: Notification, key: str, payload: dict[str, Any] | None = N
         recorded_at=iso_of(payload.get("timestamp")),
         key=key,
         payload=payload,
+        data=data,
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def timestamp_ms(occurred_at: str | None, recorded_at: str | None) -> int | None:
+    """The record timestamp: the event time in ms since the epoch (occurred_at, else when
+    it was stored), so that a re-published duplicate carries the same timestamp and stream
+    processors window on event time. None (the broker's clock) only if neither is known."""
+    iso = occurred_at or recorded_at
+    if iso is None:
+        return None
+    moment = datetime.fromisoformat(iso)
+    if moment.tzinfo is None:  # stored naive: the library's timestamps are UTC
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _ONE_MS
 
 
 def payload_uuid(n: StoredEvent, field: str, payload: dict[str, Any] | None = None) -> str | None:

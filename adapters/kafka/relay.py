@@ -3,8 +3,9 @@
 Position is kept in the event store's tracking table (row "ReelPulse->KafkaRelay") and
 advanced only after the broker acknowledged every message of the batch. A crash between
 the acks and that write re-publishes the batch after restart: duplicates are possible
-only then, and they carry the same event_id. Messages of one key (video id) are sent in
-log order on one partition, so per-key order holds.
+only then, and they are the same record: same bytes, headers, key, partition and
+timestamp (the event time, not the relay's clock). Messages of one key (video id) are
+sent in log order on one partition, so per-key order holds.
 """
 
 import asyncio
@@ -28,7 +29,9 @@ from adapters.kafka.envelope import (
     headers,
     iso_of,
     payload_uuid,
+    timestamp_ms,
 )
+from adapters.kafka.public import plain_data
 from adapters.settings import Settings
 from commands.base import SharedStore
 
@@ -164,14 +167,16 @@ class Relay:
             module, type_ = n.topic.split(":", 1)
             topic = event_topic(prefix, FAMILY_OF_MODULE[module])
             eid = event_id(stream, n.originator_version)
-            version = int(payload.get("class_version", 1))
+            version, data = plain_data(n.topic, payload)
+            occurred_at = iso_of(payload.get("occurred_at"))
+            recorded_at = iso_of(payload.get("timestamp"))
             key_bytes = key.encode()
             partition = self._partitions.get((topic, key_bytes))
             if partition is None:
                 partition = await self._partition(kafka, topic, key_bytes)
             value = encode(
                 eid, type_, version, n.topic, n.id, stream, n.originator_version,
-                iso_of(payload.get("occurred_at")), iso_of(payload.get("timestamp")), key, payload,
+                occurred_at, recorded_at, key, data, payload,
             )  # fmt: skip
             acks.append(
                 await kafka.send(
@@ -179,6 +184,7 @@ class Relay:
                     value=value,
                     key=key_bytes,
                     partition=partition,
+                    timestamp_ms=timestamp_ms(occurred_at, recorded_at),
                     headers=headers(type_, version, eid),
                 )
             )

@@ -4,11 +4,12 @@ Given a SQLite store filled with a seeded workload, when `reelpulse relay` proce
 small, random batch sizes are killed at random points of their catch-up at least ten
 times, and a final `relay --once` runs to the head, then reading every topic from the
 beginning shows: every stored event at least once; duplicates only as identical
-re-deliveries (same event id, same payload); per key, positions increasing once
-re-deliveries are dropped; and every key on one partition, named in the message key.
+re-deliveries (same event id, same payload, same record timestamp: the event time);
+per key, positions increasing once re-deliveries are dropped; and every key on one
+partition, named in the message key.
 """
 
-import asyncio
+import calendar
 import itertools
 import os
 import random
@@ -16,20 +17,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import TopicPartition
 from eventsourcing.persistence import Notification
+from support.kafka_read import Record, read_back
 
 from adapters.bootstrap import Container, bootstrap
-from adapters.kafka.client import consumer
-from adapters.kafka.envelope import FAMILIES, Envelope, event_id, event_topic, family_of
+from adapters.kafka.envelope import Envelope, event_id, event_topic, family_of
 from adapters.kafka.relay import TRACKING_NAME, KeyResolver
 from adapters.settings import Settings
 from adapters.workload import WorkloadConfig, drive_application, generate
@@ -48,7 +48,6 @@ KILL_DELAY = (0.0, 0.06)  # seconds after the target is passed: lands inside a b
 TARGETS = (0.05, 0.85)  # kill targets, as fractions of the head
 READY_TIMEOUT = 30.0  # seconds for one relay process to pass its target
 ONCE_TIMEOUT = 60.0  # seconds for the final `relay --once`
-CONSUME_TIMEOUT = 30.0  # seconds to read every topic back
 POLL_SECONDS = 0.005
 
 
@@ -96,16 +95,6 @@ class RelayProcesses:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
 
 
 @pytest.fixture
@@ -158,45 +147,11 @@ def kill_past(
     return batch_size, relay_position(container)
 
 
-def read_back(settings: Settings) -> list[Record]:
-    return asyncio.run(asyncio.wait_for(_read_back(settings), CONSUME_TIMEOUT))
-
-
-async def _read_back(settings: Settings) -> list[Record]:
-    """Every message of the three event topics, from offset 0 to the end, per partition in
-    offset order. A fresh group with no committed offsets; partitions are assigned by hand
-    (no group join, so no rebalance delay) and nothing is committed.
-
-    The end is the larger of ListOffsets and the high watermark of the fetches: Tansu
-    0.6 answers ListOffsets(latest) with the base offset of the last record batch + 1,
-    short of the real end whenever that batch holds more than one record."""
-    topics = [event_topic(settings.kafka_topic_prefix, f) for f in FAMILIES]
-    kafka = consumer(settings, group_id=f"check-{uuid.uuid4().hex}")
-    await kafka.start()
-    try:
-        await kafka.topics()  # metadata for partitions_for_topic
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(kafka.partitions_for_topic(t))]
-        assert len(tps) == len(topics) * PARTITIONS
-        kafka.assign(tps)
-        await kafka.seek_to_beginning(*tps)
-        end = await kafka.end_offsets(tps)
-        records: list[Record] = []
-        pending = {tp for tp in tps if end[tp] > 0}
-        while pending:
-            batches = await kafka.getmany(*pending, timeout_ms=500)
-            for messages in batches.values():
-                records.extend(
-                    Record(m.topic, m.partition, m.offset, m.key, m.value, dict(m.headers))
-                    for m in messages
-                )
-            pending = {
-                tp
-                for tp in pending
-                if await kafka.position(tp) < max(end[tp], kafka.highwater(tp) or 0)
-            }
-        return records
-    finally:
-        await kafka.stop()
+def event_time_ms(n: Notification) -> int:
+    """The stored event's time in ms since the epoch (occurred_at, else its timestamp)."""
+    state = orjson.loads(n.state)
+    when = datetime.fromisoformat((state.get("occurred_at") or state["timestamp"])["_data_"])
+    return calendar.timegm(when.utctimetuple()) * 1000 + when.microsecond // 1000
 
 
 def stored_notifications(container: Container, head: int) -> dict[int, Notification]:
@@ -239,7 +194,7 @@ def test_killed_relay_delivers_every_event_at_least_once_in_key_order(
     caught_up = time.perf_counter()
 
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, kafka_topic_prefix=kafka_prefix)
-    records = read_back(settings)
+    records = read_back(settings, PARTITIONS)
     read = time.perf_counter()
 
     stored = stored_notifications(container, head)
@@ -261,12 +216,15 @@ def test_killed_relay_delivers_every_event_at_least_once_in_key_order(
         assert r.topic == event_topic(kafka_prefix, family_of(n.topic))
         assert r.key == envelope.key.encode() == expected_key[n.id].encode()
         assert r.headers["reelpulse-event-id"] == str(envelope.event_id).encode()
+        # The record timestamp is the event time (CreateTime), not the relay's clock.
+        assert (r.timestamp_type, r.timestamp) == (0, event_time_ms(n)), envelope.position
         # (b) a duplicate is an exact re-delivery: same event id, same payload, same bytes.
         original = first.setdefault(envelope.position, r)
         if original is not r:
             again = Envelope.from_bytes(original.value)
             assert (again.event_id, again.payload) == (envelope.event_id, envelope.payload)
             assert (original.value, original.headers) == (r.value, r.headers)
+            assert original.timestamp == r.timestamp
         partition_of_key[r.key].add(r.partition)
         positions_in_partition[(r.topic, r.partition, r.key)].append(envelope.position)
 
