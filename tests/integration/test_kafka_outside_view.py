@@ -250,11 +250,12 @@ def test_follows_are_keyed_by_the_creator_followed(published: Published) -> None
 
 # -- 3. keys and the partitioner --------------------------------------------------------------
 def librdkafka_partitions(
-    bootstrap_servers: str, keys: list[bytes], partitioner: str | None
+    settings: Settings, keys: list[bytes], partitioner: str | None
 ) -> dict[bytes, int]:
     """Where a librdkafka producer with `partitioner` puts each key (no partition given),
     on a scratch topic with the relay's partition count."""
-    topic = f"scratch-{uuid.uuid4().hex[:10]}"
+    bootstrap_servers = str(settings.kafka_bootstrap_servers)
+    topic = f"{settings.kafka_topic_prefix}.scratch-{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     admin.create_topics([ConfluentNewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=15)
     config = {"bootstrap.servers": bootstrap_servers, "linger.ms": 5}
@@ -286,14 +287,13 @@ def test_librdkafka_murmur2_random_puts_every_key_on_the_relays_partition(
         relay_partition[r.key].add(r.partition)
     assert all(len(p) == 1 for p in relay_partition.values())
     keys = sorted(relay_partition)
-    bootstrap_servers = str(published.settings.kafka_bootstrap_servers)
-    murmur2 = librdkafka_partitions(bootstrap_servers, keys, "murmur2_random")
+    murmur2 = librdkafka_partitions(published.settings, keys, "murmur2_random")
     wrong = {
         k: (murmur2[k], relay_partition[k]) for k in keys if {murmur2[k]} != relay_partition[k]
     }
     assert not wrong, f"{len(wrong)} of {len(keys)} keys elsewhere: {list(wrong.items())[:5]}"
     # librdkafka's default (consistent_random: CRC32) disagrees: why the docs name the setting.
-    default = librdkafka_partitions(bootstrap_servers, keys, None)
+    default = librdkafka_partitions(published.settings, keys, None)
     agree = sum({default[k]} == relay_partition[k] for k in keys)
     assert agree < len(keys), "librdkafka's default partitioner agreed on every key"
     print(f"\nlibrdkafka default partitioner agrees on {agree} of {len(keys)} keys")
