@@ -2,8 +2,6 @@
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -11,7 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from support.auth import HEADERS
 
-from adapters.bootstrap import Container, bootstrap
+from adapters.bootstrap import bootstrap
 from adapters.http.app import create_app
 from adapters.settings import Settings
 from e2e.servers import free_port, start_server
@@ -22,15 +20,6 @@ def gql(client, query: str, token: int | None = None, **variables):
     r = client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
     assert r.status_code == 200, r.text
     return r.json()
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
-    container = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}"))
-    # lifespan runs the projections
-    with TestClient(create_app(container), headers=HEADERS) as client:
-        yield client, container
-    container.close()
 
 
 def register(client, handle: str) -> tuple[str, int]:

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from support.auth import DEV_API_KEY, HEADERS
 from typer.testing import CliRunner
 
-from adapters.bootstrap import Container, bootstrap
+from adapters.bootstrap import bootstrap
 from adapters.http.app import create_app
 from adapters.settings import Settings
 from e2e.servers import free_port, start_server
@@ -189,12 +189,6 @@ def test_health_checks_answer_while_a_costly_batch_is_sent(server: str) -> None:
 
 
 # -- consistency tokens the store never handed out ------------------------------------------
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
-    container = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}"))
-    with TestClient(create_app(container), headers=HEADERS) as client:
-        yield client, container
-    container.close()
 
 
 def _with_token(client: TestClient, token: str | bytes) -> httpx.Response:

@@ -4,29 +4,12 @@ every error so). They are logged at INFO without one; an unexpected error inside
 resolver is still ERROR with its traceback (and masked for the client)."""
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
-from support.auth import HEADERS
 
-from adapters.bootstrap import Container, bootstrap
 from adapters.graphql import schema as graphql_schema
-from adapters.http.app import create_app
-from adapters.settings import Settings
 
 DEEP = "{ videos(first: 1) { edges { node { creator { videos(first: 1) { edges { node { creator { videos(first: 1) { edges { node { id } } } } } } } } } } } }"  # noqa: E501
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
-    container = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}"))
-    try:
-        with TestClient(create_app(container), headers=HEADERS) as client:
-            yield client, container
-    finally:
-        container.close()
 
 
 def _errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
