@@ -63,7 +63,11 @@ def test_after_a_real_command_trending_still_lists_the_demos_videos(demo_store, 
             sound_id=None,
             duration_seconds=12.0,
         )
-        container.engagement.ingest([Signal(kind="view", viewer_id=uuid4(), video_id=video)])
+        # Watched by 40 viewers: in the top 100 of the hour whatever hour of the day the
+        # demo's history ends at (one view ranked below 100 demo videos at 17:00 UTC).
+        container.engagement.ingest(
+            [Signal(kind="view", viewer_id=uuid4(), video_id=video) for _ in range(40)]
+        )
         assert container.head_position > demo_head
         container.run_projections_until_idle()
         reader = SqlTrendingReader(container.read_engine)
