@@ -332,15 +332,10 @@ def _careful(
     """After `runner` failed on a batch with an event's error: the same events one at a
     time, the first that fails alone quarantined (adapters/projections/quarantine.py).
     Returns (change keys, how far it covered the log, events applied)."""
-    notifications = list(
-        store.recorder.select_notifications(
-            start=start + 1, limit=runner.batch_size, stop=head,
-            topics=runner.spec.projection.topics,
-        )
-    )  # fmt: skip
+    notifications = _select(runner, store, start, head)
     with conn.begin_nested():  # a failure here leaves nothing of the pass behind
         runner.sync(conn, start)
-        changed, n, _, bad = careful_pass(
+        changed, n, bad = careful_pass(
             runner.name, conn, notifications, mapper, runner.apply, runner.quarantine_streak,
             alert=runner.raise_alerts,
         )  # fmt: skip
@@ -386,6 +381,18 @@ def _shared_read(
     return LogRead(store, mapper, lo, head, topics, limit)
 
 
+def _select(
+    runner: ProjectionRunner, store: SharedStore, start: int, head: int
+) -> list[Notification]:
+    """The runner's next batch after `start`, read from the store, as stored."""
+    return list(
+        store.recorder.select_notifications(
+            start=start + 1, limit=runner.batch_size, stop=head,
+            topics=runner.spec.projection.topics,
+        )
+    )  # fmt: skip
+
+
 def _batch(
     runner: ProjectionRunner,
     shared: SharedRead | None,
@@ -400,11 +407,7 @@ def _batch(
         limit = max(shared.limit, runner.batch_size)
         notifications, events = shared.take(start, topics, limit)
         return notifications, events, read_to(notifications, limit, shared.head)
-    notifications = list(
-        store.recorder.select_notifications(
-            start=start + 1, limit=runner.batch_size, stop=head, topics=topics
-        )
-    )
+    notifications = _select(runner, store, start, head)
     events = [mapper.to_domain_event(n) for n in notifications]
     return notifications, events, read_to(notifications, runner.batch_size, head)
 

@@ -210,13 +210,13 @@ def careful_pass(
     streak: int,
     *,
     alert: bool = True,
-) -> tuple[set[str], int, int, int | None]:
+) -> tuple[set[str], int, int | None]:
     """Apply `notifications` one at a time, each in its own savepoint, until one fails
     alone: quarantine it (when its error is quarantinable and the streak allows) and stop
-    there. Returns (change keys, events applied, the last position covered, the position
-    quarantined or None). A failure that is not quarantinable is raised."""
+    there. Returns (change keys, events applied, the position quarantined or None). A
+    failure that is not quarantinable is raised."""
     changed: set[str] = set()
-    applied, covered = 0, None
+    applied = 0
     for n in notifications:
         try:
             with conn.begin_nested():
@@ -227,7 +227,6 @@ def careful_pass(
             if _recent(conn, name) >= MAX_RECENT:
                 raise QuarantineLimit(name, e) from e
             record(conn, name, n, e, alert=alert)
-            return changed, applied, n.id, n.id
+            return changed, applied, n.id
         applied += 1
-        covered = n.id
-    return changed, applied, covered if covered is not None else 0, None
+    return changed, applied, None

@@ -1,6 +1,6 @@
 """Compare the stats read models with a recount from the event store."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,22 +50,24 @@ def notification_pages(
 
 
 def stored_events(
-    store: SharedStore, mapper: Mapper[Any], topics: Sequence[str] = (), page: int = 5000
+    store: SharedStore,
+    mapper: Mapper[Any],
+    topics: Sequence[str] = (),
+    page: int = 5000,
+    skip: Collection[int] = (),
 ) -> Iterator[tuple[int, Any]]:
     """(position, domain event) for every stored event up to the current head (only those
-    of `topics` when given), in log order, read in pages."""
+    of `topics` when given), in log order, read in pages; the positions in `skip` are
+    left out undecoded."""
     for notifications in notification_pages(store, topics, page):
         for n in notifications:
-            yield n.id, mapper.to_domain_event(n)
+            if n.id not in skip:
+                yield n.id, mapper.to_domain_event(n)
 
 
 def all_events(store: SharedStore, mapper: Mapper[Any], page: int = 5000) -> Iterator[Any]:
     for _, event in stored_events(store, mapper, page=page):
         yield event
-
-
-def _decoded(notifications: list[Notification], mapper: Mapper[Any], skip: set[int]) -> list[Any]:
-    return [mapper.to_domain_event(n) for n in notifications if n.id not in skip]
 
 
 def recount_check(
@@ -76,8 +78,7 @@ def recount_check(
     with engine.connect() as conn:
         q = projection_quarantine.c
         skipped = {p for (p,) in conn.execute(sa.select(q.position).where(q.name == name))}
-    events = (e for n in notification_pages(store) for e in _decoded(n, mapper, skipped))
-    counts = recount(events)
+    counts = recount(e for _, e in stored_events(store, mapper, skip=skipped))
     mismatches: list[Mismatch] = []
     checked = 0
     with engine.connect() as conn:
