@@ -28,7 +28,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import Notification, StoredEvent
 
-from adapters.kafka.public import plain_data
+from adapters.kafka.public import dashed, plain_data
 from domain.values import REELPULSE_NAMESPACE
 
 ENVELOPE_VERSION = 2
@@ -191,8 +191,7 @@ def iso_of(value: Any) -> str | None:
 
 def _hex_uuid(value: Any) -> str | None:
     if isinstance(value, dict) and value.get("_type_") == "uuid_hex":
-        h = str(value["_data_"])
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return dashed(str(value["_data_"]))
     return None
 
 

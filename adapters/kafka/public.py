@@ -48,7 +48,8 @@ def event_spec(topic: str) -> EventSpec:
     return spec
 
 
-def _dashed(h: str) -> str:
+def dashed(h: str) -> str:
+    """32 hex digits as a dashed UUID string (without building a UUID)."""
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -57,7 +58,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         tag = value.get("_type_")
         if tag == "uuid_hex":
-            return _dashed(str(value["_data_"]).lower())
+            return dashed(str(value["_data_"]).lower())
         if tag == "datetime_iso":
             return str(value["_data_"])
         if tag == "reelpulse_sealed":
