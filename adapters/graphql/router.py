@@ -16,7 +16,6 @@ whose members have the wrong types (GraphQL over HTTP: `query` a string, `operat
 a string or null, `variables` and `extensions` objects or null), which strawberry checks
 only in part, and not in a batch."""
 
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -39,10 +38,11 @@ from adapters.graphql.context import GraphQLContext, Readers
 from adapters.graphql.cost import cost_error, operation_cost
 from adapters.graphql.schema import MAX_TOKENS, build_schema
 from adapters.http.errors import graphql_error_response
+from adapters.http.pages import STATIC
 
 # The page a browser gets at /graphql in development: ReelPulse's own query page (strawberry's
 # GraphiQL loads React and GraphiQL from unpkg.com; ReelPulse must work offline).
-GRAPHQL_PAGE = Path(__file__).resolve().parents[1] / "http" / "static" / "graphql.html"
+GRAPHQL_PAGE = STATIC / "graphql.html"
 
 
 # Codes of the HTTP-level errors strawberry raises before any operation runs.
