@@ -13,7 +13,8 @@ from adapters.cli_erasure import app as forget_app
 from adapters.cli_keys import app as keys_app
 from adapters.cli_projections import app as projections_app
 from adapters.cli_replay import export_cmd, replay_cmd
-from adapters.cli_support import help_layout, open_container, port_problem, printable_url
+from adapters.cli_support import help_layout, open_container, port_problem
+from adapters.replay.export import redact
 from adapters.runtime import tune_gc
 from adapters.settings import Settings
 
@@ -207,9 +208,7 @@ def _banner(container: Container, host: str, port: int, stream: "LiveTraffic | N
 
     settings = container.settings
     base = f"http://{host}:{port}"
-    console.print(
-        f"[bold green]ReelPulse[/bold green] on {escape(printable_url(settings.database_url))}"
-    )
+    console.print(f"[bold green]ReelPulse[/bold green] on {escape(redact(settings.database_url))}")
     console.print(f"  REST API:   {base}/v1  (OpenAPI docs: {base}/docs)")
     console.print(f"  dashboard:  {base}/dashboard")
     page = "  (query page: open it in a browser)" if settings.development else ""

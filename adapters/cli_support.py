@@ -57,18 +57,6 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-def printable_url(url: str) -> str:
-    """A database URL with its password masked (the banner must not show secrets)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    return parsed.render_as_string(hide_password=True) if parsed.password else url
-
-
 def help_layout(stream: TextIO, columns: int) -> tuple[MarkupMode, dict[str, int]]:
     """How `--help` is laid out on `stream` (typer's rich_markup_mode, click context
     settings): rich panels on a terminal at least 80 columns wide; elsewhere click's plain

@@ -42,7 +42,7 @@ class ExportFormatError(ValueError):
 
 
 def redact(url: str) -> str:
-    """The store URL without its password (it goes into the header)."""
+    """A database URL without its password (an export's header, the serve banner)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
