@@ -38,6 +38,8 @@ VIDEO_UPDATE = {**dict.fromkeys(DELTAS, ADD), "last_engaged_at": MAX}  # late ev
 VIEW_PAIR = ("video_id", "viewer_id")
 FOLLOW_PAIR = ("pair_id", "viewer_id", "creator_id")
 NEW_CREATOR_COLUMNS = ("creator_id", "handle", "display_name", "region", "status", "registered_at")
+# Registered fills in the profile of a row its videos may have created (counters only).
+CREATOR_PROFILE = dict.fromkeys(NEW_CREATOR_COLUMNS[1:], SET)
 NEW_VIDEO_COLUMNS = (
     "video_id", "creator_id", "caption", "hashtags", "sound_id", "duration_seconds", "status",
     "published_at",
@@ -46,7 +48,12 @@ NEW_VIDEO_COLUMNS = (
 
 class SqlStatsView(StatsView):
     """One instance per transaction. Row inserts/updates that later events depend on are
-    written immediately; hot counters are summed in memory and written once at flush."""
+    written immediately; hot counters are summed in memory and written once at flush.
+
+    Keyed workers apply a creator's events (keyed by creator) and its videos' events
+    (keyed by video) in any interleaving, so counters that roll up to a creator create
+    its row when absent (profile NULL), and Creator.Registered fills in the profile of an
+    existing row without touching its counters: the result is the same in any order."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
@@ -77,7 +84,7 @@ class SqlStatsView(StatsView):
     def _write_new_creators(self) -> None:
         if self.new_creators:
             upsert(self.conn, rm_creators, NEW_CREATOR_COLUMNS, list(self.new_creators.values()),
-                   key=("creator_id",))  # fmt: skip
+                   key=("creator_id",), update=CREATOR_PROFILE)  # fmt: skip
             self.new_creators.clear()
 
     def creator_profile(self, creator_id: UUID, display_name: str, region: str) -> None:
@@ -138,7 +145,7 @@ class SqlStatsView(StatsView):
                 _sum_into(tags, t, (1,))
             if r["sound_id"]:
                 _sum_into(sounds, r["sound_id"], (1,))
-        _add_rows(self.conn, rm_creators, "creator_id", creators, ("videos",), create=False)
+        _add_rows(self.conn, rm_creators, "creator_id", creators, ("videos",), create=True)
         _add_rows(self.conn, rm_hashtags, "tag", tags, ("videos",), create=True)
         _add_rows(self.conn, rm_sounds, "sound_id", sounds, ("videos",), create=True)
 
@@ -267,7 +274,7 @@ class SqlStatsView(StatsView):
         for creator_id, delta in follows.items():
             _sum_into(creators, creator_id, (0, 0, 0, 0, 0.0, delta))
         _add_rows(self.conn, rm_creators, "creator_id", creators, (*CREATOR_COUNTERS, "followers"),
-                  create=False)  # fmt: skip
+                  create=True)  # fmt: skip
         _add_rows(self.conn, rm_hashtags, "tag", tags, COUNTERS, create=True)
         _add_rows(self.conn, rm_sounds, "sound_id", sounds, COUNTERS, create=True)
         self.video_deltas.clear()

@@ -32,11 +32,13 @@ rm_creators = sa.Table(
     "rm_creators",
     metadata,
     sa.Column("creator_id", sa.Uuid, primary_key=True),
-    sa.Column("handle", sa.String(32), nullable=False),
-    sa.Column("display_name", sa.String(100), nullable=False),
-    sa.Column("region", sa.String(2), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("registered_at", Ts, nullable=False),
+    # The profile is NULL until Creator.Registered is applied: keyed workers may count a
+    # creator's videos first (migration 0011); readers skip such rows.
+    sa.Column("handle", sa.String(32), nullable=True),
+    sa.Column("display_name", sa.String(100), nullable=True),
+    sa.Column("region", sa.String(2), nullable=True),
+    sa.Column("status", sa.String(16), nullable=True),
+    sa.Column("registered_at", Ts, nullable=True),
     sa.Column("strikes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("followers", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("videos", sa.Integer, nullable=False, server_default="0"),
