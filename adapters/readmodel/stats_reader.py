@@ -23,6 +23,9 @@ from queries.stats import (
 
 V = rm_videos.c
 C = rm_creators.c
+# A row whose creator is not registered yet (its videos' counters came first: keyed
+# workers, migration 0011) is no creator to show.
+REGISTERED = C.handle.is_not(None)
 
 
 def _video(row: Any) -> VideoStats:
@@ -124,7 +127,7 @@ class SqlStatsReader(StatsReader):
         return Page(items=items, end_cursor=end, has_next_page=len(rows) > first)
 
     def creator(self, creator_id: UUID) -> CreatorStats | None:
-        rows = self._rows(sa.select(rm_creators).where(C.creator_id == creator_id))
+        rows = self._rows(sa.select(rm_creators).where(C.creator_id == creator_id, REGISTERED))
         return _creator(rows[0]) if rows else None
 
     def creators_by_ids(self, ids: list[UUID]) -> dict[UUID, CreatorStats]:
@@ -132,7 +135,7 @@ class SqlStatsReader(StatsReader):
             return {}
         return {
             r.creator_id: _creator(r)
-            for r in self._rows(sa.select(rm_creators).where(C.creator_id.in_(ids)))
+            for r in self._rows(sa.select(rm_creators).where(C.creator_id.in_(ids), REGISTERED))
         }
 
     def hashtag(self, tag: str) -> TagStats | None:
@@ -145,9 +148,9 @@ class SqlStatsReader(StatsReader):
 
     def summary(self) -> PlatformSummary:
         (c,) = self._rows(
-            sa.select(sa.func.count(), sa.func.count().filter(C.status == "suspended")).select_from(
-                rm_creators
-            )
+            sa.select(sa.func.count(), sa.func.count().filter(C.status == "suspended"))
+            .select_from(rm_creators)
+            .where(REGISTERED)
         )
         (v,) = self._rows(
             sa.select(
