@@ -32,6 +32,11 @@ SET = "set"  # new (last writer wins)
 MAX = "max"  # greatest(stored, new), NULLs ignored
 MIN = "min"  # least(stored, new), NULLs ignored
 KEEP = "keep"  # stored (only written by the insert)
+# Seconds kept to the millisecond: stored + new in whole milliseconds, divided back. The
+# stored double is always the one nearest to an integer count of milliseconds, so the sum
+# is exact and does not depend on the order of the additions (float + float does: a keyed
+# projection's Kafka workers add in another order than the single-process runner).
+ADD_MS = "add_ms"
 
 
 def upsert(
@@ -248,6 +253,8 @@ def qualified(conn: sa.Connection, table: sa.Table) -> str:
 def _combine(how: str, stored: Any, new: Any, conn: sa.Connection) -> Any:
     if how == ADD:
         return stored + new
+    if how == ADD_MS:
+        return (sa.func.round(stored * 1000) + sa.func.round(new * 1000)) / 1000.0
     if how == SET:
         return new
     if how in (MAX, MIN):
@@ -390,6 +397,7 @@ def _pg_set(name: str, column: str, how: str, new: str) -> str:
         f'"{column}" = '
         + {
             ADD: f"{stored} + {new}",
+            ADD_MS: f"(round({stored} * 1000) + round({new} * 1000)) / 1000.0::float8",
             SET: new,
             MAX: f"coalesce(greatest({stored}, {new}), {stored}, {new})",
             MIN: f"coalesce(least({stored}, {new}), {stored}, {new})",

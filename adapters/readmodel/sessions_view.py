@@ -9,7 +9,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.bulk import ADD, SET, qualified, raw_query, write_counting_new
+from adapters.readmodel.bulk import ADD, ADD_MS, SET, qualified, raw_query, write_counting_new
 from adapters.readmodel.tables import rm_session_videos, rm_viewer_sessions
 from adapters.readmodel.times import as_utc
 from domain.engagement import Engagement
@@ -20,21 +20,22 @@ PREFETCH_CHUNK = 500
 _UNKNOWN = object()  # a viewer whose latest session was never read
 SESSION_VIDEO_COLUMNS = ("viewer_id", "session_no", "video_id")
 SESSION_COLUMNS = ("viewer_id", "session_no", "started_at", "ended_at", "views", "watch_seconds")
-SESSION_UPDATE = {"ended_at": SET, "views": ADD, "watch_seconds": ADD}
+# watch time in whole milliseconds (bulk.ADD_MS): the same sum whatever the batch splits
+SESSION_UPDATE = {"ended_at": SET, "views": ADD, "watch_seconds": ADD_MS}
 
 
 class _Touched:
     """A session changed in this batch: its times and the batch's deltas (one per new
     session of the batch: a plain class with slots, cheaper to build than a dataclass)."""
 
-    __slots__ = ("ended_at", "session_no", "started_at", "videos", "views", "watch_seconds")
+    __slots__ = ("ended_at", "session_no", "started_at", "videos", "views", "watch_ms")
 
     def __init__(self, session_no: int, started_at: datetime, ended_at: datetime) -> None:
         self.session_no = session_no
         self.started_at = started_at
         self.ended_at = ended_at
         self.views = 0
-        self.watch_seconds = 0.0
+        self.watch_ms = 0
         self.videos: set[UUID] = set()
 
 
@@ -132,7 +133,7 @@ class SqlSessionsView(SessionsView):
         if touched is None or touched.session_no != session_no:
             touched = self._touch(viewer_id, session_no)
         touched.views += 1
-        touched.watch_seconds += watch_seconds
+        touched.watch_ms += round(watch_seconds * 1000)
         touched.videos.add(video_id)
 
     def _touch(self, viewer_id: UUID, session_no: int) -> _Touched:
@@ -161,7 +162,7 @@ class SqlSessionsView(SessionsView):
         # grows by the new ones only.
         pairs = [(v, n, video) for (v, n), t in touched.items() for video in t.videos]
         rows = [
-            (v, n, t.started_at, t.ended_at, t.views, t.watch_seconds)
+            (v, n, t.started_at, t.ended_at, t.views, t.watch_ms / 1000)
             for (v, n), t in touched.items()
         ]
         write_counting_new(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from adapters.readmodel.bulk import (
     ADD,
+    ADD_MS,
     MAX,
     SET,
     select_in,
@@ -34,7 +35,8 @@ CREATOR_COUNTERS = (*COUNTERS, "watch_seconds")
 # A batch's deltas per video, in this order (a list per video: one index per counter).
 DELTAS = (*CREATOR_COUNTERS, "completions")
 VIDEO_COLUMNS = ("video_id", *DELTAS, "last_engaged_at")
-VIDEO_UPDATE = {**dict.fromkeys(DELTAS, ADD), "last_engaged_at": MAX}  # late events: never back
+# watch time in whole milliseconds (bulk.ADD_MS): exact, whatever the order of additions
+VIDEO_UPDATE = {**dict.fromkeys(DELTAS, ADD), "watch_seconds": ADD_MS, "last_engaged_at": MAX}
 VIEW_PAIR = ("video_id", "viewer_id")
 FOLLOW_PAIR = ("pair_id", "viewer_id", "creator_id")
 NEW_CREATOR_COLUMNS = ("creator_id", "handle", "display_name", "region", "status", "registered_at")
@@ -57,7 +59,7 @@ class SqlStatsView(StatsView):
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
-        self.video_deltas: dict[UUID, list[float]] = {}  # DELTAS per video
+        self.video_deltas: dict[UUID, list[int]] = {}  # DELTAS per video (watch in ms)
         self.last_engaged: dict[UUID, datetime] = {}
         self.viewed_pairs: dict[tuple[UUID, UUID], None] = {}
         self.follow_deltas: dict[UUID, int] = defaultdict(int)
@@ -206,12 +208,12 @@ class SqlStatsView(StatsView):
     ) -> None:
         d = self.video_deltas.get(video_id)
         if d is None:
-            d = self.video_deltas[video_id] = [0, 0, 0, 0, 0.0, 0]
+            d = self.video_deltas[video_id] = [0, 0, 0, 0, 0, 0]
         d[0] += views
         d[1] += likes
         d[2] += shares
         d[3] += comments
-        d[4] += watch_seconds
+        d[4] += round(watch_seconds * 1000)
         d[5] += completions
         if views:
             self.viewed_pairs[(video_id, viewer_id)] = None
@@ -226,9 +228,9 @@ class SqlStatsView(StatsView):
         """engagement(views=1, watch_seconds=..., completions=int(completed)) in one call."""
         d = self.video_deltas.get(video_id)
         if d is None:
-            d = self.video_deltas[video_id] = [0, 0, 0, 0, 0.0, 0]
+            d = self.video_deltas[video_id] = [0, 0, 0, 0, 0, 0]
         d[0] += 1
-        d[4] += watch_seconds
+        d[4] += round(watch_seconds * 1000)
         if completed:
             d[5] += 1
         self.viewed_pairs[(video_id, viewer_id)] = None
@@ -264,7 +266,10 @@ class SqlStatsView(StatsView):
                 _sum_into(sounds, sound_id, engagement)
         if self.video_deltas:
             # Each new (video, viewer) pair is one more unique viewer of its video.
-            rows = [(v, *d, self.last_engaged.get(v)) for v, d in self.video_deltas.items()]
+            rows = [
+                (v, *d[:4], d[4] / 1000, d[5], self.last_engaged.get(v))
+                for v, d in self.video_deltas.items()
+            ]
             write_counting_new(
                 self.conn, rm_videos, VIDEO_COLUMNS, rows, key=("video_id",),
                 update=VIDEO_UPDATE, count="unique_viewers", children=rm_view_pairs,
@@ -272,7 +277,7 @@ class SqlStatsView(StatsView):
             )  # fmt: skip
         follows = self._follows()
         for creator_id, delta in follows.items():
-            _sum_into(creators, creator_id, (0, 0, 0, 0, 0.0, delta))
+            _sum_into(creators, creator_id, (0, 0, 0, 0, 0, delta))
         _add_rows(self.conn, rm_creators, "creator_id", creators, (*CREATOR_COUNTERS, "followers"),
                   create=True)  # fmt: skip
         _add_rows(self.conn, rm_hashtags, "tag", tags, COUNTERS, create=True)
@@ -339,6 +344,10 @@ def _add_rows(
         return
     rows = [(k, *t) for k, t in totals.items()]
     update = dict.fromkeys(counters, ADD)
+    if "watch_seconds" in counters:  # summed in milliseconds (bulk.ADD_MS)
+        i = counters.index("watch_seconds") + 1
+        rows = [(*r[:i], r[i] / 1000, *r[i + 1 :]) for r in rows]
+        update["watch_seconds"] = ADD_MS
     if create:
         upsert(conn, table, (key, *counters), rows, key=(key,), update=update)
     else:
