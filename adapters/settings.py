@@ -130,6 +130,22 @@ class Settings(BaseSettings):
         "dedup by event id",
     )
     kafka_topic_prefix: str = Field("reelpulse", description="Prefix of every topic name")
+    kafka_projection_feeds: bool = Field(
+        True,
+        description="The relay also publishes the projection feeds (`<prefix>.feed.video.v1`,"
+        " `.feed.viewer.v1`) that `kafka-project` workers read (docs/scaling.md)",
+    )
+    kafka_projections: bool = Field(
+        False,
+        description="serve leaves the keyed projections (stats, moderation, sessions) to "
+        "`kafka-project` workers, and waits on their positions (docs/scaling.md)",
+    )
+    kafka_session_timeout_ms: int = Field(
+        10_000,
+        ge=1_000,
+        description="Consumer-group session timeout: how long a worker that died unseen "
+        "(kill -9, a lost host) holds its partitions before the group moves them",
+    )
     kafka_relay_batch_size: int = Field(2000, ge=1, description="Events per relay batch")
     kafka_ingest_batch_size: int = Field(500, ge=1, description="Messages per ingest batch")
     kafka_ingest_retention_ms: int = Field(

@@ -4,7 +4,8 @@ Topic configs (set at creation, checked on every start; see docs/kafka.md "Topic
 * event topics (`<prefix>.<family>.v1`): `retention.ms=-1`, `cleanup.policy=delete`. They
   are the event log that readers replay from offset 0, so nothing may age out. Not
   compacted: keys are videos (or creators), not entities, and compaction would keep only
-  the last event of each video.
+  the last event of each video. The projection feeds (`<prefix>.feed.<feed>.v1`) are kept
+  the same way: a Kafka-mode rebuild reads them from offset 0.
 * the ingest topic: `REELPULSE_KAFKA_INGEST_RETENTION_MS` (7 days): raw signals are in the
   event store once ingested; the retention is how long an ingest outage may last.
 * the dead-letter topic: `REELPULSE_KAFKA_DEAD_LETTER_RETENTION_MS` (30 days): time for an
@@ -23,7 +24,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from adapters.kafka.envelope import FAMILIES, dead_letter_topic, event_topic, ingest_topic
+from adapters.kafka.envelope import (
+    FAMILIES,
+    FEEDS,
+    dead_letter_topic,
+    event_topic,
+    feed_topic,
+    ingest_topic,
+)
 from adapters.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +73,7 @@ def all_topics(settings: Settings) -> list[str]:
     prefix = settings.kafka_topic_prefix
     return [
         *(event_topic(prefix, f) for f in FAMILIES),
+        *(feed_topic(prefix, f) for f in FEEDS if settings.kafka_projection_feeds),
         ingest_topic(prefix),
         dead_letter_topic(prefix),
     ]
@@ -172,6 +181,8 @@ def consumer(settings: Settings, *topics: str, group_id: str, **overrides: Any) 
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_poll_records": 1000,
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": min(3_000, settings.kafka_session_timeout_ms // 3),
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)

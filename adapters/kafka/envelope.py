@@ -49,6 +49,33 @@ def event_topic(prefix: str, family: str) -> str:
     return f"{prefix}.{family}.v1"
 
 
+# Internal projection feeds (docs/scaling.md): every event once more, keyed for the
+# projections that partition by it, in the store's global order within each key.
+FEEDS = ("video", "viewer")
+VIEWED_TOPIC = "domain.engagement:Engagement.Viewed"
+WATERMARK_HEADER = "reelpulse-watermark"
+
+
+def feed_topic(prefix: str, feed: str) -> str:
+    """`video`: every event, keyed as the public topics key it (video id; creator id for
+    creator-level events). `viewer`: views, keyed by viewer id."""
+    return f"{prefix}.feed.{feed}.v1"
+
+
+def watermark_message(position: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A marker the relay writes to every partition of a feed after a batch is
+    acknowledged: every event up to `position` of this partition is before it."""
+    return orjson.dumps({"watermark": position}), [(WATERMARK_HEADER, str(position).encode())]
+
+
+def watermark_of(headers: Any) -> int | None:
+    """The position a marker message carries, or None for an event message."""
+    for name, value in headers or ():
+        if name == WATERMARK_HEADER:
+            return int(value)
+    return None
+
+
 def ingest_topic(prefix: str) -> str:
     return f"{prefix}.ingest.engagement.v1"
 

@@ -6,6 +6,15 @@ the acks and that write re-publishes the batch after restart: duplicates are pos
 only then, and they are the same record: same bytes, headers, key, partition and
 timestamp (the event time, not the relay's clock). Messages of one key (video id) are
 sent in log order on one partition, so per-key order holds.
+
+The projection feeds (`REELPULSE_KAFKA_PROJECTION_FEEDS`, docs/scaling.md): each event is
+also sent to `<prefix>.feed.video.v1` (the same key and bytes as its public message; one
+topic, so that a video's content, engagement and moderation events keep their global order
+on one partition), and each view to `<prefix>.feed.viewer.v1` keyed by its viewer. After a
+batch is acknowledged, a watermark marker (`watermark_message`) goes to every partition of
+each feed: a worker that has read a partition up to a marker for position P has seen every
+event up to P of that partition, which is how Kafka-run projections report a position that
+read-your-writes tokens can wait on.
 """
 
 import asyncio
@@ -23,13 +32,16 @@ from eventsourcing.persistence import Notification, Tracking
 from adapters.kafka.client import ensure_topics, producer
 from adapters.kafka.envelope import (
     FAMILY_OF_MODULE,
+    VIEWED_TOPIC,
     encode,
     event_id,
     event_topic,
+    feed_topic,
     headers,
     iso_of,
     payload_uuid,
     timestamp_ms,
+    watermark_message,
 )
 from adapters.kafka.public import plain_data
 from adapters.settings import Settings
@@ -123,6 +135,22 @@ class Relay:
     def stop(self) -> None:
         self._stopping.set()
 
+    async def _watermarks(self, kafka: Any, topics: tuple[str, ...], position: int) -> None:
+        """A marker for `position` on every partition of the feeds, after the batch's acks
+        (so it lands behind every event of the batch on its partition)."""
+        value, marker_headers = watermark_message(position)
+        acks = []
+        for topic in topics:
+            partitions = self._topic_partitions.get(topic)
+            if partitions is None:
+                partitions = sorted(await kafka.partitions_for(topic))
+                self._topic_partitions[topic] = partitions
+            for p in partitions:
+                acks.append(
+                    await kafka.send(topic, value=value, partition=p, headers=marker_headers)
+                )
+        await asyncio.gather(*acks)
+
     async def run(
         self, *, until_caught_up: bool = False, on_batch: Callable[[RelayStats], None] | None = None
     ) -> RelayStats:
@@ -158,6 +186,8 @@ class Relay:
         if not notifications:
             return 0
         prefix = self.settings.kafka_topic_prefix
+        feeds = self.settings.kafka_projection_feeds
+        video_feed, viewer_feed = feed_topic(prefix, "video"), feed_topic(prefix, "viewer")
         acks = []
         for n in notifications:
             # Hot path: parse the state once, no envelope object, one await per message.
@@ -178,19 +208,30 @@ class Relay:
                 eid, type_, version, n.topic, n.id, stream, n.originator_version,
                 occurred_at, recorded_at, key, data, payload,
             )  # fmt: skip
-            acks.append(
-                await kafka.send(
-                    topic,
-                    value=value,
-                    key=key_bytes,
-                    partition=partition,
-                    timestamp_ms=timestamp_ms(occurred_at, recorded_at),
-                    headers=headers(type_, version, eid),
-                )
-            )
+            record = {
+                "value": value,
+                "timestamp_ms": timestamp_ms(occurred_at, recorded_at),
+                "headers": headers(type_, version, eid),
+            }
+            acks.append(await kafka.send(topic, key=key_bytes, partition=partition, **record))
             self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + 1
+            if feeds:
+                where = self._partitions.get((video_feed, key_bytes))
+                if where is None:
+                    where = await self._partition(kafka, video_feed, key_bytes)
+                acks.append(await kafka.send(video_feed, key=key_bytes, partition=where, **record))
+                if n.topic == VIEWED_TOPIC:
+                    viewer = (payload_uuid(n, "viewer_id", payload) or stream).encode()
+                    where = self._partitions.get((viewer_feed, viewer))
+                    if where is None:
+                        where = await self._partition(kafka, viewer_feed, viewer)
+                    acks.append(
+                        await kafka.send(viewer_feed, key=viewer, partition=where, **record)
+                    )
         await asyncio.gather(*acks)  # raises if any message was not acknowledged
         last = notifications[-1].id
+        if feeds:
+            await self._watermarks(kafka, (video_feed, viewer_feed), last)
         await asyncio.to_thread(self.store.recorder.insert_tracking, Tracking(TRACKING_NAME, last))
         self.stats.published += len(notifications)
         self.stats.batches += 1

@@ -215,6 +215,9 @@ kafka_offsets = sa.Table(
     sa.Column("last_position", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("events", sa.BigInteger, nullable=False, server_default="0"),  # applied
     sa.Column("updated_at", Ts, nullable=True),
+    # every event up to this position of the partition is applied (the relay's watermark
+    # markers on the projection feeds): the group's position is the least over partitions
+    sa.Column("complete_through", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 # -- online models: checkpoints, predictions, progressive metrics --------------------------
