@@ -11,6 +11,7 @@ from adapters.eventstore.listener import PostgresCommitListener
 from adapters.follower import EventFollower
 from adapters.projections.manager import ProjectionManager
 from adapters.projections.poison import install_poison_reporting
+from adapters.projections.registry import projection_specs
 from adapters.readmodel.db import create_read_engine, read_model_url, upgrade
 from adapters.settings import Settings
 from commands.base import Clock, SharedStore, utc_now
@@ -81,6 +82,14 @@ class Container:
         self.write_engine.dispose()
 
 
+def kafka_run_projections(settings: Settings) -> frozenset[str]:
+    """The projections Kafka consumer groups run (`kafka-project`) when
+    REELPULSE_KAFKA_PROJECTIONS is on: every keyed one (`Projection.partition_by`)."""
+    if not settings.kafka_projections:
+        return frozenset()
+    return frozenset(s.name for s in projection_specs() if s.projection.partition_by != "global")
+
+
 def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Container:
     settings = settings or Settings()
     store = open_shared_store(
@@ -112,6 +121,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Co
             write_engine,
             batch_size=settings.projection_batch_size,
             poll_seconds=settings.policy_poll_seconds,
+            remote=kafka_run_projections(settings),
         ),
     )
     install_poison_reporting(container.projections)  # a failing batch: status + alert

@@ -2,7 +2,7 @@
 
 import sys
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -464,42 +464,78 @@ def kafka_project(
     once: Annotated[
         bool, typer.Option(help="Stop when the assigned partitions are caught up")
     ] = False,
-    group: Annotated[str | None, typer.Option(help="Consumer group id")] = None,
+    feed: Annotated[
+        str,
+        typer.Option(
+            help="What to run: `video` (stats and moderation from <prefix>.feed.video.v1), "
+            "`viewer` (sessions from <prefix>.feed.viewer.v1), `engagement` (the per-video "
+            "engagement counters from <prefix>.engagement.v1), or `all` of them"
+        ),
+    ] = "all",
+    group: Annotated[
+        str | None, typer.Option(help="Consumer group id (one feed only; default per feed)")
+    ] = None,
 ) -> None:
-    """Run the partitionable projection (per-video engagement counters) from Kafka as a
-    consumer group member: start N of these to split the partitions. Offsets are stored
-    with the read-model changes, so every event takes effect exactly once."""
+    """Run the keyed projections from Kafka as a consumer-group member: start N of these to
+    split the partitions (docs/scaling.md). Offsets are stored with the read-model changes,
+    so every event takes effect exactly once; serve with REELPULSE_KAFKA_PROJECTIONS=true
+    leaves these projections to the workers."""
     import asyncio
     import signal
 
+    from adapters.kafka.envelope import FEEDS
     from adapters.kafka.projection_consumer import DEFAULT_GROUP, KafkaProjectionWorker
 
     settings = Settings()
     if not settings.kafka_bootstrap_servers:
         console.print("[red]set REELPULSE_KAFKA_BOOTSTRAP_SERVERS to run Kafka projections[/red]")
         raise typer.Exit(2)
+    choices = (*FEEDS, "engagement")
+    feeds = list(choices) if feed == "all" else [feed]
+    if any(f not in choices for f in feeds):
+        console.print(f"[red]--feed must be one of {', '.join(choices)} or all[/red]")
+        raise typer.Exit(2)
+    if group is not None and len(feeds) > 1:
+        console.print("[red]--group needs one --feed (each feed has its own group)[/red]")
+        raise typer.Exit(2)
     container = _open(settings)
-    worker = KafkaProjectionWorker.for_container(container, group_id=group or DEFAULT_GROUP)
+    workers = [
+        KafkaProjectionWorker.for_container(container, group_id=group or DEFAULT_GROUP)
+        if f == "engagement"
+        else KafkaProjectionWorker.for_feed(container, f, group_id=group)
+        for f in feeds
+    ]
 
     async def run() -> None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.stop)
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, lambda: [w.stop() for w in workers])
         with Progress(
             TextColumn("[bold]projecting from Kafka"),
             TextColumn("{task.completed:,.0f} events"),
+            TextColumn("position {task.fields[position]:,}"),
             console=console,
         ) as progress:
-            task = progress.add_task("kafka", total=None)
-            await worker.run(
-                until_idle=once,
-                on_batch=lambda stats: progress.update(task, completed=stats.applied),
-            )
+            task = progress.add_task("kafka", total=None, position=0)
+
+            def advanced(_: Any) -> None:
+                progress.update(
+                    task,
+                    completed=sum(w.stats.applied for w in workers),
+                    position=min(w.stats.position for w in workers if w.tracked)
+                    if any(w.tracked for w in workers)
+                    else 0,
+                )
+
+            await asyncio.gather(*(w.run(until_idle=once, on_batch=advanced) for w in workers))
 
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
     finally:
-        console.print(f"kafka projection stopped: {worker.stats}")
+        for w in workers:
+            console.print(f"kafka projection {w.group_id} stopped: {w.stats}")
         container.close()
 
 

@@ -18,6 +18,11 @@ class Projection(ABC, Generic[TView]):
     name: ClassVar[str]
     topics: ClassVar[tuple[str, ...]]  # event topics it reads (filtered in the database)
     version: ClassVar[int] = 1  # bump when the read model's meaning changes (rebuild)
+    # How it partitions when run from Kafka by consumer groups (docs/scaling.md):
+    # "video" (per video, creator-level events per creator: the relay's key), "viewer", or
+    # "global" (one instance sees every event in global order: the single-process runner).
+    # A keyed projection's read model must not depend on the order across keys.
+    partition_by: ClassVar[str] = "global"
 
     @abstractmethod
     def process(self, event: Any, position: int, view: TView) -> None:

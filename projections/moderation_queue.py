@@ -128,6 +128,7 @@ class ModerationView(ABC):
 
 class ModerationQueueProjection(Projection[ModerationView]):
     name = "moderation"
+    partition_by = "video"
     topics = tuple(get_topic(cls) for cls in (*CASE_EVENTS, Engagement.Viewed))
 
     def __init__(self, weights: PriorityWeights | None = None) -> None:

@@ -57,6 +57,7 @@ class SessionsView(ABC):
 
 class SessionsProjection(Projection[SessionsView]):
     name = "sessions"
+    partition_by = "viewer"
     topics = (get_topic(Engagement.Viewed),)
 
     def process(self, event: Any, position: int, view: SessionsView) -> None:

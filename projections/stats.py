@@ -92,6 +92,7 @@ VIDEO_STATUS = {
 
 class StatsProjection(Projection[StatsView]):
     name = "stats"
+    partition_by = "video"
     topics = tuple(
         get_topic(cls)
         for cls in (

@@ -47,6 +47,7 @@ class VideoEngagementView(ABC):
 
 class VideoEngagementProjection(Projection[VideoEngagementView]):
     name = "video_engagement_kafka"
+    partition_by = "video"  # runs on `<prefix>.engagement.v1` with its own tables
     topics = tuple(
         get_topic(cls)
         for cls in (

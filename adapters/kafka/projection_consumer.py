@@ -1,8 +1,17 @@
-"""KafkaProjectionWorker: a projection run from Kafka by a consumer group.
+"""KafkaProjectionWorker: projections run from Kafka by a consumer group.
 
-N workers in one consumer group split the partitions of `<prefix>.engagement.v1`; each
-applies the events of its partitions to the read model (VideoEngagementProjection, which
-needs only per-video state: every event of a video is on one partition, in log order).
+N workers in one consumer group split the partitions of a topic; each applies the events
+of its partitions to the read model. Two uses:
+* the keyed projections (`keyed_specs`, docs/scaling.md): a group per projection feed
+  (`<prefix>.feed.video.v1`: stats and moderation, whose state is per video or per
+  creator; `<prefix>.feed.viewer.v1`: sessions, per viewer). Every event of a key is on one
+  partition in the store's global order; the projections' read models do not depend on the
+  order across keys (tests/integration/test_keyed_interleaving.py), so N workers build the
+  same tables as the single-process runner. The relay's watermark markers give the group a
+  position (`complete_through`, the least over partitions) written to
+  `projection_tracking` like the runner's, so read-your-writes tokens work unchanged.
+* the per-video engagement counters (VideoEngagementProjection) on
+  `<prefix>.engagement.v1`, its own tables (the first Kafka-run projection).
 
 Exactly once per event:
 * Each `getmany` batch is applied in ONE read-model transaction that also writes each
@@ -27,7 +36,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,15 +46,18 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from eventsourcing.persistence import Mapper
 
 from adapters.kafka.client import consumer, ensure_topics
-from adapters.kafka.envelope import Envelope, event_topic
-from adapters.projections.runner import FlushableView
+from adapters.kafka.envelope import FEEDS, Envelope, event_topic, feed_topic, watermark_of
+from adapters.projections.registry import projection_specs
+from adapters.projections.runner import FlushableView, ProjectionSpec
 from adapters.readmodel.kafka_view import (
     OffsetConflict,
     StoredOffset,
     claim_offsets,
+    group_position,
     load_offsets,
     make_video_engagement_view,
     record_progress,
+    track_group_position,
 )
 from adapters.settings import Settings
 from projections.base import Projection
@@ -57,6 +69,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "reelpulse-video-engagement"
+FEED_GROUP = "reelpulse-feed-{feed}"  # the consumer group of a projection feed's workers
 POLL_MS = 200  # longest wait in getmany: how fast stop() and idle checks are noticed
 RETRY_SECONDS = 1.0  # pause after a failed batch before re-reading it
 KAFKA_COMMIT_TIMEOUT = 5.0
@@ -68,6 +81,7 @@ class WorkerStats:
     applied: int = 0  # events applied to the projection
     duplicates: int = 0  # re-published events dropped by position
     ignored: int = 0  # events of types the projection does not read
+    position: int = 0  # the group's position (feeds: least watermark over partitions)
     batches: int = 0  # committed read-model transactions
     conflicts: int = 0  # batches rolled back: another worker had moved the stored offset
     errors: int = 0  # batches rolled back by an error (retried)
@@ -85,9 +99,30 @@ class _Applied:
     applied: int
     duplicates: int
     ignored: int
+    position: int
 
 
 OnBatch = Callable[[WorkerStats], Any]  # may return an awaitable
+
+
+def keyed_specs(feed: str, names: Sequence[str] | None = None) -> list[ProjectionSpec]:
+    """The projections that partition by `feed`'s key (`Projection.partition_by`), or the
+    named ones among them. A projection with in-memory state (an online model) is never
+    keyed: its model learns from every key in global order."""
+    if feed not in FEEDS:
+        raise ValueError(f"unknown feed {feed!r}: one of {', '.join(FEEDS)}")
+    specs = [s for s in projection_specs() if s.projection.partition_by == feed]
+    if names is not None:
+        unknown = set(names) - {s.name for s in specs}
+        if unknown:
+            raise ValueError(
+                f"not keyed by {feed}: {', '.join(sorted(unknown))} "
+                f"(keyed: {', '.join(s.name for s in specs) or 'none'})"
+            )
+        specs = [s for s in specs if s.name in names]
+    return specs
+
+
 _T = TypeVar("_T")
 
 
@@ -127,6 +162,8 @@ class KafkaProjectionWorker:
         *,
         projection: Projection[Any] | None = None,
         make_view: Callable[[sa.Connection], FlushableView] = make_video_engagement_view,
+        specs: Sequence[ProjectionSpec] | None = None,
+        topic: str | None = None,
         batch_size: int | None = None,
         commit_to_kafka: bool = True,
         consumer_options: dict[str, Any] | None = None,
@@ -135,14 +172,19 @@ class KafkaProjectionWorker:
         self.engine = engine
         self.mapper = mapper
         self.group_id = group_id
-        self.projection = projection or VideoEngagementProjection()
-        self.make_view = make_view
+        # `specs` (with `topic`, a feed): projections tracked in projection_tracking.
+        # Else one projection on the engagement topic with its own tables (no tracking).
+        self.tracked = specs is not None
+        self.specs = list(specs or [ProjectionSpec(projection or VideoEngagementProjection(),
+                                                   make_view)])  # fmt: skip
         self.batch_size = batch_size or settings.projection_batch_size
         self.commit_to_kafka = commit_to_kafka
         self.consumer_options = consumer_options or {}
-        self.topic = event_topic(settings.kafka_topic_prefix, "engagement")
+        self.topic = topic or event_topic(settings.kafka_topic_prefix, "engagement")
         self.stats = WorkerStats()
-        self._topics = frozenset(self.projection.topics)
+        self._spec_topics = [frozenset(s.projection.topics) for s in self.specs]
+        self._topics = frozenset().union(*self._spec_topics)
+        self._partition_count = 0
         self._consumer: Any = None
         self._lock = asyncio.Lock()  # held by a batch in flight and by rebalance callbacks
         self._owned: set[TopicPartition] = set()  # seeked to the stored offset
@@ -165,6 +207,27 @@ class KafkaProjectionWorker:
             **kwargs,
         )
 
+    @classmethod
+    def for_feed(
+        cls,
+        container: "Container",
+        feed: str,
+        group_id: str | None = None,
+        names: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> "KafkaProjectionWorker":
+        """A worker of the keyed projections of a projection feed (`video` or `viewer`)."""
+        settings = container.settings
+        return cls(
+            settings,
+            container.write_engine,
+            container.content.mapper,
+            group_id or FEED_GROUP.format(feed=feed),
+            specs=keyed_specs(feed, names),
+            topic=feed_topic(settings.kafka_topic_prefix, feed),
+            **kwargs,
+        )
+
     def stop(self) -> None:
         """Ask run() to finish its current batch, leave the group and return (call it on
         the event loop's thread, e.g. from a signal handler added to the loop)."""
@@ -183,6 +246,7 @@ class KafkaProjectionWorker:
         self._consumer = kafka
         started = time.perf_counter()
         await kafka.start()
+        self._partition_count = len(kafka.partitions_for_topic(self.topic) or ())
         try:
             while not self._stopping.is_set():
                 if self._unseeked:
@@ -233,6 +297,7 @@ class KafkaProjectionWorker:
                 self.stats.applied += done.applied
                 self.stats.duplicates += done.duplicates
                 self.stats.ignored += done.ignored
+                self.stats.position = max(self.stats.position, done.position)
                 self.stats.batches += 1
         if done is None:
             with contextlib.suppress(TimeoutError):
@@ -258,29 +323,58 @@ class KafkaProjectionWorker:
         """One read-model transaction: claim the offsets, apply the events, record."""
         new = {p: messages[-1].offset + 1 for p, messages in batch.items()}
         applied = {p: 0 for p in batch}
+        marks: dict[int, int] = {}
+        per_spec: list[list[tuple[int, Any]]] = [[] for _ in self.specs]
+        wanted_by_topic: dict[str, list[int]] = {}
         duplicates = ignored = 0
+        position = 0
         with self.engine.begin() as conn:
             last = claim_offsets(conn, self.group_id, self.topic, expected, new)
-            view = self.make_view(conn)
             for p, messages in batch.items():
                 high = last.get(p, 0)
                 for message in messages:
+                    mark = watermark_of(message.headers)
+                    if mark is not None:  # the relay's marker: not an event
+                        marks[p] = max(marks.get(p, 0), mark)
+                        continue
                     envelope = Envelope.from_bytes(message.value)
                     if envelope.position <= high:
                         duplicates += 1
                         continue
                     high = envelope.position
-                    if envelope.topic not in self._topics:
+                    wanted = wanted_by_topic.get(envelope.topic)
+                    if wanted is None:
+                        wanted = [i for i, t in enumerate(self._spec_topics) if envelope.topic in t]
+                        wanted_by_topic[envelope.topic] = wanted
+                    if not wanted:
                         ignored += 1
                         continue
                     event = self.mapper.to_domain_event(envelope.stored_event())
-                    self.projection.process(event, envelope.position, view)
+                    for i in wanted:
+                        per_spec[i].append((envelope.position, event))
                     applied[p] += 1
                 last[p] = high
-            view.flush()
-            record_progress(conn, self.group_id, self.topic, last, applied)
+            counts = {}
+            for spec, items in zip(self.specs, per_spec, strict=True):
+                counts[spec.name] = len(items)
+                if not items and self.tracked:
+                    continue
+                view = spec.make_view(conn)
+                prefetch = getattr(view, "prefetch", None)
+                if prefetch is not None:  # a view may read what the whole batch needs
+                    prefetch([event for _, event in items])
+                process = spec.projection.process
+                for at, event in items:
+                    process(event, at, view)
+                view.flush()
+            record_progress(conn, self.group_id, self.topic, last, applied, marks)
+            if self.tracked:
+                position = group_position(conn, self.group_id, self.topic, self._partition_count)
+                track_group_position(conn, position, counts)
         messages_in_batch = sum(len(m) for m in batch.values())
-        return _Applied(new, messages_in_batch, sum(applied.values()), duplicates, ignored)
+        return _Applied(
+            new, messages_in_batch, sum(applied.values()), duplicates, ignored, position
+        )
 
     async def _commit_to_kafka(self, next_offsets: dict[int, int]) -> None:
         """Informational only (lag tooling): the stored offsets are the truth."""

@@ -31,8 +31,12 @@ class ProjectionManager:
         *,
         batch_size: int = 1000,
         poll_seconds: float = 0.5,
+        remote: frozenset[str] = frozenset(),
     ) -> None:
+        """`remote`: projections that other processes run (Kafka consumer groups,
+        `kafka-project`): not run here, but waited on and reported from their rows."""
         self.engine = engine
+        self.remote = sorted(remote)
         self.store = store
         self.hub = ChangeHub()
         self.runners = [
@@ -46,6 +50,7 @@ class ProjectionManager:
                 on_commit=self.hub.publish,
             )
             for spec in projection_specs()
+            if spec.name not in remote
         ]
         # Live, the runners share one thread and one read of the log (group.py).
         self.group = ProjectionGroup(
@@ -60,7 +65,8 @@ class ProjectionManager:
 
     @property
     def names(self) -> list[str]:
-        return [r.name for r in self.runners]
+        """Every projection: run here, then run elsewhere (`remote`)."""
+        return [*(r.name for r in self.runners), *self.remote]
 
     def runner(self, name: str) -> ProjectionRunner:
         return next(r for r in self.runners if r.name == name)
@@ -68,7 +74,7 @@ class ProjectionManager:
     def live_positions(self) -> dict[str, int] | None:
         """Every runner's committed position without a query, when the runners run in this
         process (the hub hears of each commit); None otherwise (read `positions`)."""
-        if not self._started:
+        if not self._started or self.remote:
             return None
         known = self.hub.positions()
         if any(name not in known for name in self.names):
@@ -109,7 +115,7 @@ class ProjectionManager:
     def start(self) -> None:
         if not self._started:
             stored = self.positions()
-            for name in self.names:  # the hub starts where they are
+            for name in (r.name for r in self.runners):  # the hub starts where they are
                 self.hub.publish(name, stored.get(name, 0), set())
             self.group.start()
             self._started = True

@@ -20,7 +20,12 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from adapters.readmodel.tables import kafka_offsets, rm_kafka_video_engagement, rm_kafka_view_pairs
+from adapters.readmodel.tables import (
+    kafka_offsets,
+    projection_tracking,
+    rm_kafka_video_engagement,
+    rm_kafka_view_pairs,
+)
 from adapters.readmodel.upsert import insert_for, insert_ignore
 from projections.video_engagement import VideoEngagementView
 
@@ -190,14 +195,65 @@ def record_progress(
     topic: str,
     last_positions: Mapping[int, int],
     events: Mapping[int, int],
+    watermarks: Mapping[int, int] | None = None,
 ) -> None:
-    """After a claimed batch: the highest event-store position seen, events applied."""
+    """After a claimed batch: the highest event-store position seen, events applied, and
+    the highest relay watermark read (a feed's partition is complete through it)."""
+    marks = watermarks or {}
     for partition in sorted(last_positions):
+        values: dict[str, Any] = {
+            "last_position": last_positions[partition],
+            "events": kafka_offsets.c.events + events.get(partition, 0),
+        }
+        mark = marks.get(partition)
+        if mark is not None:
+            values["complete_through"] = sa.case(
+                (kafka_offsets.c.complete_through < mark, mark),
+                else_=kafka_offsets.c.complete_through,
+            )
         conn.execute(
             kafka_offsets.update()
             .where(_key(group, topic), kafka_offsets.c.partition == partition)
-            .values(
-                last_position=last_positions[partition],
-                events=kafka_offsets.c.events + events.get(partition, 0),
-            )
+            .values(**values)
         )
+
+
+def group_position(conn: sa.Connection, group: str, topic: str, partitions: int) -> int:
+    """The position a group's read model is complete through: the least watermark over
+    the topic's `partitions` partitions (0 while one has no stored offset yet)."""
+    rows = conn.execute(
+        sa.select(kafka_offsets.c.partition, kafka_offsets.c.complete_through).where(
+            _key(group, topic)
+        )
+    ).all()
+    marks = {int(r.partition): int(r.complete_through) for r in rows}
+    if partitions <= 0 or any(p not in marks for p in range(partitions)):
+        return 0
+    return min(marks[p] for p in range(partitions))
+
+
+def track_group_position(conn: sa.Connection, position: int, events: Mapping[str, int]) -> None:
+    """Each projection's row in projection_tracking, as the single-process runner writes
+    it: the position only moves forward (workers commit in any order)."""
+    now = datetime.now(UTC)
+    stmt = insert_for(conn, projection_tracking)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"],
+        set_={
+            "position": sa.case(
+                (projection_tracking.c.position < stmt.excluded.position, stmt.excluded.position),
+                else_=projection_tracking.c.position,
+            ),
+            "events": projection_tracking.c.events + stmt.excluded.events,
+            "updated_at": stmt.excluded.updated_at,
+            "last_error": None,
+        },
+    )
+    conn.execute(
+        stmt,
+        [
+            {"name": name, "position": position, "events": n, "updated_at": now,
+             "last_error": None}
+            for name, n in sorted(events.items())
+        ],
+    )  # fmt: skip

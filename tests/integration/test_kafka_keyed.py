@@ -1,0 +1,275 @@
+"""Keyed projections run by Kafka consumer groups build the single-process read models.
+
+Given a PostgreSQL store filled with a seeded workload, its read models built by the
+single-process runner (database A), and the store relayed to the Tansu broker (the
+projection feeds included, plus a batch the relay "re-published" as after a crash), when
+`reelpulse kafka-project` worker processes build the keyed projections into database B
+from the feeds (two start, a third joins late, one leaves with SIGTERM mid-stream, one is
+SIGKILLed mid-stream, the last one finishes alone), then every table the keyed
+projections own holds the same rows in A and B, and B's projection positions (from the
+relay's watermarks) reach the store's head, so read-your-writes tokens are met.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.bootstrap import Container, bootstrap
+from adapters.kafka.client import producer
+from adapters.kafka.envelope import build_envelope, feed_topic
+from adapters.kafka.projection_consumer import FEED_GROUP, keyed_specs
+from adapters.kafka.relay import KeyResolver, Relay
+from adapters.projections.registry import OWNED_ROWS
+from adapters.readmodel.db import create_read_engine, upgrade
+from adapters.readmodel.tables import kafka_offsets, projection_tracking
+from adapters.settings import Settings
+from adapters.workload import WorkloadConfig, drive_application, generate
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(300)]
+
+WORKLOAD = WorkloadConfig(
+    seed=18, days=2, creators=40, viewers=2000, views_per_day=14_000, batch_window_seconds=900
+)
+PARTITIONS = 6
+BATCH = 150  # events per worker transaction: many transactions, many chances to interleave
+SESSION_TIMEOUT_MS = 4_000  # how long the SIGKILLed worker's partitions wait for the group
+REPUBLISHED = 400
+TIMEOUT = 120.0  # longest wait for any one condition
+WALL_CLOCK = frozenset({"updated_at"})  # columns that hold the writer's clock, not events
+
+
+@dataclass
+class Workers:
+    """`reelpulse kafka-project` processes on one store and read model; all are killed at
+    teardown."""
+
+    env: dict[str, str]
+    logs: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self) -> subprocess.Popen[bytes]:
+        n = len(self.procs)
+        with (self.logs / f"worker-{n}.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "adapters.cli", "kafka-project", "--feed", "video"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.logs,  # no stray .env from the repository
+            )
+        self.procs.append(proc)
+        return proc
+
+    def start_viewer_feed(self) -> subprocess.Popen[bytes]:
+        n = len(self.procs)
+        with (self.logs / f"worker-{n}.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "adapters.cli", "kafka-project", "--feed", "viewer"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.logs,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def log(self, proc: subprocess.Popen[bytes]) -> str:
+        path = self.logs / f"worker-{self.procs.index(proc)}.log"
+        return path.read_text(errors="replace")[-3000:]
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.05)
+
+
+def applied(engine: sa.Engine, group: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(kafka_offsets.c.events), 0)).where(
+                    kafka_offsets.c.consumer_group == group
+                )
+            ).scalar_one()
+        )
+
+
+def positions(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(projection_tracking.c.name, projection_tracking.c.position))
+        return {r.name: int(r.position) for r in rows}
+
+
+def tables(engine: sa.Engine, names: list[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table the projections own (their share of shared tables),
+    sorted, without wall-clock columns."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for name in names:
+            for owned in OWNED_ROWS[name]:
+                table = owned.table
+                columns = [c for c in table.columns if c.name not in WALL_CLOCK]
+                query = sa.select(*columns)
+                if owned.where is not None:
+                    query = query.where(owned.where(table))
+                rows = [tuple(r) for r in conn.execute(query)]
+                out[f"{name}:{table.name}"] = sorted(rows, key=repr)
+    return out
+
+
+def first_difference(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> str:
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            return f"{x} != {y}"
+    return f"{len(a)} rows != {len(b)} rows"
+
+
+async def republish(settings: Settings, container: Container, count: int) -> None:
+    """Send `count` events to the video feed a second time, as a relay restarted after a
+    crash between the broker's acks and its tracking write would."""
+    keys = KeyResolver(container.store)
+    topic = feed_topic(settings.kafka_topic_prefix, "video")
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+        notifications = container.store.recorder.select_notifications(start=1, limit=count)
+        acks = []
+        for n in notifications:
+            envelope = build_envelope(n, keys.key(n))
+            acks.append(await kafka.send(topic, envelope.to_bytes(), key=envelope.key.encode()))
+        await asyncio.gather(*acks)
+    finally:
+        await kafka.stop()
+
+
+@pytest.fixture
+def store(pg_server: Any, kafka_bootstrap: str, kafka_prefix: str) -> Iterator[Container]:
+    with pg_server.fresh_database() as url:
+        settings = Settings(
+            database_url=url,
+            kafka_bootstrap_servers=kafka_bootstrap,
+            kafka_topic_prefix=kafka_prefix,
+            kafka_partitions=PARTITIONS,
+        )
+        container = bootstrap(settings)
+        try:
+            yield container
+        finally:
+            container.close()
+
+
+def test_three_workers_joining_leaving_and_killed_build_the_single_process_read_models(
+    store: Container, pg_server: Any, tmp_path: Path
+) -> None:
+    settings = store.settings
+    drive_application(store, generate(WORKLOAD).commands)
+    store.projections.run_until_idle()  # database A: the single-process runner
+    head = store.head_position
+    relayed = asyncio.run(Relay(settings, store.store).run(until_caught_up=True))
+    assert relayed.position == head
+    asyncio.run(republish(settings, store, REPUBLISHED))
+
+    video = [s.name for s in keyed_specs("video")]
+    viewer = [s.name for s in keyed_specs("viewer")]
+    assert {"stats", "moderation"} <= set(video) and viewer == ["sessions"]
+    wanted = set().union(*(s.projection.topics for s in keyed_specs("video")))
+    expected = sum(
+        1 for n in store.store.recorder.select_notifications(start=1, limit=10**7)
+        if n.topic in wanted
+    )  # fmt: skip
+    group = FEED_GROUP.format(feed="video")
+
+    with pg_server.fresh_database() as b_url:
+        b = create_read_engine(b_url, writer=True)
+        upgrade(b)
+        workers = Workers(
+            {
+                **os.environ,
+                "REELPULSE_DATABASE_URL": settings.database_url,
+                "REELPULSE_READ_DATABASE_URL": b_url,
+                "REELPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
+                "REELPULSE_KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+                "REELPULSE_KAFKA_PARTITIONS": str(PARTITIONS),
+                "REELPULSE_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+                "REELPULSE_PROJECTION_BATCH_SIZE": str(BATCH),
+                "REELPULSE_LOG_LEVEL": "warning",
+            },
+            tmp_path,
+        )
+        try:
+            first, leaving = workers.start(), workers.start()
+            sessions = workers.start_viewer_feed()
+
+            def past(fraction: float) -> Callable[[], bool]:
+                def check() -> bool:
+                    for proc in workers.procs:
+                        if proc.returncode is None and proc.poll() is not None:
+                            raise AssertionError(f"a worker exited early:\n{workers.log(proc)}")
+                    return applied(b, group) >= fraction * expected
+
+                return check
+
+            wait_for(past(0.10), "the first two workers apply 10 % of the events")
+            late = workers.start()  # joins late: the group rebalances
+            wait_for(past(0.30), "30 % applied")
+            leaving.send_signal(signal.SIGTERM)  # leaves mid-stream: finishes its batch
+            assert leaving.wait(30) == 0, workers.log(leaving)
+            wait_for(past(0.50), "50 % applied")
+            assert applied(b, group) < expected, "the stream ended before the kill"
+            first.kill()  # SIGKILL mid-stream: its partitions wait for the session timeout
+            first.wait(10)
+            wait_for(
+                lambda: all(positions(b).get(n, 0) >= head for n in [*video, *viewer]),
+                "every keyed projection's position reaches the head",
+            )
+            for proc in (late, sessions):
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(30) == 0, workers.log(proc)
+        finally:
+            workers.kill_all()
+
+        assert {n: p for n, p in positions(b).items() if n in video + viewer} == dict.fromkeys(
+            video + viewer, head
+        )
+        assert applied(b, group) == expected  # each event once, the re-published dropped
+        single, kafka = tables(store.write_engine, video + viewer), tables(b, video + viewer)
+        assert single.keys() == kafka.keys()
+        assert [t for t in single if not single[t]] == [], "the workload leaves these empty"
+        differ = {t: first_difference(single[t], kafka[t]) for t in single if single[t] != kafka[t]}
+        assert differ == {}, "tables differ (single process != Kafka workers):\n" + "\n".join(
+            f"{t}: {d}" for t, d in differ.items()
+        )
+
+        # Read-your-writes in Kafka mode: a server that leaves the keyed projections to the
+        # workers waits on their rows and meets a token at the head.
+        reader = bootstrap(
+            Settings(database_url=settings.database_url, read_database_url=b_url,
+                     kafka_projections=True)
+        )  # fmt: skip
+        try:
+            assert set(video + viewer) <= set(reader.projections.remote)
+            assert not {r.name for r in reader.projections.runners} & set(video + viewer)
+            reached = reader.projections.wait_for(head, 5.0, names=video + viewer)
+            assert all(reached[n] >= head for n in video + viewer)
+        finally:
+            reader.close()
+        b.dispose()
