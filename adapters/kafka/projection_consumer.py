@@ -354,7 +354,7 @@ class KafkaProjectionWorker:
                         per_spec[i].append((envelope.position, event))
                     applied[p] += 1
                 last[p] = high
-            counts = {}
+            counts, views = {}, []
             for spec, items in zip(self.specs, per_spec, strict=True):
                 counts[spec.name] = len(items)
                 if not items and self.tracked:
@@ -366,15 +366,35 @@ class KafkaProjectionWorker:
                 process = spec.projection.process
                 for at, event in items:
                     process(event, at, view)
+                views.append(view)
+            # Every view writes at the end, after all of the batch's Python work: rows
+            # that other workers write too (a hashtag's totals) stay locked only from
+            # these statements to the commit.
+            for view in views:
                 view.flush()
             record_progress(conn, self.group_id, self.topic, last, applied, marks)
-            if self.tracked:
-                position = group_position(conn, self.group_id, self.topic, self._partition_count)
-                track_group_position(conn, position, counts)
+        if self.tracked:
+            position = self._track(counts)
         messages_in_batch = sum(len(m) for m in batch.values())
         return _Applied(
             new, messages_in_batch, sum(applied.values()), duplicates, ignored, position
         )
+
+    def _track(self, counts: dict[str, int]) -> int:
+        """The group's position into projection_tracking, in a transaction of its own after
+        the batch's: the rows are shared by every worker of the group, and holding their
+        locks through a batch would make the workers wait for each other. The position
+        only follows committed data; one lost here (a crash between the two) is written
+        by the group's next batch."""
+        try:
+            with self.engine.begin() as conn:
+                position = group_position(conn, self.group_id, self.topic, self._partition_count)
+                track_group_position(conn, position, counts)
+            return position
+        except Exception as e:
+            self.stats.last_error = f"{type(e).__name__}: {e}"
+            log.warning("%s: position not written (the next batch writes it): %s", self.group_id, e)
+            return 0
 
     async def _commit_to_kafka(self, next_offsets: dict[int, int]) -> None:
         """Informational only (lag tooling): the stored offsets are the truth."""

@@ -66,6 +66,10 @@ class SqlStatsView(StatsView):
         self.new_pairs: dict[UUID, tuple[UUID, UUID, UUID]] = {}
         self.new_videos: dict[UUID, dict[str, Any]] = {}
         self.new_creators: dict[UUID, tuple[Any, ...]] = {}
+        # videos published in this batch, per creator / hashtag / sound (added at flush)
+        self.published_by: dict[UUID, int] = defaultdict(int)
+        self.published_with_tag: dict[str, int] = defaultdict(int)
+        self.published_with_sound: dict[str, int] = defaultdict(int)
         self._videos: dict[UUID, tuple[UUID, list[str], str | None]] = {}
         self._changed: set[str] = set()  # keys of mid-batch flushes (caption edits)
 
@@ -129,27 +133,21 @@ class SqlStatsView(StatsView):
         self._videos[video_id] = (creator_id, hashtags, sound_id)
 
     def _write_new_videos(self) -> None:
-        """Insert the videos published in this batch and count them on their creators,
-        hashtags and sounds."""
-        self._write_new_creators()
+        """Insert the videos published in this batch; their counts on creators, hashtags
+        and sounds are added at flush, with the engagement counters (one statement per
+        table: see flush)."""
         if not self.new_videos:
             return
         rows = list(self.new_videos.values())
         self.new_videos.clear()
         values = [tuple(r[c] for c in NEW_VIDEO_COLUMNS) for r in rows]
         upsert(self.conn, rm_videos, NEW_VIDEO_COLUMNS, values, key=("video_id",))
-        creators: dict[UUID, list[float]] = {}
-        tags: dict[str, list[float]] = {}
-        sounds: dict[str, list[float]] = {}
         for r in rows:
-            _sum_into(creators, r["creator_id"], (1,))
+            self.published_by[r["creator_id"]] += 1
             for t in r["hashtags"]:
-                _sum_into(tags, t, (1,))
+                self.published_with_tag[t] += 1
             if r["sound_id"]:
-                _sum_into(sounds, r["sound_id"], (1,))
-        _add_rows(self.conn, rm_creators, "creator_id", creators, ("videos",), create=True)
-        _add_rows(self.conn, rm_hashtags, "tag", tags, ("videos",), create=True)
-        _add_rows(self.conn, rm_sounds, "sound_id", sounds, ("videos",), create=True)
+                self.published_with_sound[r["sound_id"]] += 1
 
     def video_caption(self, video_id: UUID, caption: str, hashtags: list[str]) -> None:
         self.flush()  # counters so far belong to the old hashtags (and new videos are in)
@@ -248,18 +246,33 @@ class SqlStatsView(StatsView):
 
     # -- flush ------------------------------------------------------------------------------
     def flush(self) -> set[str]:
-        """Write the batch's counters, one statement per table; return change keys."""
+        """Write the batch's counters, one statement per table; return change keys.
+
+        Keyed workers write the same creator, hashtag and sound rows concurrently. Each of
+        those tables gets ONE statement per flush, its rows sorted by key, the tables in
+        one order, and the profiles of new creators after them: transactions lock shared
+        rows in one global order, so they wait for each other but never deadlock."""
         changed = {f"video:{v}" for v in self.video_deltas} | {"summary"} | self._changed
         self._changed = changed
         self._write_new_videos()
         self._load_videos(list(self.video_deltas))
+        # (videos, *CREATOR_COUNTERS, followers) per creator; (videos, *COUNTERS) per tag/sound
         creators: dict[UUID, list[float]] = {}
         tags: dict[str, list[float]] = {}
         sounds: dict[str, list[float]] = {}
+        for creator_id, n in self.published_by.items():
+            _sum_into(creators, creator_id, (n, 0, 0, 0, 0, 0, 0))
+        for tag, n in self.published_with_tag.items():
+            _sum_into(tags, tag, (n, 0, 0, 0, 0))
+        for sound_id, n in self.published_with_sound.items():
+            _sum_into(sounds, sound_id, (n, 0, 0, 0, 0))
+        self.published_by.clear()
+        self.published_with_tag.clear()
+        self.published_with_sound.clear()
         for video_id, d in self.video_deltas.items():
             creator_id, hashtags, sound_id = self._video(video_id)
-            _sum_into(creators, creator_id, (*d[:5], 0))  # CREATOR_COUNTERS, followers
-            engagement = d[:4]  # COUNTERS
+            _sum_into(creators, creator_id, (0, *d[:5], 0))
+            engagement = (0, *d[:4])
             for t in hashtags:
                 _sum_into(tags, t, engagement)
             if sound_id:
@@ -277,11 +290,12 @@ class SqlStatsView(StatsView):
             )  # fmt: skip
         follows = self._follows()
         for creator_id, delta in follows.items():
-            _sum_into(creators, creator_id, (0, 0, 0, 0, 0, delta))
-        _add_rows(self.conn, rm_creators, "creator_id", creators, (*CREATOR_COUNTERS, "followers"),
-                  create=True)  # fmt: skip
-        _add_rows(self.conn, rm_hashtags, "tag", tags, COUNTERS, create=True)
-        _add_rows(self.conn, rm_sounds, "sound_id", sounds, COUNTERS, create=True)
+            _sum_into(creators, creator_id, (0, 0, 0, 0, 0, 0, delta))
+        _add_rows(self.conn, rm_creators, "creator_id", creators,
+                  ("videos", *CREATOR_COUNTERS, "followers"), create=True)  # fmt: skip
+        _add_rows(self.conn, rm_hashtags, "tag", tags, ("videos", *COUNTERS), create=True)
+        _add_rows(self.conn, rm_sounds, "sound_id", sounds, ("videos", *COUNTERS), create=True)
+        self._write_new_creators()
         self.video_deltas.clear()
         self.last_engaged.clear()
         self.viewed_pairs.clear()
@@ -342,7 +356,8 @@ def _add_rows(
     inserted."""
     if not totals:
         return
-    rows = [(k, *t) for k, t in totals.items()]
+    # Sorted by key: transactions that share rows lock them in one order (no deadlock).
+    rows = [(k, *totals[k]) for k in sorted(totals)]
     update = dict.fromkeys(counters, ADD)
     if "watch_seconds" in counters:  # summed in milliseconds (bulk.ADD_MS)
         i = counters.index("watch_seconds") + 1
