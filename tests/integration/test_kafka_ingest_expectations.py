@@ -1,24 +1,31 @@
 """What a Kafka user expects of ingest (issue 18): strict types, a video's signals applied
-in event-time order whatever partitions they were sent to, and a plausible rate from
-`reelpulse ingest --once`.
+in event-time order whatever partitions they were sent to, a plausible rate from
+`reelpulse ingest --once`, and messages produced and dead letters read with
+confluent-kafka (librdkafka) that fit the published ingest and dead-letter schemas.
 
 Same session broker, prefixes and helpers as test_kafka_ingest.py.
 """
 
 import asyncio
+import json
 import re
 import time
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import confluent_kafka
+import jsonschema
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from adapters.cli import app
 from adapters.kafka.client import ensure_topics, producer
-from adapters.kafka.envelope import ingest_topic
+from adapters.kafka.envelope import dead_letter_topic, ingest_topic
 from adapters.kafka.ingest import (
     DETAIL_HEADER,
     MIN_RATE_SECONDS,
@@ -199,3 +206,103 @@ def test_ingest_once_prints_a_plausible_rate(world: World, monkeypatch: pytest.M
 def view_doc(viewer: UUID, video: UUID, n: int) -> dict[str, Any]:
     return {"type": "view", "viewer_id": str(viewer), "video_id": str(video),
             "watch_seconds": 3, "client_event_id": f"cli-{n}"}  # fmt: skip
+
+
+# -- the published schemas, with confluent-kafka ---------------------------------------------
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "kafka"
+
+
+def schema_validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def confluent_produce(settings: Settings, messages: list[tuple[bytes, bytes]]) -> None:
+    asyncio.run(ensure_topics(settings))  # with ReelPulse's configs, not auto-created
+    kafka = confluent_kafka.Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "partitioner": "murmur2_random"}
+    )
+    errors: list[str] = []
+    for key, value in messages:
+        kafka.produce(
+            ingest_topic(settings.kafka_topic_prefix), value=value, key=key,
+            on_delivery=lambda err, _: errors.append(str(err)) if err else None,
+        )  # fmt: skip
+    assert kafka.flush(READ_TIMEOUT) == 0 and not errors, errors[:3]
+
+
+def confluent_dead_letters(settings: Settings, count: int) -> list[confluent_kafka.Message]:
+    topic = dead_letter_topic(settings.kafka_topic_prefix)
+    kafka = confluent_kafka.Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers,
+         "group.id": f"dlq-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )  # fmt: skip
+    try:
+        kafka.assign(
+            [confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+             for p in range(settings.kafka_partitions)]
+        )  # fmt: skip
+        found: list[confluent_kafka.Message] = []
+        deadline = time.monotonic() + READ_TIMEOUT
+        while len(found) < count:
+            assert time.monotonic() < deadline, f"read {len(found)} of {count} dead letters"
+            for m in kafka.consume(num_messages=500, timeout=0.5):
+                assert not m.error(), m.error()
+                found.append(m)
+        assert not kafka.consume(num_messages=10, timeout=1.0), "more dead letters than sent"
+        return found
+    finally:
+        kafka.close()
+
+
+def test_messages_and_dead_letters_fit_the_published_schemas(world: World):
+    """What a producer sends is valid exactly when the ingest schema says so; every dead
+    letter, read with librdkafka, fits the dead-letter schema, and one the domain refused
+    carries a message the ingest schema accepts."""
+    ingest, dlq = (
+        schema_validator("ingest.engagement.v1"),
+        schema_validator("ingest.engagement.dlq.v1"),
+    )
+    valid = [doc | {"client_event_id": f"s-{kind}"}
+             for kind, doc in valid_messages(world).items()]  # fmt: skip
+    unknown_video = {"type": "like", "viewer_id": str(uuid4()), "video_id": str(uuid4()),
+                     "client_event_id": "s-unknown"}  # fmt: skip
+    wrong = [doc for _, doc in wrong_typed(world)]
+    no_id = {k: v for k, v in valid[0].items() if k != "client_event_id"}
+    for doc in [*valid, unknown_video]:
+        assert ingest.is_valid(doc), [e.message for e in ingest.iter_errors(doc)][:3]
+    for doc in [*wrong, no_id]:
+        assert not ingest.is_valid(doc), ("the schema takes a message the worker refuses", doc)
+    key = str(world.videos[0]).encode()
+    confluent_produce(
+        world.settings,
+        [(key, orjson.dumps(d)) for d in [*valid, unknown_video, *wrong, no_id]]
+        + [(key, b"{not json")],
+    )
+
+    stats = run(IngestWorker(world.settings, world.container, group_id="schemas"))
+
+    total = len(valid) + 1 + len(wrong) + 1 + 1
+    assert stats.consumed == total
+    letters = confluent_dead_letters(world.settings, stats.dead_lettered)
+    reasons: Counter[str] = Counter()
+    for m in letters:
+        view = {
+            "key": None if m.key() is None else m.key().decode(),
+            "value": None if m.value() is None else m.value().decode(),
+            "headers": {name: value.decode() for name, value in m.headers() or ()},
+        }
+        errors = [e.message for e in dlq.iter_errors(view)][:3]
+        assert not errors, (view, errors)
+        reason = view["headers"][REASON_HEADER]
+        reasons[reason.split(":")[0]] += 1
+        if reason.startswith(("rejected:", "error:")):  # the schema's contentSchema
+            assert ingest.is_valid(json.loads(view["value"])), view
+        elif reason == "invalid_input":
+            assert not ingest.is_valid(json.loads(view["value"])), view
+    assert reasons["invalid_input"] == len(wrong) + 1 and reasons["invalid_json"] == 1
+    assert reasons["rejected"] >= 1, "the like of an unknown video"
+    assert stats.recorded + reasons["rejected"] == len(valid) + 1

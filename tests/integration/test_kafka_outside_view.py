@@ -9,6 +9,11 @@ its tracking write (the batch is then published again by a restarted relay), the
 * confluent-kafka (librdkafka) reads every message, and each one validates against the
   published JSON Schema of its topic (docs/schemas/kafka/) with `jsonschema`: plain JSON
   values, no eventsourcing transcoding in `data`;
+* confluent-kafka reads both projection feeds, and every message, event or watermark
+  marker, validates against the feed's published schema; the video feed carries every
+  public message once more (same key, bytes, headers, timestamp), the viewer feed every
+  view keyed by its viewer; on every partition each marker is at or past every event
+  before it, and each partition ends with a marker at the relay's final position;
 * librdkafka's `murmur2_random` partitioner puts every key on the partition the relay
   used (and its default, `consistent_random`, does not: docs/kafka.md);
 * topics are created with explicit retention configs, read back with DescribeConfigs,
@@ -23,9 +28,11 @@ import asyncio
 import calendar
 import json
 import logging
+import math
+import re
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,9 +54,13 @@ from adapters.bootstrap import Container, bootstrap
 from adapters.kafka.client import ensure_topics
 from adapters.kafka.envelope import (
     FAMILIES,
+    FEEDS,
+    VIEWED_TOPIC,
+    WATERMARK_HEADER,
     dead_letter_topic,
     event_topic,
     family_of,
+    feed_topic,
     ingest_topic,
 )
 from adapters.kafka.relay import Relay
@@ -65,6 +76,7 @@ PARTITIONS = 4
 BATCH_SIZE = 300
 CRASH_ON_TRACKING_WRITE = 3  # the 3rd batch is acknowledged, then the relay "crashes"
 READ_TIMEOUT = 30.0  # seconds for confluent-kafka to read every message
+LINGER = 1.0  # seconds to keep reading after the expected count, to see any extra message
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "kafka"
 UUID_TEXT = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 DAY_MS = 24 * 3600 * 1000
@@ -79,6 +91,11 @@ class Published:
     settings: Settings
     stored: dict[int, Notification]
     records: list[Record]  # read back with aiokafka
+    batches: int  # batches the broker acknowledged, the crashed one included
+
+    @property
+    def head(self) -> int:
+        return max(self.stored)
 
 
 def event_time_ms(n: Notification) -> int:
@@ -141,7 +158,9 @@ def published(
         assert stats.position == head
     finally:
         restarted.close()
-    yield Published(settings, stored, read_back(settings, PARTITIONS))
+    # The crashed batch's markers went out before its tracking write: it counts twice.
+    batches = math.ceil(head / BATCH_SIZE) + 1
+    yield Published(settings, stored, read_back(settings, PARTITIONS), batches)
 
 
 # -- 1. record timestamps ---------------------------------------------------------------------
@@ -168,9 +187,14 @@ def test_record_timestamps_are_event_time_and_a_duplicate_keeps_its_original(
 
 
 # -- 4. the public schema, read with confluent-kafka ------------------------------------------
-def confluent_read_all(settings: Settings, expected: int) -> list[confluent_kafka.Message]:
-    """Every message of the event topics from offset 0, with librdkafka, until `expected`
-    have arrived (Tansu under-reports the high watermark: counting is exact)."""
+def confluent_read_all(
+    settings: Settings, expected: int, topics: list[str] | None = None
+) -> list[confluent_kafka.Message]:
+    """Every message of `topics` (the event topics) from offset 0, with librdkafka, until
+    `expected` have arrived (Tansu under-reports the high watermark: counting is exact),
+    then LINGER seconds more, so that a message too many is seen too."""
+    if topics is None:
+        topics = [event_topic(settings.kafka_topic_prefix, family) for family in FAMILIES]
     consumer = confluent_kafka.Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -182,11 +206,8 @@ def confluent_read_all(settings: Settings, expected: int) -> list[confluent_kafk
     try:
         consumer.assign(
             [
-                confluent_kafka.TopicPartition(
-                    event_topic(settings.kafka_topic_prefix, family), p,
-                    confluent_kafka.OFFSET_BEGINNING,
-                )
-                for family in FAMILIES
+                confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+                for topic in topics
                 for p in range(PARTITIONS)
             ]
         )  # fmt: skip
@@ -199,27 +220,34 @@ def confluent_read_all(settings: Settings, expected: int) -> list[confluent_kafk
                 if m.error():
                     pytest.fail(f"confluent-kafka: {m.error()}")
                 messages.append(m)
+        extra = consumer.consume(num_messages=1000, timeout=LINGER)
+        assert not extra, f"{len(extra)} messages more than the {expected} expected"
         return messages
     finally:
         consumer.close()
 
 
-def load_schema(family: str) -> dict[str, Any]:
-    return json.loads((SCHEMAS / f"{family}.v1.schema.json").read_text())
+def load_schema(name: str) -> dict[str, Any]:
+    """A published schema by family (`content`) or topic suffix (`feed.video.v1`)."""
+    suffix = name if name.endswith(".v1") else f"{name}.v1"
+    return json.loads((SCHEMAS / f"{suffix}.schema.json").read_text())
+
+
+def schema_validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = load_schema(name)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def test_confluent_kafka_reads_every_message_valid_against_the_published_schema(
     published: Published,
 ) -> None:
-    validators = {}
-    for family in FAMILIES:
-        schema = load_schema(family)
-        jsonschema.Draft202012Validator.check_schema(schema)
-        validators[event_topic(published.settings.kafka_topic_prefix, family)] = (
-            jsonschema.Draft202012Validator(
-                schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-            )
-        )
+    validators = {
+        event_topic(published.settings.kafka_topic_prefix, family): schema_validator(family)
+        for family in FAMILIES
+    }
     messages = confluent_read_all(published.settings, len(published.records))
     assert len(messages) == len(published.records)
     types_seen: set[str] = set()
@@ -246,6 +274,72 @@ def test_follows_are_keyed_by_the_creator_followed(published: Published) -> None
         doc = orjson.loads(r.value)
         if doc["type"] == "Following.Started":
             assert r.key == doc["data"]["creator_id"].encode()
+
+
+# -- 5. the projection feeds, read with confluent-kafka ---------------------------------------
+def test_confluent_kafka_reads_both_feeds_valid_against_the_published_schemas(
+    published: Published,
+) -> None:
+    prefix = published.settings.kafka_topic_prefix
+    video_feed, viewer_feed = (feed_topic(prefix, f) for f in FEEDS)
+    validators = {video_feed: schema_validator("feed.video.v1"),
+                  viewer_feed: schema_validator("feed.viewer.v1")}  # fmt: skip
+    marker_schema = schema_validator("watermark.v1")
+    public = [(r.key, r.value, tuple(r.headers.items()), r.timestamp) for r in published.records]
+    public_views = [p for p in public if b'"type":"Engagement.Viewed"' in p[1]]
+    markers_per_feed = published.batches * PARTITIONS
+    expected = len(public) + len(public_views) + 2 * markers_per_feed
+    messages = confluent_read_all(published.settings, expected, [video_feed, viewer_feed])
+    assert len(messages) == expected
+
+    events: dict[str, list[tuple[Any, ...]]] = {video_feed: [], viewer_feed: []}
+    by_partition: dict[tuple[str, int], list[confluent_kafka.Message]] = defaultdict(list)
+    for m in messages:
+        doc = json.loads(m.value().decode("utf-8"))
+        errors = [e.message for e in validators[m.topic()].iter_errors(doc)][:3]
+        assert not errors, (m.topic(), m.partition(), m.offset(), errors)
+        headers = tuple((k, v) for k, v in m.headers() or ())
+        by_partition[(m.topic(), m.partition())].append(m)
+        marker = dict(headers).get(WATERMARK_HEADER)
+        if marker is not None:  # a marker: no key, the position in the value and header
+            assert marker_schema.is_valid(doc) and m.key() is None, (doc, m.key())
+            assert doc == {"watermark": int(marker)}, (doc, marker)
+            continue
+        assert not marker_schema.is_valid(doc)
+        events[m.topic()].append((m.key(), m.value(), headers, m.timestamp()[1]))
+
+    # The video feed: every public message once more, same key, bytes, headers and time.
+    assert Counter(events[video_feed]) == Counter(public)
+    assert {json.loads(v)["position"] for _, v, _, _ in events[video_feed]} == set(
+        published.stored
+    ), "every stored event at least once"
+    # The viewer feed: every view once more (its bytes), keyed by its viewer's dashed id.
+    assert Counter(v for _, v, _, _ in events[viewer_feed]) == Counter(
+        v for _, v, _, _ in public_views
+    )
+    views = {p for p, n in published.stored.items() if n.topic == VIEWED_TOPIC}
+    assert {json.loads(v)["position"] for _, v, _, _ in events[viewer_feed]} == views
+    for key, value, _, _ in events[viewer_feed]:
+        doc = json.loads(value)
+        assert re.match(UUID_TEXT, key.decode()) and key.decode() == doc["data"]["viewer_id"]
+
+    # Per partition: a marker is at or past every event before it, and every partition of
+    # both feeds ends with a marker at the relay's final position.
+    assert set(by_partition) == {
+        (t, p) for t in (video_feed, viewer_feed) for p in range(PARTITIONS)
+    }
+    for (topic, partition), ms in by_partition.items():
+        assert [m.offset() for m in ms] == sorted(m.offset() for m in ms)
+        seen, marks = 0, []
+        for m in ms:
+            doc = json.loads(m.value())
+            if "watermark" in doc:
+                assert doc["watermark"] >= seen, (topic, partition, m.offset(), doc, seen)
+                marks.append(doc["watermark"])
+            else:
+                seen = max(seen, doc["position"])
+        assert len(marks) == published.batches, (topic, partition, len(marks))
+        assert json.loads(ms[-1].value()) == {"watermark": published.head}, (topic, partition)
 
 
 # -- 3. keys and the partitioner --------------------------------------------------------------
