@@ -23,6 +23,7 @@ from adapters.projections.rebuild import Progress as RebuildProgress
 from adapters.projections.rebuild import Rebuilder, RebuildError, RebuildInterrupted
 from adapters.projections.status import ProjectionStatus, projection_status
 from adapters.readmodel.times import as_utc
+from adapters.settings import Settings
 
 app = typer.Typer(
     help="Projection status and rebuilds (blue/green by default, --in-place for a reset).",
@@ -186,9 +187,41 @@ def rebuild(
                 f"(known: {', '.join(rebuilder.names)})"
             )
             raise typer.Exit(2)
+        if container.settings.kafka_projections:
+            targets = _with_kafka_groups(rebuilder, container.settings, targets, in_place)
         _rebuild_all(rebuilder, targets, in_place, restart, require_identical)
     finally:
         container.close()
+
+
+def _with_kafka_groups(
+    rebuilder: Rebuilder, settings: Settings, targets: list[str], in_place: bool
+) -> list[str]:
+    """With REELPULSE_KAFKA_PROJECTIONS, keyed projections are run by Kafka consumer groups:
+    a group's projections are rebuilt together, blue/green, while its workers run."""
+    import asyncio
+
+    from adapters.kafka.projection_consumer import kafka_runs
+
+    rebuilder.kafka = asyncio.run(kafka_runs(settings))
+    out: list[str] = []
+    for name in targets:
+        run = rebuilder.kafka_run(name)
+        if run is None:
+            out.append(name)
+            continue
+        if in_place:
+            console.print(
+                f"[red]{name} is run by the Kafka consumer group {run.group}: rebuild it "
+                "blue/green (without --in-place); its workers keep running[/red]"
+            )
+            raise typer.Exit(2)
+        others = [n for n in run.names if n not in targets]
+        if others:
+            console.print(f"{name} shares {run.group} with {', '.join(others)}: rebuilt together")
+        if run.names[0] not in out:
+            out.append(run.names[0])  # the group stands for all of its projections
+    return out
 
 
 def _rebuild_all(
@@ -216,10 +249,20 @@ def _rebuild_all(
                 )  # fmt: skip
 
             try:
-                result = rebuilder.rebuild(
-                    name, in_place=in_place, restart=restart, require_identical=identical,
-                    on_progress=show,
-                )  # fmt: skip
+                run = rebuilder.kafka_run(name)
+                if run is not None:
+                    done = rebuilder.rebuild_kafka(
+                        run, restart=restart, require_identical=identical, on_progress=show
+                    )
+                    for other in done[:-1]:
+                        progress.console.print(other.summary())
+                        results.append(other)
+                    result = done[-1]
+                else:
+                    result = rebuilder.rebuild(
+                        name, in_place=in_place, restart=restart, require_identical=identical,
+                        on_progress=show,
+                    )  # fmt: skip
             except KeyboardInterrupt:
                 progress.stop()
                 console.print(f"[yellow]{name}: interrupted; run the same command to resume[/]")

@@ -161,6 +161,17 @@ async def _check_existing(
     return mismatches
 
 
+async def partition_count(settings: Settings, topic: str) -> int:
+    """How many partitions `topic` has (created first, with ReelPulse's configs, if absent)."""
+    await ensure_topics(settings, [topic])
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+        return len(await kafka.partitions_for(topic))
+    finally:
+        await kafka.stop()
+
+
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers(settings),

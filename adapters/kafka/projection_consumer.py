@@ -45,8 +45,9 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from eventsourcing.persistence import Mapper
 
-from adapters.kafka.client import consumer, ensure_topics
+from adapters.kafka.client import consumer, ensure_topics, partition_count
 from adapters.kafka.envelope import FEEDS, Envelope, event_topic, feed_topic, watermark_of
+from adapters.projections.rebuild import KafkaRun
 from adapters.projections.registry import projection_specs
 from adapters.projections.runner import FlushableView, ProjectionSpec
 from adapters.readmodel.kafka_view import (
@@ -137,6 +138,19 @@ async def _finish_in_thread(fn: Callable[..., _T], *args: Any) -> _T:
         with contextlib.suppress(Exception):
             await task
         raise
+
+
+async def kafka_runs(settings: Settings) -> tuple[KafkaRun, ...]:
+    """The keyed projections' consumer groups (default group ids), for a rebuild that
+    coordinates with them (adapters/projections/rebuild.py, Kafka mode)."""
+    runs = []
+    for feed in FEEDS:
+        names = tuple(s.name for s in keyed_specs(feed))
+        if names:
+            topic = feed_topic(settings.kafka_topic_prefix, feed)
+            partitions = await partition_count(settings, topic)
+            runs.append(KafkaRun(FEED_GROUP.format(feed=feed), topic, partitions, names))
+    return tuple(runs)
 
 
 class _Listener(ConsumerRebalanceListener):

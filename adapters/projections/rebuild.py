@@ -20,6 +20,16 @@ Switch, in ONE read-model transaction on the live database (shadow reachable as
    tracking row and checkpoint; commit. Readers keep their snapshot (MVCC / WAL) and see
    the old version until the commit, the new one after. Then the shadow is dropped.
 
+Kafka mode (`KafkaRun`: projections a consumer group runs from a projection feed, see
+adapters/kafka/projection_consumer.py): the projections of the group are rebuilt together
+from the store, each into its shadow, while the workers keep running. The switch also
+locks `kafka_offsets` (a worker's batch claims its offsets first: it commits before the
+lock or waits behind it), catches every shadow up to the highest position any partition
+of the group has applied, copies them, and moves each partition's `last_position` and
+`complete_through` up to that position: the workers drop what the shadow already holds
+(their duplicate rule) and go on from their own offsets, so every event takes effect
+exactly once. PostgreSQL only.
+
 Verify: the stats shadow must equal a recount from the event history at its position
 (adapters/readmodel/recount.py); every owned table gets a row count and a checksum on both
 sides, compared when both are at the same position (floats at 12 significant digits:
@@ -55,6 +65,7 @@ from adapters.projections.runner import ProjectionRunner, ProjectionSpec, read_p
 from adapters.readmodel.db import create_read_engine
 from adapters.readmodel.recount import recount_check
 from adapters.readmodel.tables import (
+    kafka_offsets,
     metadata,
     projection_checkpoints,
     projection_quarantine,
@@ -104,6 +115,17 @@ class Progress:
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class KafkaRun:
+    """Projections a Kafka consumer group runs (`reelpulse kafka-project`): rebuilt
+    together, coordinated with the group's stored offsets."""
+
+    group: str
+    topic: str
+    partitions: int
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -429,6 +451,10 @@ class Rebuilder:
     engine: sa.Engine  # the live read-model writer engine
     batch_size: int = 1000
     runners: Mapping[str, ProjectionRunner] = field(default_factory=dict)  # in this process
+    kafka: tuple[KafkaRun, ...] = ()  # projections run by Kafka consumer groups
+
+    def kafka_run(self, name: str) -> KafkaRun | None:
+        return next((run for run in self.kafka if name in run.names), None)
 
     @classmethod
     def for_container(cls, container: Any, *, batch_size: int | None = None) -> "Rebuilder":
@@ -468,6 +494,12 @@ class Rebuilder:
         held: bool = False,
     ) -> RebuildResult:
         spec = self.spec(name)
+        run = self.kafka_run(name)
+        if run is not None:
+            raise RebuildError(
+                f"{name} is run by the Kafka consumer group {run.group}: rebuild it with "
+                f"{', '.join(run.names)} (rebuild_kafka)"
+            )
         with contextlib.nullcontext() if held else self.hold(name):
             if in_place:
                 result = self._in_place(spec, on_progress, stop)
@@ -477,6 +509,112 @@ class Rebuilder:
         # drop their read-model rows again (docs/erasure.md).
         purge_read_models(self.engine, keys_for(self.store.recorder).erased_subjects())
         return result
+
+    # -- Kafka mode --------------------------------------------------------------------------
+    def rebuild_kafka(
+        self,
+        run: KafkaRun,
+        *,
+        restart: bool = False,
+        require_identical: bool = False,
+        on_progress: OnProgress | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[RebuildResult]:
+        """Blue/green rebuild of every projection of a Kafka consumer group while its
+        workers run (see the module docstring)."""
+        if self.engine.dialect.name != "postgresql":
+            raise RebuildError("a rebuild of Kafka-run projections needs PostgreSQL read models")
+        specs = [self.spec(n) for n in run.names]
+        started = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            for spec in specs:
+                stack.enter_context(self.hold(spec.name))
+            shadows = {spec.name: _PostgresShadow(self.engine, spec.name) for spec in specs}
+            try:
+                results = self._kafka_build_and_switch(
+                    run, specs, shadows, restart, require_identical, on_progress, stop, started
+                )
+            finally:
+                for shadow in shadows.values():
+                    shadow.close()
+        purge_read_models(self.engine, keys_for(self.store.recorder).erased_subjects())
+        return results
+
+    def _kafka_build_and_switch(
+        self, run: KafkaRun, specs: list[ProjectionSpec], shadows: dict[str, "_PostgresShadow"],
+        restart: bool, require_identical: bool, on_progress: OnProgress | None,
+        stop: threading.Event | None, started: float,
+    ) -> list[RebuildResult]:  # fmt: skip
+        built: dict[str, tuple[ProjectionRunner, int, int]] = {}
+        for spec in specs:
+            shadow = shadows[spec.name]
+            if restart:
+                shadow.drop()
+            resumed_from = shadow.position() or 0
+            shadow.create(_tables_of(spec.name))
+            runner = ProjectionRunner(spec, self.store, self.mapper, shadow.engine,
+                                      batch_size=self.batch_size)  # fmt: skip
+            runner.raise_alerts = False
+            built[spec.name] = (runner, resumed_from, self._run(runner, "build", on_progress, stop))
+            self._ensure_tracking_row(spec.name)
+        recounts = {n: self._recount(n, shadows[n].engine, r.position()) for n, (r, _, _) in
+                    built.items()}  # fmt: skip
+        switch_started = time.perf_counter()
+        results = []
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+            # The workers' batches claim kafka_offsets first; their position writes read it
+            # before projection_tracking: the same order here, no deadlock.
+            conn.exec_driver_sql(
+                "LOCK TABLE kafka_offsets, projection_checkpoints, projection_tracking "
+                "IN ACCESS EXCLUSIVE MODE"
+            )
+            applied, complete = _group_marks(conn, run)
+            target = max(applied, *(r.position() for r, _, _ in built.values()))
+            for spec in specs:
+                runner, resumed_from, events = built[spec.name]
+                if runner.position() < target:  # the group or a sibling went further
+                    catch_up = ProjectionRunner(spec, _capped(self.store, target), self.mapper,
+                                                shadows[spec.name].engine,
+                                                batch_size=self.batch_size)  # fmt: skip
+                    catch_up.raise_alerts = False
+                    events += self._run(catch_up, "catch-up", on_progress, stop)
+                position = runner.position()
+                self._report(on_progress, spec.name, "verify", position, events, started)
+                # The live rows hold exactly the events up to `target` only when every
+                # partition is complete through it and none applied beyond it.
+                exact = complete >= target and applied <= target
+                checks = self._compare(conn, spec.name, shadows[spec.name].schema, compare=exact)
+                if require_identical and not all(c.identical for c in checks):
+                    different = [c.table for c in checks if not c.identical]
+                    raise VerificationFailed(
+                        f"{spec.name}: the rebuilt version differs from the live one in "
+                        f"{', '.join(different) or 'nothing comparable (not at one position)'} "
+                        "(shadow kept; it resumes on the next run)"
+                    )
+                self._report(on_progress, spec.name, "switch", position, events, started)
+                self._copy(conn, spec.name, shadows[spec.name].schema)
+                results.append((spec.name, position, resumed_from, events, checks))
+            _raise_group_marks(conn, run, target)
+        switch_seconds = time.perf_counter() - switch_started
+        for shadow in shadows.values():
+            shadow.drop()
+        seconds = time.perf_counter() - started
+        mode = "blue-green (kafka)"
+        return [
+            RebuildResult(
+                name,
+                mode,
+                position,
+                resumed,
+                events,
+                seconds,
+                switch_seconds,
+                tuple(checks),
+                recounts[name],
+            )
+            for name, position, resumed, events, checks in results
+        ]
 
     # -- blue/green ------------------------------------------------------------------------
     def _blue_green(
@@ -673,6 +811,43 @@ class Rebuilder:
                 if running:
                     runner._stop.clear()
                     runner.start()
+
+
+def _group_marks(conn: sa.Connection, run: KafkaRun) -> tuple[int, int]:
+    """(the highest position any partition of the group applied, the least position every
+    partition is complete through; 0 while a partition has no stored offset)."""
+    where = sa.and_(kafka_offsets.c.consumer_group == run.group, kafka_offsets.c.topic == run.topic)
+    rows = conn.execute(
+        sa.select(kafka_offsets.c.partition, kafka_offsets.c.last_position,
+                  kafka_offsets.c.complete_through).where(where)
+    ).all()  # fmt: skip
+    applied = max((int(r.last_position) for r in rows), default=0)
+    marks = {int(r.partition): int(r.complete_through) for r in rows}
+    complete = min((marks.get(p, 0) for p in range(run.partitions)), default=0)
+    return applied, complete
+
+
+def _raise_group_marks(conn: sa.Connection, run: KafkaRun, position: int) -> None:
+    """Every partition of the group: events up to `position` are applied (they are in the
+    switched-in rows), so its worker drops them as duplicates and reports them complete."""
+    where = sa.and_(kafka_offsets.c.consumer_group == run.group, kafka_offsets.c.topic == run.topic)
+    for column in (kafka_offsets.c.last_position, kafka_offsets.c.complete_through):
+        conn.execute(
+            kafka_offsets.update().where(where, column < position).values({column.name: position})
+        )
+    partitions = conn.execute(sa.select(kafka_offsets.c.partition).where(where)).scalars()
+    stored = {int(p) for p in partitions}
+    missing = [p for p in range(run.partitions) if p not in stored]
+    if missing:  # never consumed: its worker starts at the beginning and drops up to here
+        conn.execute(
+            kafka_offsets.insert(),
+            [
+                {"consumer_group": run.group, "topic": run.topic, "partition": p,
+                 "next_offset": 0, "last_position": position, "events": 0,
+                 "updated_at": datetime.now(UTC), "complete_through": position}
+                for p in missing
+            ],
+        )  # fmt: skip
 
 
 def _events(runner: ProjectionRunner) -> int:
