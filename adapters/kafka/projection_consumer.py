@@ -288,6 +288,11 @@ class KafkaProjectionWorker:
     async def _process(self, records: dict[TopicPartition, list[Any]]) -> bool:
         """Apply one getmany result; True when a transaction committed."""
         done: _Applied | None = None
+        # The group's position needs every partition (metadata may load late, partitions
+        # may be added): a lookup in the consumer's metadata, per batch.
+        known = self._consumer.partitions_for_topic(self.topic)
+        if known:
+            self._partition_count = len(known)
         async with self._lock:
             batch = self._fresh(records)
             if not batch:
