@@ -3,9 +3,10 @@
 Given a PostgreSQL store filled with a seeded workload, its read models built by the
 single-process runner (database A), and the store relayed to the Tansu broker (the
 projection feeds included, plus a batch the relay "re-published" as after a crash), when
-`reelpulse kafka-project` worker processes build the keyed projections into database B
-from the feeds (two start, a third joins late, one leaves with SIGTERM mid-stream, one is
-SIGKILLed mid-stream, the last one finishes alone), then every table the keyed
+`reelpulse kafka-project` worker processes (each a member of every feed's group) build
+the keyed projections into database B from the feeds (two start, a third joins late, one
+leaves with SIGTERM mid-stream, one is SIGKILLed mid-stream, the last one finishes alone),
+then every table the keyed
 projections own holds the same rows in A and B, and B's projection positions (from the
 relay's watermarks) reach the store's head, so read-your-writes tokens are met.
 """
@@ -58,28 +59,17 @@ class Workers:
     logs: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, feed: str = "all") -> subprocess.Popen[bytes]:
+        """A worker process: with `all`, one group member per feed (video, viewer and the
+        engagement counters), so a join, a leave or a kill moves every feed's partitions."""
         n = len(self.procs)
         with (self.logs / f"worker-{n}.log").open("wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "adapters.cli", "kafka-project", "--feed", "video"],
+                [sys.executable, "-m", "adapters.cli", "kafka-project", "--feed", feed],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.logs,  # no stray .env from the repository
-            )
-        self.procs.append(proc)
-        return proc
-
-    def start_viewer_feed(self) -> subprocess.Popen[bytes]:
-        n = len(self.procs)
-        with (self.logs / f"worker-{n}.log").open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "adapters.cli", "kafka-project", "--feed", "viewer"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.logs,
             )
         self.procs.append(proc)
         return proc
@@ -218,7 +208,6 @@ def test_three_workers_joining_leaving_and_killed_build_the_single_process_read_
         )
         try:
             first, leaving = workers.start(), workers.start()
-            sessions = workers.start_viewer_feed()
 
             def past(fraction: float) -> Callable[[], bool]:
                 def check() -> bool:
@@ -242,7 +231,7 @@ def test_three_workers_joining_leaving_and_killed_build_the_single_process_read_
                 lambda: all(positions(b).get(n, 0) >= head for n in [*video, *viewer]),
                 "every keyed projection's position reaches the head",
             )
-            for proc in (late, sessions):
+            for proc in (late,):
                 proc.send_signal(signal.SIGTERM)
                 assert proc.wait(30) == 0, workers.log(proc)
         finally:
@@ -315,7 +304,7 @@ def test_a_kafka_mode_rebuild_switches_in_while_the_workers_run(
         }
         workers = Workers(env, tmp_path)
         try:
-            held = [workers.start(), workers.start()]
+            held = [workers.start("video"), workers.start("video")]
             head = store.head_position
             wait_for(lambda: all(positions(b).get(n, 0) >= head for n in video), "first head")
             for proc in held:  # caught up and idle: no batch (no transaction) in flight
