@@ -75,7 +75,8 @@ class TrendingView(ABC):
 
     @abstractmethod
     def watermark_minute(self) -> int | None:
-        """The largest event minute counted so far (None before the first)."""
+        """The largest event minute counted so far (None before the first): in global
+        order, the largest minute of the WATERMARK_TOPICS events before this one."""
 
     @abstractmethod
     def set_watermark(self, minute: int) -> None: ...
@@ -105,10 +106,17 @@ ENGAGEMENT_COUNTS = {
 
 
 MAX_CACHED_VIDEOS = 100_000
+# The event topics that move the watermark (all of ENGAGEMENT_COUNTS). The Kafka relay
+# follows the same running maximum in global order and stamps it on the projection feed
+# (adapters/kafka/relay.py), so that keyed workers drop the same late events as the
+# single-process runner: see TrendingView.watermark_minute.
+WATERMARK_TOPICS = frozenset(get_topic(cls) for cls in ENGAGEMENT_COUNTS)
 
 
 class TrendingProjection(Projection[TrendingView]):
     name = "trending"
+    # Per video; the watermark is global, stamped by the relay on the feed (see above).
+    partition_by = "video"
     topics = tuple(
         get_topic(cls) for cls in (Video.Published, Video.CaptionEdited, *ENGAGEMENT_COUNTS)
     )

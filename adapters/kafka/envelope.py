@@ -76,6 +76,21 @@ def watermark_of(headers: Any) -> int | None:
     return None
 
 
+# On the video feed, each event of projections.trending.WATERMARK_TOPICS carries the
+# trending watermark before it in global order (the largest such minute so far, "none"
+# before the first): keyed trending workers decide lateness as the single-process runner.
+TRENDING_WATERMARK_HEADER = "reelpulse-trending-watermark"
+NO_WATERMARK = b"none"
+
+
+def trending_watermark_of(headers: Any) -> tuple[bool, int | None]:
+    """(stamped, minute) of a feed message: not stamped when the header is absent."""
+    for name, value in headers or ():
+        if name == TRENDING_WATERMARK_HEADER:
+            return True, None if value == NO_WATERMARK else int(value)
+    return False, None
+
+
 def ingest_topic(prefix: str) -> str:
     return f"{prefix}.ingest.engagement.v1"
 

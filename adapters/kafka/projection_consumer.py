@@ -46,7 +46,14 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from eventsourcing.persistence import Mapper
 
 from adapters.kafka.client import consumer, ensure_topics, partition_count
-from adapters.kafka.envelope import FEEDS, Envelope, event_topic, feed_topic, watermark_of
+from adapters.kafka.envelope import (
+    FEEDS,
+    Envelope,
+    event_topic,
+    feed_topic,
+    trending_watermark_of,
+    watermark_of,
+)
 from adapters.projections.rebuild import KafkaRun
 from adapters.projections.registry import projection_specs
 from adapters.projections.runner import FlushableView, ProjectionSpec
@@ -343,7 +350,7 @@ class KafkaProjectionWorker:
         new = {p: messages[-1].offset + 1 for p, messages in batch.items()}
         applied = {p: 0 for p in batch}
         marks: dict[int, int] = {}
-        per_spec: list[list[tuple[int, Any]]] = [[] for _ in self.specs]
+        per_spec: list[list[tuple[int, Any, tuple[bool, int | None]]]] = [[] for _ in self.specs]
         wanted_by_topic: dict[str, list[int]] = {}
         duplicates = ignored = 0
         position = 0
@@ -369,8 +376,9 @@ class KafkaProjectionWorker:
                         ignored += 1
                         continue
                     event = self.mapper.to_domain_event(envelope.stored_event())
+                    stamp = trending_watermark_of(message.headers)
                     for i in wanted:
-                        per_spec[i].append((envelope.position, event))
+                        per_spec[i].append((envelope.position, event, stamp))
                     applied[p] += 1
                 last[p] = high
             counts, views = {}, []
@@ -381,9 +389,12 @@ class KafkaProjectionWorker:
                 view = spec.make_view(conn)
                 prefetch = getattr(view, "prefetch", None)
                 if prefetch is not None:  # a view may read what the whole batch needs
-                    prefetch([event for _, event in items])
+                    prefetch([event for _, event, _ in items])
                 process = spec.projection.process
-                for at, event in items:
+                stamp = getattr(view, "stamp", None)  # the relay's global watermarks
+                for at, event, (stamped, minute) in items:
+                    if stamped and stamp is not None:
+                        stamp(minute)
                     process(event, at, view)
                 views.append(view)
             # Every view writes at the end, after all of the batch's Python work: rows

@@ -22,6 +22,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +33,8 @@ from eventsourcing.persistence import Notification, Tracking
 from adapters.kafka.client import ensure_topics, producer
 from adapters.kafka.envelope import (
     FAMILY_OF_MODULE,
+    NO_WATERMARK,
+    TRENDING_WATERMARK_HEADER,
     VIEWED_TOPIC,
     encode,
     event_id,
@@ -46,9 +49,13 @@ from adapters.kafka.envelope import (
 from adapters.kafka.public import plain_data
 from adapters.settings import Settings
 from commands.base import SharedStore
+from projections.trending import WATERMARK_TOPICS, minute_of
 
 log = logging.getLogger(__name__)
 TRACKING_NAME = "ReelPulse->KafkaRelay"
+# The trending watermark the relay stamps on the video feed (envelope.py), kept beside its
+# position: a tracking row per new maximum (minutes since the epoch).
+WATERMARK_TRACKING_NAME = "ReelPulse->KafkaRelay:trending-watermark"
 
 
 class KeyResolver:
@@ -112,6 +119,9 @@ class Relay:
         self._stopping = asyncio.Event()
         self._partitions: dict[tuple[str, bytes], int] = {}
         self._topic_partitions: dict[str, list[int]] = {}
+        self._watermark: int | None = None  # the trending watermark after the position
+        self._watermark_stored: int | None = None
+        self._watermark_loaded = False
 
     @property
     def position(self) -> int:
@@ -134,6 +144,28 @@ class Relay:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def _load_watermark(self, position: int) -> None:
+        """The trending watermark after `position`: stored beside it, or (a relay that
+        published before it was kept: an upgrade) the largest minute of the watermark
+        topics' events up to it, read once from the store."""
+        stored = self.store.recorder.max_tracking_id(WATERMARK_TRACKING_NAME)
+        if stored is None and position > 0:
+            recorder, start = self.store.recorder, 0
+            while start < position:
+                page = recorder.select_notifications(
+                    start=start + 1, limit=5000, stop=position, topics=sorted(WATERMARK_TOPICS)
+                )
+                for n in page:
+                    at = iso_of(orjson.loads(n.state).get("occurred_at"))
+                    if at is not None:
+                        minute = minute_of(datetime.fromisoformat(at))
+                        stored = minute if stored is None else max(stored, minute)
+                if len(page) < 5000:
+                    break
+                start = page[-1].id
+        self._watermark = self._watermark_stored = stored
+        self._watermark_loaded = True
 
     async def _watermarks(self, kafka: Any, topics: tuple[str, ...], position: int) -> None:
         """A marker for `position` on every partition of the feeds, after the batch's acks
@@ -187,6 +219,9 @@ class Relay:
             return 0
         prefix = self.settings.kafka_topic_prefix
         feeds = self.settings.kafka_projection_feeds
+        if feeds and not self._watermark_loaded:
+            await asyncio.to_thread(self._load_watermark, start)
+        watermark = self._watermark
         video_feed, viewer_feed = feed_topic(prefix, "video"), feed_topic(prefix, "viewer")
         acks = []
         for n in notifications:
@@ -219,7 +254,20 @@ class Relay:
                 where = self._partitions.get((video_feed, key_bytes))
                 if where is None:
                     where = await self._partition(kafka, video_feed, key_bytes)
-                acks.append(await kafka.send(video_feed, key=key_bytes, partition=where, **record))
+                feed_record = record
+                if n.topic in WATERMARK_TOPICS:  # stamped with the watermark before it
+                    stamp = NO_WATERMARK if watermark is None else str(watermark).encode()
+                    feed_record = {
+                        **record,
+                        "headers": [*record["headers"], (TRENDING_WATERMARK_HEADER, stamp)],
+                    }
+                    if occurred_at is not None:
+                        minute = minute_of(datetime.fromisoformat(occurred_at))
+                        if watermark is None or minute > watermark:
+                            watermark = minute
+                acks.append(
+                    await kafka.send(video_feed, key=key_bytes, partition=where, **feed_record)
+                )
                 if n.topic == VIEWED_TOPIC:
                     viewer = (payload_uuid(n, "viewer_id", payload) or stream).encode()
                     where = self._partitions.get((viewer_feed, viewer))
@@ -232,6 +280,15 @@ class Relay:
         last = notifications[-1].id
         if feeds:
             await self._watermarks(kafka, (video_feed, viewer_feed), last)
+            self._watermark = watermark
+            if watermark is not None and (
+                self._watermark_stored is None or watermark > self._watermark_stored
+            ):  # before the position: a crash between re-publishes with the newer stamp
+                await asyncio.to_thread(
+                    self.store.recorder.insert_tracking,
+                    Tracking(WATERMARK_TRACKING_NAME, watermark),
+                )
+                self._watermark_stored = watermark
         await asyncio.to_thread(self.store.recorder.insert_tracking, Tracking(TRACKING_NAME, last))
         self.stats.published += len(notifications)
         self.stats.batches += 1

@@ -1,5 +1,15 @@
 """SQL implementation of TrendingView: bucket deltas are summed in memory per batch and
-upserted at flush; the watermark and the video lookup are cached for the transaction."""
+upserted at flush; the watermark and the video lookup are cached for the transaction.
+
+Stamped (a Kafka worker of the video feed, adapters/kafka/projection_consumer.py): before
+each event the worker hands in the watermark the relay stamped on it (`stamp`), the
+global one before that event, which `watermark_minute` returns instead of this
+transaction's. Several workers then write the same hashtag and sound buckets and the one
+watermark row, so the flush first raises the watermark row to the largest stamp or minute
+it saw (GREATEST, which locks the row: the workers' flushes take turns), then writes its
+buckets sorted by key, then deletes the buckets older than the row's watermark minus the
+retention. The last flush of all deletes with the largest watermark, so the tables end
+as the single-process runner leaves them, whatever the order of the workers."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -10,7 +20,8 @@ import sqlalchemy as sa
 
 from adapters.readmodel.bulk import ADD, SET, qualified, raw_execute, select_in, upsert
 from adapters.readmodel.tables import rm_trend_buckets, rm_trend_meta, rm_trend_videos
-from projections.trending import Counts, TrendingView, VideoKeys
+from adapters.readmodel.upsert import insert_for
+from projections.trending import RETENTION_MINUTES, Counts, TrendingView, VideoKeys
 
 WATERMARK, LATE_DROPPED = "watermark_minute", "late_dropped"
 VIDEO_COLUMNS = ("video_id", "hashtags", "sound_id", "published_at")
@@ -33,6 +44,16 @@ class SqlTrendingView(TrendingView):
         self._watermark: int | None = None
         self._watermark_loaded = False
         self._watermark_changed = False
+        self.stamped = False  # a Kafka worker hands in the relay's watermarks (stamp)
+        self._stamp: int | None = None
+        self._highest: int | None = None  # stamped: the largest stamp or minute seen
+
+    def stamp(self, minute: int | None) -> None:
+        """The global watermark before the next event (stamped by the relay)."""
+        self.stamped = True
+        self._stamp = minute
+        if minute is not None and (self._highest is None or minute > self._highest):
+            self._highest = minute
 
     # -- video lookup -------------------------------------------------------------------
     def video_published(
@@ -82,12 +103,18 @@ class SqlTrendingView(TrendingView):
 
     # -- watermark ------------------------------------------------------------------------
     def watermark_minute(self) -> int | None:
+        if self.stamped:
+            return self._stamp
         if not self._watermark_loaded:
             self._watermark = self._meta(WATERMARK)
             self._watermark_loaded = True
         return self._watermark
 
     def set_watermark(self, minute: int) -> None:
+        if self.stamped:
+            if self._highest is None or minute > self._highest:
+                self._highest = minute
+            return
         self._watermark, self._watermark_loaded, self._watermark_changed = minute, True, True
 
     # -- buckets --------------------------------------------------------------------------
@@ -108,12 +135,16 @@ class SqlTrendingView(TrendingView):
         self.late += 1
 
     def discard_before(self, minute: int) -> None:
+        if self.stamped:
+            return  # at flush, from the watermark row (see the module docstring)
         if self.discard_minute is None or minute > self.discard_minute:
             self.discard_minute = minute
 
     # -- flush ----------------------------------------------------------------------------
     def flush(self) -> set[str]:
         """Write the batch; return {"trending"} when any bucket or the watermark changed."""
+        if self.stamped:
+            return self._flush_stamped()
         changed = bool(self.buckets) or self._watermark_changed
         if self._new_videos:
             upsert(self.conn, rm_trend_videos, VIDEO_COLUMNS, list(self._new_videos.values()),
@@ -135,6 +166,37 @@ class SqlTrendingView(TrendingView):
             self.late = 0
         return {"trending"} if changed else set()
 
+    def _flush_stamped(self) -> set[str]:
+        changed = bool(self.buckets)
+        if self._new_videos:
+            upsert(self.conn, rm_trend_videos, VIDEO_COLUMNS, list(self._new_videos.values()),
+                   key=("video_id",))  # fmt: skip
+            self._new_videos.clear()
+        threshold = None
+        if self._highest is not None:  # first: the row's lock orders the workers' flushes
+            stmt = insert_for(self.conn, rm_trend_meta).values(key=WATERMARK, value=self._highest)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["key"],
+                set_={"value": sa.case((rm_trend_meta.c.value < stmt.excluded.value,
+                                        stmt.excluded.value), else_=rm_trend_meta.c.value)},
+            ).returning(rm_trend_meta.c.value)  # fmt: skip
+            watermark = int(self.conn.execute(stmt).scalar_one())
+            threshold = watermark - RETENTION_MINUTES
+            # Delete when this flush moved the watermark (or met it), or adds to a minute
+            # already past it (a worker far behind the others): the DELETE scans.
+            oldest = min((minute for _, _, minute in self.buckets), default=None)
+            if watermark != self._highest and (oldest is None or oldest >= threshold):
+                threshold = None
+            self._highest = None
+        self._flush_buckets()
+        if threshold is not None:
+            self._discard(threshold)
+        if self.late:
+            upsert(self.conn, rm_trend_meta, ("key", "value"), [(LATE_DROPPED, self.late)],
+                   key=("key",), update={"value": ADD})  # fmt: skip
+            self.late = 0
+        return {"trending"} if changed else set()
+
     def _discard(self, minute: int) -> None:
         """Delete the buckets of minutes before `minute` (a prepared statement on
         PostgreSQL: a batch's flush runs it every time the watermark moves)."""
@@ -149,7 +211,8 @@ class SqlTrendingView(TrendingView):
         # buckets exist does not depend on how the events were split into batches.
         if not self.buckets:
             return
-        rows = [(*k, *counts) for k, counts in self.buckets.items()]
+        # Sorted: workers sharing hashtag and sound buckets lock them in one order.
+        rows = [(*k, *self.buckets[k]) for k in sorted(self.buckets)]
         upsert(self.conn, rm_trend_buckets, BUCKET_COLUMNS, rows,
                key=("kind", "key", "minute"), update=BUCKET_UPDATE)  # fmt: skip
         self.buckets.clear()

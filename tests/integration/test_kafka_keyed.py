@@ -40,7 +40,7 @@ from adapters.workload import WorkloadConfig, drive_application, generate
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(300)]
 
 WORKLOAD = WorkloadConfig(
-    seed=18, days=2, creators=40, viewers=2000, views_per_day=14_000, batch_window_seconds=900
+    seed=18, days=3, creators=40, viewers=2000, views_per_day=10_000, batch_window_seconds=900
 )
 PARTITIONS = 6
 BATCH = 150  # events per worker transaction: many transactions, many chances to interleave
@@ -181,7 +181,7 @@ def test_three_workers_joining_leaving_and_killed_build_the_single_process_read_
 
     video = [s.name for s in keyed_specs("video")]
     viewer = [s.name for s in keyed_specs("viewer")]
-    assert {"stats", "moderation"} <= set(video) and viewer == ["sessions"]
+    assert {"stats", "moderation", "trending"} <= set(video) and viewer == ["sessions"]
     wanted = set().union(*(s.projection.topics for s in keyed_specs("video")))
     expected = sum(
         1 for n in store.store.recorder.select_notifications(start=1, limit=10**7)

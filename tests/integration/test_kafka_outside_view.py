@@ -55,6 +55,7 @@ from adapters.kafka.client import ensure_topics
 from adapters.kafka.envelope import (
     FAMILIES,
     FEEDS,
+    TRENDING_WATERMARK_HEADER,
     VIEWED_TOPIC,
     WATERMARK_HEADER,
     dead_letter_topic,
@@ -66,6 +67,7 @@ from adapters.kafka.envelope import (
 from adapters.kafka.relay import Relay
 from adapters.settings import Settings
 from adapters.workload import WorkloadConfig, drive_application, generate
+from projections.trending import WATERMARK_TOPICS, minute_of
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]  # each wait is bounded too
 
@@ -291,6 +293,14 @@ def test_confluent_kafka_reads_both_feeds_valid_against_the_published_schemas(
     expected = len(public) + len(public_views) + 2 * markers_per_feed
     messages = confluent_read_all(published.settings, expected, [video_feed, viewer_feed])
     assert len(messages) == expected
+    trending: dict[int, int | None] = {}
+    minute: int | None = None
+    for position, n in sorted(published.stored.items()):
+        if n.topic in WATERMARK_TOPICS:
+            trending[position] = minute
+            at = json.loads(n.state)["occurred_at"]["_data_"]
+            m_at = minute_of(datetime.fromisoformat(at))
+            minute = m_at if minute is None else max(minute, m_at)
 
     events: dict[str, list[tuple[Any, ...]]] = {video_feed: [], viewer_feed: []}
     by_partition: dict[tuple[str, int], list[confluent_kafka.Message]] = defaultdict(list)
@@ -306,9 +316,19 @@ def test_confluent_kafka_reads_both_feeds_valid_against_the_published_schemas(
             assert doc == {"watermark": int(marker)}, (doc, marker)
             continue
         assert not marker_schema.is_valid(doc)
+        stamp = dict(headers).get(TRENDING_WATERMARK_HEADER)
+        if m.topic() == video_feed and doc["topic"] in WATERMARK_TOPICS:
+            # The trending watermark before the event in global order: the largest minute
+            # of the earlier watermark events (docs/kafka.md), "none" before the first.
+            want = trending[doc["position"]]
+            assert stamp == (b"none" if want is None else str(want).encode()), doc["position"]
+            headers = tuple(h for h in headers if h[0] != TRENDING_WATERMARK_HEADER)
+        else:
+            assert stamp is None, (m.topic(), doc["position"])
         events[m.topic()].append((m.key(), m.value(), headers, m.timestamp()[1]))
 
-    # The video feed: every public message once more, same key, bytes, headers and time.
+    # The video feed: every public message once more, same key, bytes, headers (and the
+    # watermark header above) and time.
     assert Counter(events[video_feed]) == Counter(public)
     assert {json.loads(v)["position"] for _, v, _, _ in events[video_feed]} == set(
         published.stored

@@ -4,15 +4,16 @@ Kafka workers read a feed keyed by the relay's KeyResolver (video, creator, ...;
 sessions feed keys views by viewer): within one key the events keep the store's order,
 across keys they arrive in any interleaving and any batch split.
 
-Story: given a store filled with a seeded workload, when the stats, moderation and
-sessions projections apply its events (A) in global order in batches of 500 and (B) in a
-random interleaving that keeps every key's order, in random batches, then every table
-each projection owns holds the same rows in A and B. And a creator whose video was
+Story: given a store filled with a seeded workload, when the stats, moderation, sessions
+and trending projections apply its events (A) in global order in batches of 500 and (B) in
+a random interleaving that keeps every key's order, in random batches (trending's events
+stamped, as the relay stamps the feed, with the global watermark before them), then every
+table each projection owns holds the same rows in A and B. And a creator whose video was
 counted before its registration is no creator to readers until it is registered.
 
-Floats are compared rounded to 6 decimals: a sum of watch times in another order (other
-batches) may differ in its last bits. No column of these tables holds wall-clock time
-(rm_cases.updated_at is the time of the case's last event).
+Floats are compared exactly (watch time is summed in whole milliseconds). No column of
+these tables holds wall-clock time (rm_cases.updated_at is the time of the case's last
+event).
 """
 
 import random
@@ -36,11 +37,13 @@ from adapters.workload import WorkloadConfig, drive_application, generate
 from domain.creator import Creator
 from domain.engagement import Engagement
 from domain.video import Video
+from projections.trending import WATERMARK_TOPICS, minute_of
 
+# Three days: trending discards buckets older than two days (and ten minutes).
 WORKLOAD = WorkloadConfig(
-    seed=11, creators=25, viewers=300, views_per_day=2500, report_waves=4, bot_bursts=2
+    seed=11, days=3, creators=25, viewers=300, views_per_day=2500, report_waves=4, bot_bursts=2
 )
-PROJECTIONS = ("stats", "moderation", "sessions")
+PROJECTIONS = ("stats", "moderation", "sessions", "trending")
 GLOBAL_BATCH = 500
 SHUFFLES = (1, 2, 3)
 Applied = list[tuple[Notification, Any]]
@@ -89,8 +92,15 @@ def spec_named(name: str) -> ProjectionSpec:
     return next(s for s in projection_specs() if s.name == name)
 
 
-def apply_batches(engine: sa.Engine, spec: ProjectionSpec, batches: list[Applied]) -> None:
-    """What the runner does per batch: one transaction, one view, prefetch, process, flush."""
+def apply_batches(
+    engine: sa.Engine,
+    spec: ProjectionSpec,
+    batches: list[Applied],
+    stamps: dict[int, int | None] | None = None,
+) -> None:
+    """What the runner does per batch: one transaction, one view, prefetch, process, flush.
+    With `stamps` (position -> watermark), what a Kafka worker does: hand the view each
+    stamped event's watermark first."""
     for batch in batches:
         with engine.begin() as conn:
             view = spec.make_view(conn)
@@ -98,8 +108,23 @@ def apply_batches(engine: sa.Engine, spec: ProjectionSpec, batches: list[Applied
             if prefetch is not None:
                 prefetch([e for _, e in batch])
             for n, event in batch:
+                if stamps is not None and n.id in stamps:
+                    view.stamp(stamps[n.id])
                 spec.projection.process(event, n.id, view)
             view.flush()
+
+
+def relay_stamps(events: Applied) -> dict[int, int | None]:
+    """The trending watermark before each watermark event, in global order (as the relay
+    computes it)."""
+    stamps: dict[int, int | None] = {}
+    watermark: int | None = None
+    for n, e in events:
+        if n.topic in WATERMARK_TOPICS:
+            stamps[n.id] = watermark
+            minute = minute_of(e.occurred_at)
+            watermark = minute if watermark is None else max(watermark, minute)
+    return stamps
 
 
 def in_order(events: Applied) -> list[Applied]:
@@ -197,7 +222,8 @@ def test_keyed_interleavings_build_what_global_order_builds(workload, read_urls,
         with engine_b.begin() as conn:  # B again from empty for every shuffle
             for owned in OWNED_ROWS[name]:
                 conn.execute(owned.delete())
-        apply_batches(engine_b, spec_named(name), interleaved(events, key, seed))
+        stamps = relay_stamps(events) if name == "trending" else None
+        apply_batches(engine_b, spec_named(name), interleaved(events, key, seed), stamps)
         differ = differences(expected, rows_of(engine_b, name))
         if differ:
             found[seed] = differ

@@ -25,11 +25,12 @@ class Record:
     timestamp_type: int  # 0: CreateTime (the producer's), 1: LogAppendTime (the broker's)
 
 
-def read_back(settings: Settings, partitions: int) -> list[Record]:
-    return asyncio.run(asyncio.wait_for(_read_back(settings, partitions), CONSUME_TIMEOUT))
+def read_back(settings: Settings, partitions: int, topics: list[str] | None = None) -> list[Record]:
+    """Every message of `topics` (default: the three event topics)."""
+    return asyncio.run(asyncio.wait_for(_read_back(settings, partitions, topics), CONSUME_TIMEOUT))
 
 
-async def _read_back(settings: Settings, partitions: int) -> list[Record]:
+async def _read_back(settings: Settings, partitions: int, topics: list[str] | None) -> list[Record]:
     """Every message of the three event topics, from offset 0 to the end, per partition in
     offset order. A fresh group with no committed offsets; partitions are assigned by hand
     (no group join, so no rebalance delay) and nothing is committed.
@@ -37,7 +38,7 @@ async def _read_back(settings: Settings, partitions: int) -> list[Record]:
     The end is the larger of ListOffsets and the high watermark of the fetches: Tansu
     0.6 answers ListOffsets(latest) with the base offset of the last record batch + 1,
     short of the real end whenever that batch holds more than one record."""
-    topics = [event_topic(settings.kafka_topic_prefix, f) for f in FAMILIES]
+    topics = topics or [event_topic(settings.kafka_topic_prefix, f) for f in FAMILIES]
     kafka = consumer(settings, group_id=f"check-{uuid.uuid4().hex}")
     await kafka.start()
     try:
