@@ -467,7 +467,7 @@ def kafka_project(
     feed: Annotated[
         str,
         typer.Option(
-            help="What to run: `video` (stats and moderation from <prefix>.feed.video.v1), "
+            help="What to run: `video` (stats, moderation, trending from <prefix>.feed.video.v1), "
             "`viewer` (sessions from <prefix>.feed.viewer.v1), `engagement` (the per-video "
             "engagement counters from <prefix>.engagement.v1), or `all` of them"
         ),

@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     )
     kafka_projections: bool = Field(
         False,
-        description="serve leaves the keyed projections (stats, moderation, sessions) to "
+        description="serve leaves the keyed projections (stats, moderation, trending, sessions) to "
         "`kafka-project` workers, and waits on their positions (docs/scaling.md)",
     )
     kafka_session_timeout_ms: int = Field(

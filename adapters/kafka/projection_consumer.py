@@ -3,11 +3,12 @@
 N workers in one consumer group split the partitions of a topic; each applies the events
 of its partitions to the read model. Two uses:
 * the keyed projections (`keyed_specs`, docs/scaling.md): a group per projection feed
-  (`<prefix>.feed.video.v1`: stats and moderation, whose state is per video or per
-  creator; `<prefix>.feed.viewer.v1`: sessions, per viewer). Every event of a key is on one
-  partition in the store's global order; the projections' read models do not depend on the
-  order across keys (tests/integration/test_keyed_interleaving.py), so N workers build the
-  same tables as the single-process runner. The relay's watermark markers give the group a
+  (`<prefix>.feed.video.v1`: stats, moderation and trending, whose state is per video or
+  per creator; `<prefix>.feed.viewer.v1`: sessions, per viewer). Every event of a key is on
+  one partition in the store's global order; the projections' read models do not depend on
+  the order across keys (tests/integration/test_keyed_interleaving.py; trending's global
+  watermark is stamped on the feed by the relay), so N workers build the same tables as
+  the single-process runner. The relay's watermark markers give the group a
   position (`complete_through`, the least over partitions) written to
   `projection_tracking` like the runner's, so read-your-writes tokens work unchanged.
 * the per-video engagement counters (VideoEngagementProjection) on

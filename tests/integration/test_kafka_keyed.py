@@ -281,7 +281,7 @@ def test_a_kafka_mode_rebuild_switches_in_while_the_workers_run(
 ) -> None:
     """Given workers that built the video feed's projections to the head, when more events
     arrive (relayed by a following `relay`) while the workers are held (SIGSTOP, between
-    batches) and `rebuild_kafka` rebuilds stats and moderation blue/green to the store's new
+    batches) and `rebuild_kafka` rebuilds the video feed's projections blue/green to the store's new
     head, then the workers, let go, drop what the switched-in rows hold and go on, and
     after they read past a last few events the tables equal the single-process ones: nothing lost,
     nothing twice."""
