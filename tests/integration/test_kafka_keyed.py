@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support.readmodels import group_events, model_outputs
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.kafka.client import producer
@@ -31,9 +32,8 @@ from adapters.kafka.envelope import build_envelope, feed_topic
 from adapters.kafka.projection_consumer import FEED_GROUP, kafka_runs, keyed_specs
 from adapters.kafka.relay import KeyResolver, Relay
 from adapters.projections.rebuild import Rebuilder
-from adapters.projections.registry import OWNED_ROWS
 from adapters.readmodel.db import create_read_engine, upgrade
-from adapters.readmodel.tables import kafka_offsets, projection_tracking
+from adapters.readmodel.tables import projection_tracking
 from adapters.settings import Settings
 from adapters.workload import WorkloadConfig, drive_application, generate
 
@@ -47,7 +47,6 @@ BATCH = 150  # events per worker transaction: many transactions, many chances to
 SESSION_TIMEOUT_MS = 4_000  # how long the SIGKILLed worker's partitions wait for the group
 REPUBLISHED = 400
 TIMEOUT = 120.0  # longest wait for any one condition
-WALL_CLOCK = frozenset({"updated_at"})  # columns that hold the writer's clock, not events
 
 
 @dataclass
@@ -93,38 +92,10 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT)
         time.sleep(0.05)
 
 
-def applied(engine: sa.Engine, group: str) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(kafka_offsets.c.events), 0)).where(
-                    kafka_offsets.c.consumer_group == group
-                )
-            ).scalar_one()
-        )
-
-
 def positions(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(projection_tracking.c.name, projection_tracking.c.position))
         return {r.name: int(r.position) for r in rows}
-
-
-def tables(engine: sa.Engine, names: list[str]) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table the projections own (their share of shared tables),
-    sorted, without wall-clock columns."""
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with engine.connect() as conn:
-        for name in names:
-            for owned in OWNED_ROWS[name]:
-                table = owned.table
-                columns = [c for c in table.columns if c.name not in WALL_CLOCK]
-                query = sa.select(*columns)
-                if owned.where is not None:
-                    query = query.where(owned.where(table))
-                rows = [tuple(r) for r in conn.execute(query)]
-                out[f"{name}:{table.name}"] = sorted(rows, key=repr)
-    return out
 
 
 def first_difference(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> str:
@@ -214,7 +185,7 @@ def test_three_workers_joining_leaving_and_killed_build_the_single_process_read_
                     for proc in workers.procs:
                         if proc.returncode is None and proc.poll() is not None:
                             raise AssertionError(f"a worker exited early:\n{workers.log(proc)}")
-                    return applied(b, group) >= fraction * expected
+                    return group_events(b, group) >= fraction * expected
 
                 return check
 
@@ -224,7 +195,7 @@ def test_three_workers_joining_leaving_and_killed_build_the_single_process_read_
             leaving.send_signal(signal.SIGTERM)  # leaves mid-stream: finishes its batch
             assert leaving.wait(30) == 0, workers.log(leaving)
             wait_for(past(0.50), "50 % applied")
-            assert applied(b, group) < expected, "the stream ended before the kill"
+            assert group_events(b, group) < expected, "the stream ended before the kill"
             first.kill()  # SIGKILL mid-stream: its partitions wait for the session timeout
             first.wait(10)
             wait_for(
@@ -240,8 +211,9 @@ def test_three_workers_joining_leaving_and_killed_build_the_single_process_read_
         assert {n: p for n, p in positions(b).items() if n in video + viewer} == dict.fromkeys(
             video + viewer, head
         )
-        assert applied(b, group) == expected  # each event once, the re-published dropped
-        single, kafka = tables(store.write_engine, video + viewer), tables(b, video + viewer)
+        assert group_events(b, group) == expected  # each event once, the re-published dropped
+        keyed = video + viewer
+        single, kafka = model_outputs(store.write_engine, keyed), model_outputs(b, keyed)
         assert single.keys() == kafka.keys()
         assert [t for t in single if not single[t]] == [], "the workload leaves these empty"
         differ = {t: first_difference(single[t], kafka[t]) for t in single if single[t] != kafka[t]}
@@ -310,7 +282,7 @@ def test_a_kafka_mode_rebuild_switches_in_while_the_workers_run(
             for proc in held:  # caught up and idle: no batch (no transaction) in flight
                 proc.send_signal(signal.SIGSTOP)
             group = FEED_GROUP.format(feed="video")
-            applied_before = applied(b, group)
+            applied_before = group_events(b, group)
             with (tmp_path / "relay.log").open("wb") as log:
                 relay = subprocess.Popen(
                     [sys.executable, "-m", "adapters.cli", "relay"], env=env, stdout=log,
@@ -337,7 +309,7 @@ def test_a_kafka_mode_rebuild_switches_in_while_the_workers_run(
             assert all(r.recount is None or r.recount.startswith("ok") for r in results)
             # The held workers applied none of the new events: the switched-in rows are
             # ahead of their offsets, and what they read next is already there.
-            assert applied(b, group) == applied_before
+            assert group_events(b, group) == applied_before
             for proc in held:
                 proc.send_signal(signal.SIGCONT)
             # The switch set the positions to new_head already. Events after it, and the
@@ -351,7 +323,7 @@ def test_a_kafka_mode_rebuild_switches_in_while_the_workers_run(
         finally:
             workers.kill_all()
         store.projections.run_until_idle()
-        single, kafka = tables(store.write_engine, video), tables(b, video)
+        single, kafka = model_outputs(store.write_engine, video), model_outputs(b, video)
         differ = {t: first_difference(single[t], kafka[t]) for t in single if single[t] != kafka[t]}
         assert differ == {}, "tables differ after the rebuild:\n" + "\n".join(
             f"{t}: {d}" for t, d in differ.items()

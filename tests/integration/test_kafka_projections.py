@@ -17,7 +17,6 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -25,13 +24,13 @@ import pytest
 import sqlalchemy as sa
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
+from support.readmodels import group_events
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.kafka.client import ensure_topics, producer
 from adapters.kafka.envelope import build_envelope, event_topic, family_of
 from adapters.kafka.projection_consumer import KafkaProjectionWorker
 from adapters.kafka.relay import KeyResolver, Relay
-from adapters.readmodel.db import create_read_engine, read_model_url, upgrade
 from adapters.readmodel.kafka_view import OffsetConflict, claim_offsets
 from adapters.readmodel.tables import kafka_offsets, rm_kafka_video_engagement, rm_kafka_view_pairs
 from adapters.settings import Settings
@@ -58,33 +57,6 @@ COLUMNS = ("views", "unique_viewers", "likes", "shares", "comments", "watch_ms",
 
 
 # -- fixtures and helpers ------------------------------------------------------------------
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def read_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two empty read-model databases (A and B) on one backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
-        return
-    pg_url = request.getfixturevalue("pg_url")
-    with request.getfixturevalue("pg_server").fresh_database() as other:
-        yield read_model_url(pg_url, None), read_model_url(other, None)
-
-
-@pytest.fixture
-def engines() -> Iterator[Callable[[str], sa.Engine]]:
-    """Read-model writer engines at the current schema; disposed at the end."""
-    made: list[sa.Engine] = []
-
-    def make(url: str) -> sa.Engine:
-        engine = create_read_engine(url, pool_size=2, writer=True)
-        upgrade(engine)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.dispose()
-
-
 def kafka_settings(bootstrap_servers: str, prefix: str) -> Settings:
     return Settings(
         database_url="memory://",
@@ -125,17 +97,6 @@ def consumed(engine: sa.Engine, group: str) -> int:
     """Messages consumed by the group's committed transactions (offsets start at 0 on a
     fresh topic and have no gaps without transactions or compaction)."""
     return sum(stored_offsets(engine, group).values())
-
-
-def stored_events(engine: sa.Engine, group: str) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(kafka_offsets.c.events), 0)).where(
-                    kafka_offsets.c.consumer_group == group
-                )
-            ).scalar_one()
-        )
 
 
 def read_model(engine: sa.Engine) -> dict[str, Any]:
@@ -285,7 +246,7 @@ def test_two_workers_split_the_partitions_and_build_what_one_worker_builds(
     assert sum(w.stats.messages for w in two) == one.stats.messages == messages
     assert sum(w.stats.applied for w in two) == one.stats.applied == counted
     assert sum(w.stats.duplicates for w in two) == one.stats.duplicates == REPUBLISHED
-    assert stored_events(engine_a, "one") == stored_events(engine_b, "two") == counted
+    assert group_events(engine_a, "one") == group_events(engine_b, "two") == counted
     model_a, model_b = read_model(engine_a), read_model(engine_b)
     assert model_a["videos"] and model_a["pairs"]
     assert model_a == model_b
@@ -463,7 +424,7 @@ def test_workers_joining_and_leaving_apply_100k_events_exactly_once(
     assert sum(ends.values()) == MESSAGES
     # Exactly once: every committed transaction together applied each message once.
     assert w1.stats.applied + w2.stats.applied == MESSAGES
-    assert stored_events(check, "g") == MESSAGES
+    assert group_events(check, "g") == MESSAGES
     assert w1.stats.duplicates == w2.stats.duplicates == 0
     assert len(synthetic.events) == MESSAGES
     assert read_model(check) == synthetic.expected()

@@ -19,7 +19,6 @@ event).
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +29,6 @@ from adapters.bootstrap import Container, bootstrap
 from adapters.kafka.relay import KeyResolver
 from adapters.projections.registry import OWNED_ROWS, projection_specs
 from adapters.projections.runner import ProjectionSpec
-from adapters.readmodel.db import create_read_engine, read_model_url, upgrade
 from adapters.readmodel.stats_reader import SqlStatsReader
 from adapters.settings import Settings
 from adapters.workload import WorkloadConfig, drive_application, generate
@@ -60,32 +58,6 @@ def workload() -> Iterator[tuple[Container, Applied]]:
         yield container, [(n, mapper.to_domain_event(n)) for n in notifications]
     finally:
         container.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def read_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two empty read-model databases (A and B) on one backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
-        return
-    pg_url = request.getfixturevalue("pg_url")
-    with request.getfixturevalue("pg_server").fresh_database() as other:
-        yield read_model_url(pg_url, None), read_model_url(other, None)
-
-
-@pytest.fixture
-def engines() -> Iterator[Callable[[str], sa.Engine]]:
-    made: list[sa.Engine] = []
-
-    def make(url: str) -> sa.Engine:
-        engine = create_read_engine(url, pool_size=2, writer=True)
-        upgrade(engine)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.dispose()
 
 
 def spec_named(name: str) -> ProjectionSpec:

@@ -12,12 +12,24 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from adapters.projections.registry import OWNED_ROWS, projection_specs
-from adapters.readmodel.tables import projection_checkpoints, rm_alerts
+from adapters.readmodel.tables import kafka_offsets, projection_checkpoints, rm_alerts
 from adapters.readmodel.times import as_utc
 
 # Written by the alert-action worker, not by a projection: not part of a projection's output.
 ACTION_COLUMNS = {rm_alerts.c.action_status.name, rm_alerts.c.action_result.name,
                   rm_alerts.c.acted_at.name}  # fmt: skip
+
+
+def group_events(engine: sa.Engine, group: str) -> int:
+    """Events a Kafka consumer group's committed batches applied (kafka_offsets.events)."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(kafka_offsets.c.events), 0)).where(
+                    kafka_offsets.c.consumer_group == group
+                )
+            ).scalar_one()
+        )
 
 
 def model_projection_names() -> list[str]:
