@@ -57,6 +57,29 @@ def test_issue7_in_process_rows_run_on_a_tiny_workload(
 
 
 @pytest.mark.postgres
+@pytest.mark.kafka
+def test_issue18_kafka_scaling_row_runs_on_a_tiny_workload(
+    pg_server, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B12 (keyed projections from Kafka, 2 worker processes vs 1) on the session's
+    PostgreSQL server and broker: both runs reach the store's head, every event of the
+    projections' topics applied once, the CPU split reported."""
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.setenv("REELPULSE_TEST_DATABASE_URL", pg_server.admin_url)
+    monkeypatch.setenv("REELPULSE_TEST_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    import benchmarks.__main__ as bench
+
+    (row,) = bench.main(["run", "--rows", "B12", "--scale", "tiny", "--repeat", "1",
+                         "--no-docs"])  # fmt: skip
+
+    assert row.id == "B12" and row.figure > 0 and row.baseline and row.ratio
+    one, two = row.notes[:2]
+    assert one.startswith("1 worker(s):") and two.startswith("2 worker(s):")
+    assert "cores busy in the window" in one and "cores busy in the window" in two
+    assert not any("lost or applied twice" in n for n in row.notes), row.notes
+
+
+@pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_issue7_server_rows_run_on_a_tiny_workload(
