@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from support.auth import HEADERS
 from support.readmodels import group_events, model_outputs
 
 from adapters.bootstrap import Container, bootstrap
+from adapters.http.app import create_app
 from adapters.kafka.client import producer
 from adapters.kafka.envelope import build_envelope, feed_topic
 from adapters.kafka.projection_consumer import FEED_GROUP, kafka_runs, keyed_specs
@@ -69,6 +73,19 @@ class Workers:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.logs,  # no stray .env from the repository
+            )
+        self.procs.append(proc)
+        return proc
+
+    def start_relay(self) -> subprocess.Popen[bytes]:
+        """`reelpulse relay` following new events (killed at teardown with the workers)."""
+        with (self.logs / f"relay-{len(self.procs)}.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "adapters.cli", "relay"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.logs,
             )
         self.procs.append(proc)
         return proc
@@ -283,12 +300,7 @@ def test_a_kafka_mode_rebuild_switches_in_while_the_workers_run(
                 proc.send_signal(signal.SIGSTOP)
             group = FEED_GROUP.format(feed="video")
             applied_before = group_events(b, group)
-            with (tmp_path / "relay.log").open("wb") as log:
-                relay = subprocess.Popen(
-                    [sys.executable, "-m", "adapters.cli", "relay"], env=env, stdout=log,
-                    stderr=subprocess.STDOUT, cwd=tmp_path,
-                )  # fmt: skip
-            workers.procs.append(relay)  # killed at teardown with the workers
+            workers.start_relay()
             drive_application(store, generate(MORE).commands)
             new_head = store.head_position
             reader = bootstrap(
@@ -329,3 +341,65 @@ def test_a_kafka_mode_rebuild_switches_in_while_the_workers_run(
             f"{t}: {d}" for t, d in differ.items()
         )
         b.dispose()
+
+
+def test_read_your_writes_over_http_when_kafka_workers_run_the_keyed_projections(
+    store: Container, tmp_path: Path
+) -> None:
+    """Given `serve`'s app with REELPULSE_KAFKA_PROJECTIONS (the keyed projections left to
+    Kafka workers), when a command's token is sent with a query before any relay or worker
+    runs, then the query times out naming the keyed projections' lag; when a relay and a
+    worker run, the same query with the same token sees the command's effect."""
+    settings = store.settings.model_copy(
+        update={"kafka_projections": True, "consistency_timeout_seconds": 2.0}
+    )
+    served = bootstrap(settings)
+    env = {
+        **os.environ,
+        "REELPULSE_DATABASE_URL": settings.database_url,
+        "REELPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
+        "REELPULSE_KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+        "REELPULSE_KAFKA_PARTITIONS": str(PARTITIONS),
+        "REELPULSE_LOG_LEVEL": "warning",
+    }
+    workers = Workers(env, tmp_path)
+    query = "query($id: UUID!) { video(id: $id) { stats { views likes } } }"
+    try:
+        with TestClient(create_app(served), headers=HEADERS) as client:
+            creator = client.post(
+                "/v1/creators", json={"handle": "kafkamode", "display_name": "K", "region": "US"}
+            ).json()["id"]
+            video = client.post(
+                "/v1/videos",
+                json={"creator_id": creator, "caption": "c", "hashtags": ["#a"],
+                      "duration_seconds": 30},
+            ).json()["id"]  # fmt: skip
+            viewer = str(uuid.uuid4())
+            client.post(f"/v1/videos/{video}/views", json={"viewer_id": viewer, "watch_seconds": 3})
+            token = client.post(f"/v1/videos/{video}/likes", json={"viewer_id": viewer}).json()[
+                "position"
+            ]
+
+            def ask() -> dict[str, Any]:
+                r = client.post(
+                    "/graphql",
+                    json={"query": query, "variables": {"id": video}},
+                    headers={"X-Consistency-Token": str(token)},
+                )
+                assert r.status_code == 200, r.text
+                return r.json()  # type: ignore[no-any-return]
+
+            early = ask()["errors"][0]["extensions"]
+            assert early["code"] == "CONSISTENCY_TIMEOUT"
+            assert {"stats", "trending", "sessions"} <= set(early["lag"])  # left to Kafka
+
+            workers.start_relay()
+            workers.start()
+            deadline = time.monotonic() + TIMEOUT
+            while "errors" in (body := ask()):
+                assert body["errors"][0]["extensions"]["code"] == "CONSISTENCY_TIMEOUT", body
+                assert time.monotonic() < deadline, f"never consistent: {body}"
+            assert body["data"]["video"]["stats"] == {"views": 1, "likes": 1}
+    finally:
+        workers.kill_all()
+        served.close()
