@@ -121,6 +121,9 @@ def keyed_specs(feed: str, names: Sequence[str] | None = None) -> list[Projectio
     if feed not in FEEDS:
         raise ValueError(f"unknown feed {feed!r}: one of {', '.join(FEEDS)}")
     specs = [s for s in projection_specs() if s.projection.partition_by == feed]
+    stateful = [s.name for s in specs if hasattr(s.projection, "dump_state")]
+    if stateful:  # a worker holds a batch's view only: in-memory state would be per worker
+        raise ValueError(f"keyed projections cannot keep in-memory state: {stateful}")
     if names is not None:
         unknown = set(names) - {s.name for s in specs}
         if unknown:
