@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, Notification, StoredEvent
 
 from adapters.kafka.client import consumer, ensure_topics, partition_count
 from adapters.kafka.envelope import (
@@ -55,6 +55,7 @@ from adapters.kafka.envelope import (
     trending_watermark_of,
     watermark_of,
 )
+from adapters.projections.quarantine import MAX_STREAK, check_recent, quarantinable, record
 from adapters.projections.rebuild import KafkaRun
 from adapters.projections.registry import projection_specs
 from adapters.projections.runner import FlushableView, ProjectionSpec
@@ -112,6 +113,23 @@ class _Applied:
 
 
 OnBatch = Callable[[WorkerStats], Any]  # may return an awaitable
+# (position, event, (stamped, trending watermark), stored event) of one message
+_Item = tuple[int, Any, tuple[bool, int | None], StoredEvent]
+
+
+def _processed(spec: ProjectionSpec, conn: sa.Connection, items: Sequence[_Item]) -> Any:
+    """A view of `spec` on `conn` with `items` processed (not flushed yet)."""
+    view = spec.make_view(conn)
+    prefetch = getattr(view, "prefetch", None)
+    if prefetch is not None:  # a view may read what the whole batch needs
+        prefetch([event for _, event, _, _ in items])
+    process = spec.projection.process
+    stamp = getattr(view, "stamp", None)  # the relay's global watermarks
+    for at, event, (stamped, minute), _ in items:
+        if stamped and stamp is not None:
+            stamp(minute)
+        process(event, at, view)
+    return view
 
 
 def keyed_specs(feed: str, names: Sequence[str] | None = None) -> list[ProjectionSpec]:
@@ -310,7 +328,15 @@ class KafkaProjectionWorker:
                 return False
             expected = {p: self._expected[p] for p in batch}
             try:
-                done = await _finish_in_thread(self._apply, batch, expected)
+                try:
+                    done = await _finish_in_thread(self._apply, batch, expected)
+                except Exception as e:
+                    if not self.tracked or isinstance(e, OffsetConflict) or not quarantinable(e):
+                        raise
+                    # An event's data broke the batch: again, each event alone (quarantine).
+                    log.warning("%s: batch failed (%s); applying it event by event",
+                                self.group_id, e)  # fmt: skip
+                    done = await _finish_in_thread(self._apply, batch, expected, True)
             except OffsetConflict as e:
                 self.stats.conflicts += 1
                 log.warning("%s: %s; re-reading from the stored offsets", self.group_id, e)
@@ -349,12 +375,17 @@ class KafkaProjectionWorker:
                 batch[tp.partition] = fresh
         return batch
 
-    def _apply(self, batch: dict[int, list[Any]], expected: dict[int, int | None]) -> _Applied:
-        """One read-model transaction: claim the offsets, apply the events, record."""
+    def _apply(
+        self, batch: dict[int, list[Any]], expected: dict[int, int | None], careful: bool = False
+    ) -> _Applied:
+        """One read-model transaction: claim the offsets, apply the events, record.
+        `careful`: each event alone in a savepoint, per projection; one that fails alone
+        with an error of its data is quarantined for that projection (as the runner does,
+        adapters/projections/quarantine.py) and the batch goes on."""
         new = {p: messages[-1].offset + 1 for p, messages in batch.items()}
         applied = {p: 0 for p in batch}
         marks: dict[int, int] = {}
-        per_spec: list[list[tuple[int, Any, tuple[bool, int | None]]]] = [[] for _ in self.specs]
+        per_spec: list[list[_Item]] = [[] for _ in self.specs]
         wanted_by_topic: dict[str, list[int]] = {}
         duplicates = ignored = 0
         position = 0
@@ -379,10 +410,20 @@ class KafkaProjectionWorker:
                     if not wanted:
                         ignored += 1
                         continue
-                    event = self.mapper.to_domain_event(envelope.stored_event())
+                    stored = envelope.stored_event()
+                    try:
+                        event = self.mapper.to_domain_event(stored)
+                    except Exception as e:  # an event the store holds but nobody can read
+                        if not careful or not quarantinable(e):
+                            raise
+                        for i in wanted:
+                            name = self.specs[i].name
+                            check_recent(conn, name, e)
+                            record(conn, name, Notification(id=high, **vars(stored)), e)
+                        continue
                     stamp = trending_watermark_of(message.headers)
                     for i in wanted:
-                        per_spec[i].append((envelope.position, event, stamp))
+                        per_spec[i].append((envelope.position, event, stamp, stored))
                     applied[p] += 1
                 last[p] = high
             counts, views = {}, []
@@ -390,17 +431,10 @@ class KafkaProjectionWorker:
                 counts[spec.name] = len(items)
                 if not items and self.tracked:
                     continue
-                view = spec.make_view(conn)
-                prefetch = getattr(view, "prefetch", None)
-                if prefetch is not None:  # a view may read what the whole batch needs
-                    prefetch([event for _, event, _ in items])
-                process = spec.projection.process
-                stamp = getattr(view, "stamp", None)  # the relay's global watermarks
-                for at, event, (stamped, minute) in items:
-                    if stamped and stamp is not None:
-                        stamp(minute)
-                    process(event, at, view)
-                views.append(view)
+                if careful:
+                    counts[spec.name] -= self._one_by_one(conn, spec, items)
+                    continue
+                views.append(_processed(spec, conn, items))
             # Every view writes at the end, after all of the batch's Python work: rows
             # that other workers write too (a hashtag's totals) stay locked only from
             # these statements to the commit.
@@ -413,6 +447,24 @@ class KafkaProjectionWorker:
         return _Applied(
             new, messages_in_batch, sum(applied.values()), duplicates, ignored, position
         )
+
+    def _one_by_one(self, conn: sa.Connection, spec: ProjectionSpec, items: list[_Item]) -> int:
+        """Each event alone in a savepoint; quarantine those that fail alone. Returns how
+        many were quarantined. An error that is not an event's (or past the limits) is
+        raised: the batch rolls back and is retried."""
+        quarantined = 0
+        for item in items:
+            try:
+                with conn.begin_nested():
+                    _processed(spec, conn, [item]).flush()
+            except Exception as e:
+                if not quarantinable(e) or quarantined >= MAX_STREAK:
+                    raise
+                check_recent(conn, spec.name, e)
+                position, _, _, stored = item
+                record(conn, spec.name, Notification(id=position, **vars(stored)), e)
+                quarantined += 1
+        return quarantined
 
     def _track(self, counts: dict[str, int]) -> int:
         """The group's position into projection_tracking, in a transaction of its own after

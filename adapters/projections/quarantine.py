@@ -201,6 +201,12 @@ def _recent(conn: sa.Connection, name: str) -> int:
     )
 
 
+def check_recent(conn: sa.Connection, name: str, error: Exception) -> None:
+    """Raise QuarantineLimit when `name` quarantined MAX_RECENT events within RECENT."""
+    if _recent(conn, name) >= MAX_RECENT:
+        raise QuarantineLimit(name, error) from error
+
+
 def careful_pass(
     name: str,
     conn: sa.Connection,
@@ -224,8 +230,7 @@ def careful_pass(
         except Exception as e:
             if not quarantinable(e) or (applied == 0 and streak >= MAX_STREAK):
                 raise
-            if _recent(conn, name) >= MAX_RECENT:
-                raise QuarantineLimit(name, e) from e
+            check_recent(conn, name, e)
             record(conn, name, n, e, alert=alert)
             return changed, applied, n.id
         applied += 1

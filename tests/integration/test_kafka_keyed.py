@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 from support.auth import HEADERS
 from support.readmodels import group_events, model_outputs
@@ -33,13 +35,22 @@ from adapters.bootstrap import Container, bootstrap
 from adapters.http.app import create_app
 from adapters.kafka.client import producer
 from adapters.kafka.envelope import build_envelope, feed_topic
-from adapters.kafka.projection_consumer import FEED_GROUP, kafka_runs, keyed_specs
+from adapters.kafka.projection_consumer import (
+    FEED_GROUP,
+    KafkaProjectionWorker,
+    kafka_runs,
+    keyed_specs,
+)
 from adapters.kafka.relay import KeyResolver, Relay
+from adapters.projections.quarantine import quarantined
 from adapters.projections.rebuild import Rebuilder
 from adapters.readmodel.db import create_read_engine, upgrade
-from adapters.readmodel.tables import projection_tracking
+from adapters.readmodel.tables import projection_tracking, rm_videos
 from adapters.settings import Settings
 from adapters.workload import WorkloadConfig, drive_application, generate
+from commands.engagement import Signal
+from domain.engagement import Engagement
+from domain.video import Video
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(300)]
 
@@ -403,3 +414,70 @@ def test_read_your_writes_over_http_when_kafka_workers_run_the_keyed_projections
     finally:
         workers.kill_all()
         served.close()
+
+
+def _publish_with_nul(c: Container, creator_id: uuid.UUID) -> int:
+    """A Published event with U+0000 in its caption and sound id, stored through the
+    recorder (the commands refuse it): PostgreSQL text cannot hold it. Its position."""
+    creator = c.content.repository.get(creator_id)
+    video = Video.publish(
+        video_id=uuid.uuid4(), creator=creator, caption="ok", hashtags=["nul"],
+        sound_id="s", duration_seconds=10.0, occurred_at=c.content.clock(),
+    )  # fmt: skip
+    (event,) = video.collect_events()
+    object.__setattr__(event, "caption", "x\x00y")
+    object.__setattr__(event, "sound_id", "s\x00")
+    c.store.recorder.insert_events([c.content.mapper.to_stored_event(event)])
+    return c.head_position
+
+
+def test_a_poison_event_is_quarantined_by_kafka_workers_as_by_the_runner(
+    store: Container, pg_server: Any
+) -> None:
+    """Given a NUL caption stored between valid events (and an event nobody can decode),
+    when the single-process runner and a Kafka worker of the video feed apply them, then
+    both quarantine the same events for the same projections, apply every other event
+    (the views after them count) and reach the head."""
+    settings = store.settings
+    creator = store.content.register_creator(handle="poisoned", display_name="P", region="DE")
+    video = store.content.publish_video(
+        creator_id=creator.id, caption="", hashtags=["fine"], sound_id=None,
+        duration_seconds=30.0,
+    ).id  # fmt: skip
+    bad = _publish_with_nul(store, creator.id)
+    topic = get_topic(Engagement.Liked)
+    not_an_event = StoredEvent(uuid.uuid4(), 1, topic, b'{"not": "an event"}')
+    store.store.recorder.insert_events([not_an_event])  # JSON, but not a Liked
+    undecodable = store.head_position
+    for _ in range(3):
+        store.engagement.record(Signal("view", uuid.uuid4(), video, watch_seconds=2.0))
+    head = store.head_position
+    store.projections.run_until_idle()
+    asyncio.run(Relay(settings, store.store).run(until_caught_up=True))
+    video_names = [s.name for s in keyed_specs("video")]
+
+    def quarantine(engine: sa.Engine) -> set[tuple[str, int]]:
+        with engine.connect() as conn:
+            return {(r.name, r.position) for r in quarantined(conn) if r.name in video_names}
+
+    with pg_server.fresh_database() as b_url:
+        reader = bootstrap(
+            Settings(database_url=settings.database_url, read_database_url=b_url,
+                     kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+                     kafka_topic_prefix=settings.kafka_topic_prefix)
+        )  # fmt: skip
+        try:
+            worker = KafkaProjectionWorker.for_feed(reader, "video")
+            asyncio.run(asyncio.wait_for(worker.run(until_idle=True), TIMEOUT))
+            found = quarantine(reader.write_engine)
+            assert positions(reader.write_engine)["stats"] == head
+            with reader.write_engine.connect() as conn:
+                views = conn.execute(
+                    sa.select(rm_videos.c.views).where(rm_videos.c.video_id == video)
+                ).scalar_one()
+        finally:
+            reader.close()
+    expected = quarantine(store.write_engine)
+    assert ("stats", bad) in expected and ("stats", undecodable) in expected, expected
+    assert found == expected
+    assert views == 3
