@@ -1,8 +1,12 @@
 """The composition root: the only place that reads settings and wires components."""
 
 import contextlib
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import sqlalchemy as sa
 
 from adapters.alert_actions import AlertActionWorker
@@ -82,6 +86,9 @@ class Container:
         self.write_engine.dispose()
 
 
+SETUP_LOCK = zlib.crc32(b"reelpulse-schema-setup")  # advisory lock key of `setup_lock`
+
+
 def kafka_run_projections(settings: Settings) -> frozenset[str]:
     """The projections Kafka consumer groups run (`kafka-project`) when
     REELPULSE_KAFKA_PROJECTIONS is on: every keyed one (`Projection.partition_by`)."""
@@ -90,20 +97,41 @@ def kafka_run_projections(settings: Settings) -> frozenset[str]:
     return frozenset(s.name for s in projection_specs() if s.projection.partition_by != "global")
 
 
+@contextlib.contextmanager
+def setup_lock(database_url: str) -> Iterator[None]:
+    """On PostgreSQL, one process at a time creates tables and runs migrations: processes
+    started together (N `kafka-project` workers, a compose file's services) would otherwise
+    race in CREATE ... IF NOT EXISTS and Alembic ("tuple concurrently updated"). A session
+    advisory lock on the event store's database, released when the setup is done (or its
+    process dies)."""
+    if not database_url.startswith(("postgresql://", "postgres://")):
+        yield
+        return
+    parts = urlsplit(database_url)
+    with psycopg.connect(urlunsplit(("postgresql", parts.netloc, parts.path, "", "")),
+                         autocommit=True, connect_timeout=10) as conn:  # fmt: skip
+        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+
+
 def bootstrap(settings: Settings | None = None, *, clock: Clock = utc_now) -> Container:
     settings = settings or Settings()
-    store = open_shared_store(
-        settings.database_url,
-        cache_size=settings.aggregate_cache_size,
-        pool_size=settings.postgres_pool_size,
-        pre_ping=settings.postgres_pre_ping,
-    )
+    url = read_model_url(settings.database_url, settings.read_database_url)
+    with setup_lock(settings.database_url):
+        store = open_shared_store(
+            settings.database_url,
+            cache_size=settings.aggregate_cache_size,
+            pool_size=settings.postgres_pool_size,
+            pre_ping=settings.postgres_pre_ping,
+        )
+        read_engine = create_read_engine(url, pool_size=settings.postgres_pool_size)
+        write_engine = create_read_engine(url, pool_size=settings.postgres_pool_size, writer=True)
+        upgrade(write_engine)  # read-model schema (Alembic); idempotent
     content = ContentApplication(store, clock=clock)
     policy = ModerationPolicy(store, clock=clock)
-    url = read_model_url(settings.database_url, settings.read_database_url)
-    read_engine = create_read_engine(url, pool_size=settings.postgres_pool_size)
-    write_engine = create_read_engine(url, pool_size=settings.postgres_pool_size, writer=True)
-    upgrade(write_engine)  # read-model schema (Alembic); idempotent
     container = Container(
         settings=settings,
         store=store,
