@@ -83,6 +83,8 @@ FEED_GROUP = "reelpulse-feed-{feed}"  # the consumer group of a projection feed'
 POLL_MS = 200  # longest wait in getmany: how fast stop() and idle checks are noticed
 RETRY_SECONDS = 1.0  # pause after a failed batch before re-reading it
 KAFKA_COMMIT_TIMEOUT = 5.0
+KAFKA_COMMIT_SECONDS = 1.0  # the informational Kafka commit, at most this often
+IDLE_TRACK_SECONDS = 5.0  # while idle, the group's position is written this often
 
 
 @dataclass
@@ -236,6 +238,10 @@ class KafkaProjectionWorker:
         self._active = False  # between an assignment and the next revocation
         self._last_activity = time.monotonic()
         self._stopping = asyncio.Event()
+        self._untracked: dict[str, int] = {}  # events applied, not yet in projection_tracking
+        self._kafka_offsets: dict[int, int] = {}  # to commit to Kafka (informational)
+        self._kafka_committed_at = 0.0
+        self._tracked_at = 0.0  # the last position write (projection_tracking)
 
     @classmethod
     def for_container(
@@ -302,8 +308,10 @@ class KafkaProjectionWorker:
                         result = on_batch(self.stats)
                         if inspect.isawaitable(result):
                             await result
-                elif until_idle and await self._caught_up(idle_ms):
-                    break
+                else:
+                    await self._track_when_idle()
+                    if until_idle and await self._caught_up(idle_ms):
+                        break
         finally:
             self.stats.seconds = time.perf_counter() - started
             async with self._lock:  # no batch in flight: leaving the group is safe
@@ -359,8 +367,12 @@ class KafkaProjectionWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), RETRY_SECONDS)
             return False
-        if self.commit_to_kafka:
-            await self._commit_to_kafka(done.next_offsets)
+        if self.commit_to_kafka:  # informational (lag tooling): at most once a second
+            self._kafka_offsets.update(done.next_offsets)
+            if time.monotonic() - self._kafka_committed_at >= KAFKA_COMMIT_SECONDS:
+                await self._commit_to_kafka(self._kafka_offsets)
+                self._kafka_offsets = {}
+                self._kafka_committed_at = time.monotonic()
         return True
 
     def _fresh(self, records: dict[TopicPartition, list[Any]]) -> dict[int, list[Any]]:
@@ -442,7 +454,12 @@ class KafkaProjectionWorker:
                 view.flush()
             record_progress(conn, self.group_id, self.topic, last, applied, marks)
         if self.tracked:
-            position = self._track(counts)
+            for name, n in counts.items():
+                self._untracked[name] = self._untracked.get(name, 0) + n
+            if marks:  # only a relay watermark can move the group's position
+                tracked = self._track(self._untracked)
+                if tracked is not None:
+                    position, self._untracked = tracked, {}
         messages_in_batch = sum(len(m) for m in batch.values())
         return _Applied(
             new, messages_in_batch, sum(applied.values()), duplicates, ignored, position
@@ -466,21 +483,34 @@ class KafkaProjectionWorker:
                 quarantined += 1
         return quarantined
 
-    def _track(self, counts: dict[str, int]) -> int:
+    async def _track_when_idle(self) -> None:
+        """Nothing to read: write the group's position now and then (a batch writes it only
+        when it read a watermark; one whose write was lost, e.g. to a crash just after its
+        commit, is written here) with the counts not written yet."""
+        if not self.tracked or time.monotonic() - self._tracked_at < IDLE_TRACK_SECONDS:
+            return
+        async with self._lock:
+            tracked = await asyncio.to_thread(self._track, self._untracked)
+            if tracked is not None:
+                self._untracked = {}
+                self.stats.position = max(self.stats.position, tracked)
+
+    def _track(self, counts: dict[str, int]) -> int | None:
         """The group's position into projection_tracking, in a transaction of its own after
         the batch's: the rows are shared by every worker of the group, and holding their
         locks through a batch would make the workers wait for each other. The position
         only follows committed data; one lost here (a crash between the two) is written
-        by the group's next batch."""
+        by the next batch that reads a watermark, or while idle (`_track_when_idle`)."""
         try:
             with self.engine.begin() as conn:
                 position = group_position(conn, self.group_id, self.topic, self._partition_count)
                 track_group_position(conn, position, counts)
+            self._tracked_at = time.monotonic()
             return position
         except Exception as e:
             self.stats.last_error = f"{type(e).__name__}: {e}"
             log.warning("%s: position not written (the next batch writes it): %s", self.group_id, e)
-            return 0
+            return None
 
     async def _commit_to_kafka(self, next_offsets: dict[int, int]) -> None:
         """Informational only (lag tooling): the stored offsets are the truth."""
