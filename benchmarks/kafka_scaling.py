@@ -8,7 +8,7 @@ partitions: every event on `<prefix>.feed.video.v1` with the relay's watermark m
 
 A run: N `reelpulse kafka-project --feed video` processes (`python -m adapters.cli`), one
 fresh consumer group, a fresh read-model database (Alembic-migrated before the clock
-starts), applying the `stats` and `moderation` projections until the group's position in
+starts), applying the `stats`, `moderation` and `trending` projections until the group's position in
 `projection_tracking` reaches the store's head. Every POLL seconds the benchmark reads
 the events applied so far (the sum of `kafka_offsets.events`) and the backends waiting on
 a lock (`pg_stat_activity`). The rate is the steady state: the events applied between
@@ -353,8 +353,9 @@ def b12(ctx: Context) -> list[Row]:
         one, two = WORKERS
         got = interleave({f"{one} worker": lambda: bench.run(one),
                           f"{two} workers": lambda: bench.run(two)}, ctx.repeat, "B12")  # fmt: skip
-    r = Row("B12", f"keyed projections from Kafka (stats, moderation), {two} worker processes "
-            f"vs {one}, {bench.expected:,} events applied, {PARTITIONS} partitions (events/s)",
+    r = Row("B12", f"keyed projections from Kafka (stats, moderation, trending), {two} worker "
+            f"processes vs {one}, {bench.expected:,} events applied, {PARTITIONS} partitions "
+            "(events/s)",
             "ev/s", f">= {TARGET}x", got[f"{two} workers"], got[f"{one} worker"])  # fmt: skip
     r.ratio = r.figure / r.baseline if r.baseline else None
     r.met = r.ratio is not None and r.ratio >= TARGET
