@@ -186,6 +186,9 @@ class Bench:
             kafka_topic_prefix=f"bench{self.rounds}x{uuid.uuid4().hex[:8]}",
             kafka_partitions=self.partitions,
             kafka_relay_batch_size=self.batch_size,
+            # The baseline sends each event's public envelope once: so does the relay here
+            # (the projection feeds: benchmarks/capacity.py's "relay" row).
+            kafka_projection_feeds=False,
         )
 
     def store_copy(self, template: Path) -> str:
