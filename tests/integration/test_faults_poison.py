@@ -26,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
+from support.poison import publish_with_nul
 
 from adapters.projections.poison import install_poison_reporting
 from adapters.projections.quarantine import (
@@ -42,7 +43,6 @@ from adapters.projections.status import projection_status
 from adapters.readmodel.tables import projection_quarantine, rm_alerts, rm_videos
 from commands.engagement import Signal
 from domain.engagement import Engagement
-from domain.video import Video
 
 
 def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
@@ -134,28 +134,12 @@ def test_undecodable_event_is_quarantined_and_projections_go_on(url, container_f
     )
 
 
-def _publish_with_nul(c, creator_id: uuid.UUID) -> uuid.UUID:
-    """A Published event whose caption and sound id hold U+0000, stored with the
-    application's own mapper and recorder: another door than the commands, which refuse
-    it now (tests/unit/test_text_values.py)."""
-    creator = c.content.repository.get(creator_id)
-    video = Video.publish(
-        video_id=uuid.uuid4(), creator=creator, caption="ok", hashtags=["nul"],
-        sound_id="s", duration_seconds=10.0, occurred_at=c.content.clock(),
-    )  # fmt: skip
-    (event,) = video.collect_events()
-    object.__setattr__(event, "caption", "x\x00y")
-    object.__setattr__(event, "sound_id", "s\x00")
-    c.store.recorder.insert_events([c.content.mapper.to_stored_event(event)])
-    return video.id
-
-
 @pytest.mark.postgres
 def test_nul_text_is_quarantined_where_it_cannot_be_held(pg_url, container_factory):
     c = container_factory(pg_url)
     creator_id, video = _setup(c)
     c.run_projections_until_idle()
-    bad = _publish_with_nul(c, creator_id)
+    bad = publish_with_nul(c, creator_id)
     bad_position = c.head_position
     for _ in range(3):
         c.engagement.record(Signal("view", uuid.uuid4(), video, watch_seconds=2.0))

@@ -29,6 +29,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 from support.auth import HEADERS
+from support.poison import publish_with_nul
 from support.readmodels import group_events, model_outputs
 
 from adapters.bootstrap import Container, bootstrap
@@ -50,7 +51,6 @@ from adapters.settings import Settings
 from adapters.workload import WorkloadConfig, drive_application, generate
 from commands.engagement import Signal
 from domain.engagement import Engagement
-from domain.video import Video
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(300)]
 
@@ -124,6 +124,13 @@ def positions(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(projection_tracking.c.name, projection_tracking.c.position))
         return {r.name: int(r.position) for r in rows}
+
+
+def on_read_models(settings: Settings, read_url: str) -> Container:
+    """A container on the same store and broker, writing the read models at `read_url`."""
+    return bootstrap(
+        settings.model_copy(update={"read_database_url": read_url, "kafka_projections": False})
+    )
 
 
 def first_difference(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> str:
@@ -314,11 +321,7 @@ def test_a_kafka_mode_rebuild_switches_in_while_the_workers_run(
             workers.start_relay()
             drive_application(store, generate(MORE).commands)
             new_head = store.head_position
-            reader = bootstrap(
-                Settings(database_url=settings.database_url, read_database_url=b_url,
-                         kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-                         kafka_topic_prefix=settings.kafka_topic_prefix)
-            )  # fmt: skip
+            reader = on_read_models(settings, b_url)
             try:
                 rebuilder = Rebuilder.for_container(reader)
                 rebuilder.kafka = asyncio.run(kafka_runs(reader.settings))
@@ -416,21 +419,6 @@ def test_read_your_writes_over_http_when_kafka_workers_run_the_keyed_projections
         served.close()
 
 
-def _publish_with_nul(c: Container, creator_id: uuid.UUID) -> int:
-    """A Published event with U+0000 in its caption and sound id, stored through the
-    recorder (the commands refuse it): PostgreSQL text cannot hold it. Its position."""
-    creator = c.content.repository.get(creator_id)
-    video = Video.publish(
-        video_id=uuid.uuid4(), creator=creator, caption="ok", hashtags=["nul"],
-        sound_id="s", duration_seconds=10.0, occurred_at=c.content.clock(),
-    )  # fmt: skip
-    (event,) = video.collect_events()
-    object.__setattr__(event, "caption", "x\x00y")
-    object.__setattr__(event, "sound_id", "s\x00")
-    c.store.recorder.insert_events([c.content.mapper.to_stored_event(event)])
-    return c.head_position
-
-
 def test_a_poison_event_is_quarantined_by_kafka_workers_as_by_the_runner(
     store: Container, pg_server: Any
 ) -> None:
@@ -444,7 +432,8 @@ def test_a_poison_event_is_quarantined_by_kafka_workers_as_by_the_runner(
         creator_id=creator.id, caption="", hashtags=["fine"], sound_id=None,
         duration_seconds=30.0,
     ).id  # fmt: skip
-    bad = _publish_with_nul(store, creator.id)
+    publish_with_nul(store, creator.id)
+    bad = store.head_position
     topic = get_topic(Engagement.Liked)
     not_an_event = StoredEvent(uuid.uuid4(), 1, topic, b'{"not": "an event"}')
     store.store.recorder.insert_events([not_an_event])  # JSON, but not a Liked
@@ -461,11 +450,7 @@ def test_a_poison_event_is_quarantined_by_kafka_workers_as_by_the_runner(
             return {(r.name, r.position) for r in quarantined(conn) if r.name in video_names}
 
     with pg_server.fresh_database() as b_url:
-        reader = bootstrap(
-            Settings(database_url=settings.database_url, read_database_url=b_url,
-                     kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-                     kafka_topic_prefix=settings.kafka_topic_prefix)
-        )  # fmt: skip
+        reader = on_read_models(settings, b_url)
         try:
             worker = KafkaProjectionWorker.for_feed(reader, "video")
             asyncio.run(asyncio.wait_for(worker.run(until_idle=True), TIMEOUT))
