@@ -547,15 +547,7 @@ class Rebuilder:
     ) -> list[RebuildResult]:  # fmt: skip
         built: dict[str, tuple[ProjectionRunner, int, int]] = {}
         for spec in specs:
-            shadow = shadows[spec.name]
-            if restart:
-                shadow.drop()
-            resumed_from = shadow.position() or 0
-            shadow.create(_tables_of(spec.name))
-            runner = ProjectionRunner(spec, self.store, self.mapper, shadow.engine,
-                                      batch_size=self.batch_size)  # fmt: skip
-            runner.raise_alerts = False
-            built[spec.name] = (runner, resumed_from, self._run(runner, "build", on_progress, stop))
+            built[spec.name] = self._build(shadows[spec.name], spec, restart, on_progress, stop)
             self._ensure_tracking_row(spec.name)
         recounts = {n: self._recount(n, shadows[n].engine, r.position()) for n, (r, _, _) in
                     built.items()}  # fmt: skip
@@ -570,41 +562,27 @@ class Rebuilder:
                 "IN ACCESS EXCLUSIVE MODE"
             )
             applied, complete = _group_marks(conn, run)
+            # The group or a sibling may have gone further than a shadow: all catch up.
             target = max(applied, *(r.position() for r, _, _ in built.values()))
+            # The live rows hold exactly the events up to `target` only when every
+            # partition is complete through it and none applied beyond it.
+            exact = complete >= target and applied <= target
             for spec in specs:
                 runner, resumed_from, events = built[spec.name]
-                if runner.position() < target:  # the group or a sibling went further
-                    catch_up = ProjectionRunner(spec, _capped(self.store, target), self.mapper,
-                                                shadows[spec.name].engine,
-                                                batch_size=self.batch_size)  # fmt: skip
-                    catch_up.raise_alerts = False
-                    events += self._run(catch_up, "catch-up", on_progress, stop)
-                position = runner.position()
-                self._report(on_progress, spec.name, "verify", position, events, started)
-                # The live rows hold exactly the events up to `target` only when every
-                # partition is complete through it and none applied beyond it.
-                exact = complete >= target and applied <= target
-                checks = self._compare(conn, spec.name, shadows[spec.name].schema, compare=exact)
-                if require_identical and not all(c.identical for c in checks):
-                    different = [c.table for c in checks if not c.identical]
-                    raise VerificationFailed(
-                        f"{spec.name}: the rebuilt version differs from the live one in "
-                        f"{', '.join(different) or 'nothing comparable (not at one position)'} "
-                        "(shadow kept; it resumes on the next run)"
-                    )
-                self._report(on_progress, spec.name, "switch", position, events, started)
-                self._copy(conn, spec.name, shadows[spec.name].schema)
+                position, events, checks = self._switch_in(
+                    conn, shadows[spec.name], spec, runner, target, events, require_identical,
+                    on_progress, stop, started, compare=lambda _: exact,
+                )  # fmt: skip
                 results.append((spec.name, position, resumed_from, events, checks))
             _raise_group_marks(conn, run, target)
         switch_seconds = time.perf_counter() - switch_started
         for shadow in shadows.values():
             shadow.drop()
         seconds = time.perf_counter() - started
-        mode = "blue-green (kafka)"
         return [
             RebuildResult(
                 name,
-                mode,
+                "blue-green (kafka)",
                 position,
                 resumed,
                 events,
@@ -634,42 +612,65 @@ class Rebuilder:
         on_progress: OnProgress | None, stop: threading.Event | None, started: float,
     ) -> RebuildResult:  # fmt: skip
         name = spec.name
-        if restart:
-            shadow.drop()
-        resumed_from = shadow.position() or 0
-        shadow.create(_tables_of(name))
-        runner = ProjectionRunner(spec, self.store, self.mapper, shadow.engine,
-                                  batch_size=self.batch_size)  # fmt: skip
-        runner.raise_alerts = False  # the shadow has no rm_alerts
-        events = self._run(runner, "build", on_progress, stop)
+        runner, resumed_from, events = self._build(shadow, spec, restart, on_progress, stop)
         recount = self._recount(name, shadow.engine, runner.position())
         self._ensure_tracking_row(name)
         switch_started = time.perf_counter()
         with self._paused(name), shadow.switch() as conn:
             shadow.lock_live(conn, name)
             live = read_position(conn, name)
-            if runner.position() < live:  # the live version moved on while we built
-                catch_up = ProjectionRunner(spec, _capped(self.store, live), self.mapper,
-                                            shadow.engine, batch_size=self.batch_size)  # fmt: skip
-                catch_up.raise_alerts = False
-                events += self._run(catch_up, "catch-up", on_progress, stop)
-            position = runner.position()
-            self._report(on_progress, name, "verify", position, events, started)
-            checks = self._compare(conn, name, shadow.schema, compare=position == live)
-            if require_identical and not all(c.identical for c in checks):
-                different = [c.table for c in checks if not c.identical]
-                raise VerificationFailed(
-                    f"{name}: the rebuilt version differs from the live one in "
-                    f"{', '.join(different)} (shadow kept; it resumes on the next run)"
-                )
-            self._report(on_progress, name, "switch", position, events, started)
-            self._copy(conn, name, shadow.schema)
+            position, events, checks = self._switch_in(
+                conn, shadow, spec, runner, live, events, require_identical, on_progress,
+                stop, started, compare=lambda position: position == live,
+            )  # fmt: skip
         switch_seconds = time.perf_counter() - switch_started
         shadow.drop()
         return RebuildResult(
             name, "blue-green", position, resumed_from, events,
             time.perf_counter() - started, switch_seconds, tuple(checks), recount,
         )  # fmt: skip
+
+    def _build(
+        self, shadow: _Shadow, spec: ProjectionSpec, restart: bool,
+        on_progress: OnProgress | None, stop: threading.Event | None,
+    ) -> tuple[ProjectionRunner, int, int]:  # fmt: skip
+        """Build (or resume) the shadow of `spec`: (its runner, resumed from, events)."""
+        if restart:
+            shadow.drop()
+        resumed_from = shadow.position() or 0
+        shadow.create(_tables_of(spec.name))
+        runner = ProjectionRunner(spec, self.store, self.mapper, shadow.engine,
+                                  batch_size=self.batch_size)  # fmt: skip
+        runner.raise_alerts = False  # the shadow has no rm_alerts
+        return runner, resumed_from, self._run(runner, "build", on_progress, stop)
+
+    def _switch_in(
+        self, conn: sa.Connection, shadow: _Shadow, spec: ProjectionSpec,
+        runner: ProjectionRunner, target: int, events: int, require_identical: bool,
+        on_progress: OnProgress | None, stop: threading.Event | None, started: float,
+        *, compare: Callable[[int], bool],
+    ) -> tuple[int, int, list[TableCheck]]:  # fmt: skip
+        """In the switch's transaction (the live side locked): catch the shadow up to
+        `target`, verify it (against the live rows when `compare(position)`), copy it in.
+        Returns (position, events applied by the build and the catch-up, checks)."""
+        name = spec.name
+        if runner.position() < target:  # the live version moved on while we built
+            catch_up = ProjectionRunner(spec, _capped(self.store, target), self.mapper,
+                                        shadow.engine, batch_size=self.batch_size)  # fmt: skip
+            catch_up.raise_alerts = False
+            events += self._run(catch_up, "catch-up", on_progress, stop)
+        position = runner.position()
+        self._report(on_progress, name, "verify", position, events, started)
+        checks = self._compare(conn, name, shadow.schema, compare=compare(position))
+        if require_identical and not all(c.identical for c in checks):
+            different = [c.table for c in checks if not c.identical]
+            raise VerificationFailed(
+                f"{name}: the rebuilt version differs from the live one in "
+                f"{', '.join(different)} (shadow kept; it resumes on the next run)"
+            )
+        self._report(on_progress, name, "switch", position, events, started)
+        self._copy(conn, name, shadow.schema)
+        return position, events, checks
 
     def _compare(
         self, conn: sa.Connection, name: str, schema: str, *, compare: bool
