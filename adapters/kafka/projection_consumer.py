@@ -428,10 +428,10 @@ class KafkaProjectionWorker:
                     except Exception as e:  # an event the store holds but nobody can read
                         if not careful or not quarantinable(e):
                             raise
+                        notification = Notification(id=envelope.position, **vars(stored))
                         for i in wanted:
-                            name = self.specs[i].name
-                            check_recent(conn, name, e)
-                            record(conn, name, Notification(id=high, **vars(stored)), e)
+                            check_recent(conn, self.specs[i].name, e)
+                            record(conn, self.specs[i].name, notification, e)
                         continue
                     stamp = trending_watermark_of(message.headers)
                     for i in wanted:
@@ -457,9 +457,7 @@ class KafkaProjectionWorker:
             for name, n in counts.items():
                 self._untracked[name] = self._untracked.get(name, 0) + n
             if marks:  # only a relay watermark can move the group's position
-                tracked = self._track(self._untracked)
-                if tracked is not None:
-                    position, self._untracked = tracked, {}
+                position = self._track() or 0
         messages_in_batch = sum(len(m) for m in batch.values())
         return _Applied(
             new, messages_in_batch, sum(applied.values()), duplicates, ignored, position
@@ -490,22 +488,22 @@ class KafkaProjectionWorker:
         if not self.tracked or time.monotonic() - self._tracked_at < IDLE_TRACK_SECONDS:
             return
         async with self._lock:
-            tracked = await asyncio.to_thread(self._track, self._untracked)
+            tracked = await asyncio.to_thread(self._track)
             if tracked is not None:
-                self._untracked = {}
                 self.stats.position = max(self.stats.position, tracked)
 
-    def _track(self, counts: dict[str, int]) -> int | None:
-        """The group's position into projection_tracking, in a transaction of its own after
-        the batch's: the rows are shared by every worker of the group, and holding their
-        locks through a batch would make the workers wait for each other. The position
+    def _track(self) -> int | None:
+        """The group's position (and the events applied since the last write) into
+        projection_tracking, in a transaction of its own after the batch's: the rows are
+        shared by every worker of the group, and holding their locks through a batch
+        would make the workers wait for each other. The position
         only follows committed data; one lost here (a crash between the two) is written
         by the next batch that reads a watermark, or while idle (`_track_when_idle`)."""
         try:
             with self.engine.begin() as conn:
                 position = group_position(conn, self.group_id, self.topic, self._partition_count)
-                track_group_position(conn, position, counts)
-            self._tracked_at = time.monotonic()
+                track_group_position(conn, position, self._untracked)
+            self._untracked, self._tracked_at = {}, time.monotonic()
             return position
         except Exception as e:
             self.stats.last_error = f"{type(e).__name__}: {e}"

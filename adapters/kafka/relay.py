@@ -99,6 +99,14 @@ class KeyResolver:
             self._first.popitem(last=False)
 
 
+def _later(watermark: int | None, occurred_at: str | None) -> int | None:
+    """The trending watermark after an event of WATERMARK_TOPICS at `occurred_at`."""
+    if occurred_at is None:
+        return watermark
+    minute = minute_of(datetime.fromisoformat(occurred_at))
+    return minute if watermark is None or minute > watermark else watermark
+
+
 class _RecordBatches:
     """A relay batch's messages in record batches per (topic, partition), built with
     aiokafka's BatchBuilder and handed over with `send_batch`: one append per message
@@ -164,15 +172,19 @@ class Relay:
     def position(self) -> int:
         return self.store.recorder.max_tracking_id(TRACKING_NAME) or 0
 
+    async def _partitions_of(self, kafka: Any, topic: str) -> list[int]:
+        """The topic's partitions, asked of the broker once."""
+        partitions = self._topic_partitions.get(topic)
+        if partitions is None:
+            partitions = self._topic_partitions[topic] = sorted(await kafka.partitions_for(topic))
+        return partitions
+
     async def _partition(self, kafka: Any, topic: str, key: bytes) -> int:
         """aiokafka's default (murmur2) partition for a key, computed once per key: the
         same partition any other keyed producer picks, without hashing every message."""
         cached = self._partitions.get((topic, key))
         if cached is None:
-            partitions = self._topic_partitions.get(topic)
-            if partitions is None:
-                partitions = sorted(await kafka.partitions_for(topic))
-                self._topic_partitions[topic] = partitions
+            partitions = await self._partitions_of(kafka, topic)
             cached = DefaultPartitioner()(key, partitions, partitions)
             if len(self._partitions) > 200_000:
                 self._partitions.clear()
@@ -194,10 +206,7 @@ class Relay:
                     start=start + 1, limit=5000, stop=position, topics=sorted(WATERMARK_TOPICS)
                 )
                 for n in page:
-                    at = iso_of(orjson.loads(n.state).get("occurred_at"))
-                    if at is not None:
-                        minute = minute_of(datetime.fromisoformat(at))
-                        stored = minute if stored is None else max(stored, minute)
+                    stored = _later(stored, iso_of(orjson.loads(n.state).get("occurred_at")))
                 if len(page) < 5000:
                     break
                 start = page[-1].id
@@ -210,11 +219,7 @@ class Relay:
         value, marker_headers = watermark_message(position)
         acks = []
         for topic in topics:
-            partitions = self._topic_partitions.get(topic)
-            if partitions is None:
-                partitions = sorted(await kafka.partitions_for(topic))
-                self._topic_partitions[topic] = partitions
-            for p in partitions:
+            for p in await self._partitions_of(kafka, topic):
                 acks.append(
                     await kafka.send(topic, value=value, partition=p, headers=marker_headers)
                 )
@@ -292,10 +297,7 @@ class Relay:
                 if n.topic in WATERMARK_TOPICS:  # stamped with the watermark before it
                     stamp = NO_WATERMARK if watermark is None else str(watermark).encode()
                     feed_headers = [*message_headers, (TRENDING_WATERMARK_HEADER, stamp)]
-                    if occurred_at is not None:
-                        minute = minute_of(datetime.fromisoformat(occurred_at))
-                        if watermark is None or minute > watermark:
-                            watermark = minute
+                    watermark = _later(watermark, occurred_at)
                 batches.add(video_feed, where, key_bytes, value, stamp_ms, feed_headers)
                 if n.topic == VIEWED_TOPIC:
                     viewer = (payload_uuid(n, "viewer_id", payload) or stream).encode()
