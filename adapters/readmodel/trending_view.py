@@ -143,19 +143,19 @@ class SqlTrendingView(TrendingView):
     # -- flush ----------------------------------------------------------------------------
     def flush(self) -> set[str]:
         """Write the batch; return {"trending"} when any bucket or the watermark changed."""
-        if self.stamped:
-            return self._flush_stamped()
         changed = bool(self.buckets) or self._watermark_changed
         if self._new_videos:
             upsert(self.conn, rm_trend_videos, VIDEO_COLUMNS, list(self._new_videos.values()),
                    key=("video_id",))  # fmt: skip
             self._new_videos.clear()
+        # Stamped: the shared watermark row first (its lock orders the workers' flushes).
+        discard = self._raise_shared_watermark() if self.stamped else self.discard_minute
         self._flush_buckets()
         # After the upsert, so a bucket both touched and outdated in this batch goes too.
-        if self.discard_minute is not None:
-            self._discard(self.discard_minute)
-            self.discard_minute = None
-        if self._watermark_changed:
+        if discard is not None:
+            self._discard(discard)
+        self.discard_minute = None
+        if self._watermark_changed:  # never when stamped (set_watermark keeps it local)
             assert self._watermark is not None
             upsert(self.conn, rm_trend_meta, ("key", "value"), [(WATERMARK, self._watermark)],
                    key=("key",), update={"value": SET})  # fmt: skip
@@ -166,36 +166,27 @@ class SqlTrendingView(TrendingView):
             self.late = 0
         return {"trending"} if changed else set()
 
-    def _flush_stamped(self) -> set[str]:
-        changed = bool(self.buckets)
-        if self._new_videos:
-            upsert(self.conn, rm_trend_videos, VIDEO_COLUMNS, list(self._new_videos.values()),
-                   key=("video_id",))  # fmt: skip
-            self._new_videos.clear()
-        threshold = None
-        if self._highest is not None:  # first: the row's lock orders the workers' flushes
-            stmt = insert_for(self.conn, rm_trend_meta).values(key=WATERMARK, value=self._highest)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["key"],
-                set_={"value": sa.case((rm_trend_meta.c.value < stmt.excluded.value,
-                                        stmt.excluded.value), else_=rm_trend_meta.c.value)},
-            ).returning(rm_trend_meta.c.value)  # fmt: skip
-            watermark = int(self.conn.execute(stmt).scalar_one())
-            threshold = watermark - RETENTION_MINUTES
-            # Delete when this flush moved the watermark (or met it), or adds to a minute
-            # already past it (a worker far behind the others): the DELETE scans.
-            oldest = min((minute for _, _, minute in self.buckets), default=None)
-            if watermark != self._highest and (oldest is None or oldest >= threshold):
-                threshold = None
-            self._highest = None
-        self._flush_buckets()
-        if threshold is not None:
-            self._discard(threshold)
-        if self.late:
-            upsert(self.conn, rm_trend_meta, ("key", "value"), [(LATE_DROPPED, self.late)],
-                   key=("key",), update={"value": ADD})  # fmt: skip
-            self.late = 0
-        return {"trending"} if changed else set()
+    def _raise_shared_watermark(self) -> int | None:
+        """Stamped: raise the watermark row to the largest stamp or minute this batch saw
+        (GREATEST, which locks the row); return the minute to discard buckets before, or
+        None when there is nothing to delete: the flush neither moved (or met) the
+        watermark nor adds to a minute already past it (a worker far behind the others).
+        The DELETE scans, so it runs only then."""
+        if self._highest is None:
+            return None
+        stmt = insert_for(self.conn, rm_trend_meta).values(key=WATERMARK, value=self._highest)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"value": sa.case((rm_trend_meta.c.value < stmt.excluded.value,
+                                    stmt.excluded.value), else_=rm_trend_meta.c.value)},
+        ).returning(rm_trend_meta.c.value)  # fmt: skip
+        watermark = int(self.conn.execute(stmt).scalar_one())
+        threshold = watermark - RETENTION_MINUTES
+        highest, self._highest = self._highest, None
+        oldest = min((minute for _, _, minute in self.buckets), default=None)
+        if watermark != highest and (oldest is None or oldest >= threshold):
+            return None
+        return threshold
 
     def _discard(self, minute: int) -> None:
         """Delete the buckets of minutes before `minute` (a prepared statement on
