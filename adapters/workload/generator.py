@@ -27,7 +27,7 @@ so a correct backend rejects almost nothing; drivers tolerate rejections anyway.
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +48,8 @@ from adapters.workload.model import (
     ReportVideo,
     ReportWave,
     ResolveAppeal,
+    SentimentTurn,
+    TrendStart,
     Workload,
     WorkloadConfig,
 )
@@ -94,6 +96,9 @@ class _Video:
     weight: float = 0.0  # Zipf popularity weight
     # Status changes (time, status) from moderation, in time order; empty for most videos.
     changes: list[tuple[float, str]] = field(default_factory=list)
+    # A phase's multiplier of the popularity weight at time t (None: 1.0), e.g. a trend's
+    # growth or a late take-off; phases compose by wrapping the one already set.
+    multiplier: Callable[[float], float] | None = None
 
     def status_at(self, t: float) -> str:
         status = "active"
@@ -144,6 +149,13 @@ class _Simulation:
         self.client_ids = 0
         self.bursts: list[BotBurst] = []
         self.waves: list[ReportWave] = []
+        # Truth that newer phases record (see GroundTruth); each phase draws from its own
+        # generator (random.Random(f"{seed}/<phase>")) so the others' draws stay put.
+        self.comment_sentiment: dict[UUID, str] = {}
+        self.comment_language: dict[UUID, str] = {}
+        self.toxic_comments: set[UUID] = set()
+        self.trend_starts: list[TrendStart] = []
+        self.sentiment_turns: list[SentimentTurn] = []
         self.client_prefix = f"wl{config.seed}"  # live traffic uses its own (live.py)
         # Seconds from midnight UTC to the start: the daily cycle follows the real hour.
         midnight = config.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -189,7 +201,15 @@ class _Simulation:
         self.report_waves()
         self.bot_bursts()
         self.organic_traffic()
-        truth = GroundTruth(tuple(self.bursts), tuple(self.waves))
+        truth = GroundTruth(
+            tuple(self.bursts),
+            tuple(self.waves),
+            comment_sentiment=dict(self.comment_sentiment),
+            comment_language=dict(self.comment_language),
+            toxic_comments=frozenset(self.toxic_comments),
+            trend_starts=tuple(self.trend_starts),
+            sentiment_turns=tuple(self.sentiment_turns),
+        )
         return Workload(self.config, tuple(self.batched()), truth)
 
     def population(self) -> None:
@@ -477,6 +497,8 @@ class _Simulation:
                 continue
             age_days = (t - video.published) / DAY
             weight = video.weight * max(0.05, math.exp(-age_days / 2.0))
+            if video.multiplier is not None:
+                weight *= video.multiplier(t)
             total += weight * (0.2 if status == "restricted" else 1.0)
             videos.append(i)
             cum.append(total)

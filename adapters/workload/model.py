@@ -1,7 +1,7 @@
 """Workload data: configuration, the generated commands and the ground truth."""
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -155,6 +155,7 @@ class BotBurst:
     end: datetime
     bot_ids: tuple[UUID, ...]
     views: int
+    kind: str = "burst"  # "burst": an obvious flood in minutes; "drip": human-like, for hours
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,35 @@ class ReportWave:
 
 
 @dataclass(frozen=True)
+class TrendStart:
+    """A hashtag or sound that did not exist (or was quiet) and takes off at `start`."""
+
+    kind: str  # "hashtag" | "sound"
+    key: str
+    start: datetime
+    peak: datetime
+
+
+@dataclass(frozen=True)
+class SentimentTurn:
+    """A video whose audience turns negative at `start` (its comments sour)."""
+
+    video_id: UUID
+    start: datetime
+
+
+@dataclass(frozen=True)
 class GroundTruth:
     bot_bursts: tuple[BotBurst, ...]
     report_waves: tuple[ReportWave, ...]
+    # What newer phases of the generator know (each filled by its own phase; empty when
+    # the phase did not run). Comment ids map to the sentiment the generator wrote
+    # ("positive" | "negative" | "neutral").
+    comment_sentiment: Mapping[UUID, str] = field(default_factory=dict)
+    comment_language: Mapping[UUID, str] = field(default_factory=dict)
+    toxic_comments: frozenset[UUID] = frozenset()  # comments a moderator would remove
+    trend_starts: tuple[TrendStart, ...] = ()
+    sentiment_turns: tuple[SentimentTurn, ...] = ()
 
     @property
     def bot_viewer_ids(self) -> frozenset[UUID]:
