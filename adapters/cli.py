@@ -8,8 +8,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from adapters.bootstrap import Container, bootstrap
+from adapters.bootstrap import Container
 from adapters.cli_erasure import app as forget_app
+from adapters.cli_evaluate import evaluate_cmd
 from adapters.cli_keys import app as keys_app
 from adapters.cli_projections import app as projections_app
 from adapters.cli_replay import export_cmd, replay_cmd
@@ -33,6 +34,7 @@ db_app = typer.Typer(help="Event store and read-model database.", no_args_is_hel
 app.add_typer(db_app, name="db")
 app.command("export")(export_cmd)
 app.command("replay")(replay_cmd)
+app.command("evaluate")(evaluate_cmd)
 app.add_typer(projections_app, name="projections")
 app.add_typer(forget_app, name="forget")
 app.add_typer(keys_app, name="keys")
@@ -297,67 +299,6 @@ def project(
         console.print("stopped")
     finally:
         container.close()
-
-
-@app.command()
-def evaluate(
-    seed: Annotated[int, typer.Option(help="Workload seed")] = 42,
-    days: Annotated[int, typer.Option(min=1, max=30, help="Simulated days")] = 3,
-    bot_bursts: Annotated[int, typer.Option(min=0, help="Injected bot bursts")] = 30,
-    report_waves: Annotated[int, typer.Option(min=0, help="Injected report waves")] = 80,
-    json_out: Annotated[
-        str | None, typer.Option("--json", help="Also write the report as JSON to this file")
-    ] = None,
-) -> None:
-    """Measure every online model on a seeded workload, each beside a trivial baseline.
-
-    Generates the workload (with its ground truth: bot bursts, report waves), drives it
-    through the applications into an in-memory store, catches every projection up and
-    prints the models' progressive metrics, the bot detector's precision/recall, the
-    report-spike rule's and the trend detector's, next to their baselines. Nothing is
-    written to your stores; the same options give the same report.
-    """
-    import os
-    from dataclasses import replace
-
-    from rich.table import Table
-
-    from adapters.evaluate import EVALUATION_CONFIG, build_report, rows, to_json
-    from adapters.workload import drive_application, generate
-
-    config = replace(
-        EVALUATION_CONFIG, seed=seed, days=days, bot_bursts=bot_bursts, report_waves=report_waves
-    )
-    started = time.perf_counter()
-    workload = generate(config)
-    container = bootstrap(Settings(database_url="memory://", alert_actions_enabled=False))
-    try:
-        with Progress(
-            TextColumn("[bold]driving the workload"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=console,
-        ) as progress:  # fmt: skip
-            task = progress.add_task("drive", total=workload.items)
-            drive_application(
-                container, workload.commands, progress=lambda n: progress.update(task, advance=n)
-            )
-        _catch_up(container)
-        report = build_report(container, config, workload.truth)
-    finally:
-        container.close()
-    table = Table(
-        title=f"online models, seed {seed}, {days} days, {report['workload']['events']:,} events"
-    )
-    for column in ("model", "measure", "model's figure", "baseline"):
-        table.add_column(column)
-    for row in rows(report):
-        table.add_row(*row)
-    Console(width=110).print(table)
-    if json_out:
-        tmp = f"{json_out}.tmp"
-        with open(tmp, "w") as f:
-            f.write(to_json(report))
-        os.replace(tmp, json_out)  # never a half-written report
-    console.print(f"evaluated in {time.perf_counter() - started:.0f}s")
 
 
 @app.command()

@@ -249,6 +249,10 @@ def replay_cmd(
         Path | None, typer.Option(help="Write an SVG chart of alerts per hour")
     ] = None,
     table: Annotated[bool, typer.Option(help="Print the report as tables")] = True,
+    score: Annotated[
+        bool,
+        typer.Option(help="Also score the models as `reelpulse evaluate` does (holds the events)"),
+    ] = True,
     batch_size: BatchSize = 1000,
 ) -> None:
     """Replay selected history through projections and models in a sandbox and report
@@ -295,7 +299,7 @@ def replay_cmd(
         with _progress("replaying", span) as meter:
             report = run_replay(
                 batches, mapper=mapper, selection=selection, names=names, configs=configs,
-                on_batch=meter,
+                on_batch=meter, score=score,
             )  # fmt: skip
         data = dumps(report)
         if output is not None:

@@ -95,8 +95,8 @@ def evaluate(
         "tuning_seed": TUNING_SEED if tune else None,
         "held_out_seeds": list(seeds),
         "summaries": [_summary_json(s) for s in summaries],
-        "per_seed": {str(seed): [_figure_json(f) for f in figs] for seed, figs in per_seed.items()},
-        "tuning": [_figure_json(f) for f in tuning],
+        "per_seed": {str(seed): [figure_json(f) for f in figs] for seed, figs in per_seed.items()},
+        "tuning": [figure_json(f) for f in tuning],
     }  # fmt: skip
 
 
@@ -106,7 +106,7 @@ def _clean(value: float | None) -> float | None:
     return round(value, 4)
 
 
-def _figure_json(f: Figure) -> dict[str, Any]:
+def figure_json(f: Figure) -> dict[str, Any]:
     return {"model": f.model, "measure": f.measure, "value": _clean(f.value),
             "trivial": _clean(f.trivial), "rule": _clean(f.rule), "samples": f.samples,
             "trivial_name": f.trivial_name, "rule_name": f.rule_name}  # fmt: skip

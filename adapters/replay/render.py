@@ -111,6 +111,18 @@ def render(report: Mapping[str, Any], console: Console) -> None:
                 *([""] if len(results) == 2 else []),
             )
         console.print(table)
+    figures = report.get("model_figures")
+    if figures:
+        table = Table(title="models beside their baselines (as `reelpulse evaluate` scores them)")
+        for column in ("model", "measure", "model", "trivial", "simple rule", "samples"):
+            table.add_column(column)
+        for f in figures:
+            table.add_row(
+                f["model"], f["measure"], _fmt(f["value"]),
+                f"{_fmt(f['trivial'])} {f['trivial_name']}".strip(),
+                f"{_fmt(f['rule'])} {f['rule_name']}".strip(), str(f["samples"]),
+            )  # fmt: skip
+        console.print(table)
     diff = report.get("differences")
     if diff is not None:
         d = diff["alerts"]

@@ -36,14 +36,18 @@ def run_replay(
     names: Sequence[str],
     configs: Sequence[Config],
     on_batch: OnBatch | None = None,
+    score: bool = True,
 ) -> dict[str, Any]:
-    """Apply the batches to a sandbox per configuration and return the report."""
+    """Apply the batches to a sandbox per configuration and return the report. With
+    `score`, the replayed events also go through the evaluation harness's scorers (the
+    code path of `reelpulse evaluate`, default parameters): "model_figures"."""
     for config in configs:
         check_sections(config.overrides, names)
     built = {c.label: P.build(c.overrides) for c in configs}
     first = configs[0]
     decisions, by_type = Decisions(), Counter[str]()
     events, contexts, positions, times = 0, 0, [None, None], [None, None]
+    scored: list[tuple[int, Any]] = []
     with ExitStack() as stack:
         sandboxes: dict[str, Sandbox] = {}
         runs_in: dict[str, dict[str, Sandbox]] = {}  # label -> projection -> its sandbox
@@ -78,6 +82,8 @@ def run_replay(
                     times[1] = when if times[1] is None or when > times[1] else times[1]
             for sandbox in sandboxes.values():
                 sandbox.apply(applied)
+            if score:
+                scored += [(position, event) for position, _, event in applied]
             if on_batch is not None:
                 on_batch(scanned, events)
         results = {
@@ -107,6 +113,8 @@ def run_replay(
         },
         "results": results,
     }
+    if score:
+        report["model_figures"] = model_figures(scored)
     if len(configs) == 2:
         a, b = (results[c.label] for c in configs)
         report["differences"] = {
@@ -114,6 +122,15 @@ def run_replay(
             "alerts": alert_differences(a, b),
         }
     return report
+
+
+def model_figures(events: Sequence[tuple[int, Any]]) -> list[dict[str, Any]]:
+    """The evaluation harness's figures for these events (no ground truth: the figures
+    whose labels need the generator's truth are left out by their scorers)."""
+    from adapters.evaluation.core import Run
+    from adapters.evaluation.harness import figure_json, score_run
+
+    return [figure_json(f) for f in score_run(Run(events))]
 
 
 def _section(built: Mapping[str, Any], name: str) -> Any:
