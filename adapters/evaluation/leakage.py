@@ -1,11 +1,13 @@
 """The leakage check: no model's output may depend on events after the time it was made.
 
 For a cut time T, the model runs twice: on the whole stream, and on the stream's prefix
-up to the first event at or after T (log order), followed by a `Tick` at T that moves
-event time on without adding anything (so outputs due before T are made). Every output
-the full run made before T must be in the cut run, with the same score and every feature
-equal. A feature computed from later events (a label, a final count, an event processed
-before the output it follows) differs between the two, and is named in a `Leak`.
+up to the first event after T (log order), followed by a `Tick` at T that moves event time
+on without adding anything (so outputs due by T are made). Every output the full run made
+at or before T must be in the cut run, with the same score and every feature equal. A
+feature computed from later events (a label, a final count, an event processed before the
+output it follows) differs between the two, and is named in a `Leak`. The cuts are spread
+over the stream, plus the times of some of the model's own outputs: cut exactly there, an
+output that counted the event which made it due (the first one after its time) differs.
 
 Models are black boxes here: a `Predict` function runs one on events and returns every
 `Prediction` it made, so the same check covers every feature of every model.
@@ -57,11 +59,11 @@ def cut_times(events: Sequence[tuple[int, Any]], cuts: int = 4) -> list[datetime
 
 
 def prefix(events: Sequence[tuple[int, Any]], cut: datetime) -> list[tuple[int, Any]]:
-    """The events before the first one at or after `cut` (log order), then a Tick at cut."""
+    """The events before the first one after `cut` (log order), then a Tick at cut."""
     out: list[tuple[int, Any]] = []
     for position, event in events:
         when = getattr(event, "occurred_at", None)
-        if when is not None and when >= cut:
+        if when is not None and when > cut:
             out.append((position, Tick(cut)))
             return out
         out.append((position, event))
@@ -76,14 +78,24 @@ def _same(a: float | None, b: float | None) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
+def output_times(outputs: Sequence[Prediction], count: int = 6) -> list[datetime]:
+    """`count` of the outputs' times, spread evenly over them."""
+    times = sorted({p.at for p in outputs})
+    if len(times) <= count:
+        return times
+    return [times[round(i * (len(times) - 1) / (count - 1))] for i in range(count)]
+
+
 def check(
     predict: Predict, events: Sequence[tuple[int, Any]], cuts: Sequence[datetime] | None = None
 ) -> list[Leak]:
-    """Every difference between the full run's outputs before each cut and the cut run's."""
+    """Every difference between the full run's outputs by each cut and the cut run's."""
     full = predict(events)
     leaks: list[Leak] = []
-    for cut in cuts if cuts is not None else cut_times(events):
-        early = [p for p in full if p.at < cut]
+    if cuts is None:
+        cuts = sorted(set(cut_times(events)) | set(output_times(full)))
+    for cut in cuts:
+        early = [p for p in full if p.at <= cut]
         if not early:
             continue
         seen = {(p.model, p.subject, p.at): p for p in predict(prefix(events, cut))}
