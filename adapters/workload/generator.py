@@ -53,6 +53,7 @@ from adapters.workload.model import (
     Workload,
     WorkloadConfig,
 )
+from adapters.workload.sentiment import CommentWriter, sentiment_turns
 from adapters.workload.vocabulary import (
     APPEALS,
     ENGAGEMENT_RATES,
@@ -60,7 +61,6 @@ from adapters.workload.vocabulary import (
     WAVE_REASONS,
     _caption,
     _channel,
-    _comment,
     _cumulative,
     _device,
     _duration,
@@ -156,6 +156,7 @@ class _Simulation:
         self.toxic_comments: set[UUID] = set()
         self.trend_starts: list[TrendStart] = []
         self.sentiment_turns: list[SentimentTurn] = []
+        self.comments = CommentWriter(config.seed)  # writes comments, records their truth
         self.client_prefix = f"wl{config.seed}"  # live traffic uses its own (live.py)
         # Seconds from midnight UTC to the start: the daily cycle follows the real hour.
         midnight = config.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -200,6 +201,7 @@ class _Simulation:
         self.follower_base()
         self.report_waves()
         self.bot_bursts()
+        sentiment_turns(self)  # audiences that sour; before the traffic whose comments sour
         self.organic_traffic()
         truth = GroundTruth(
             tuple(self.bursts),
@@ -541,13 +543,16 @@ class _Simulation:
                 channel=_channel(rng),
             )
         if rng.random() < comment * boost:
+            when, comment_id = t + rng.uniform(5.0, 60.0), self.uuid()
+            text = self.comments.organic(self, index, viewer, comment_id, when)
+            rng.randrange(12)  # the old pick of a stock comment, kept for the main sequence
             self.signal(
-                t + rng.uniform(5.0, 60.0),
+                when,
                 index,
                 kind="comment",
                 viewer_id=viewer,
-                comment_id=self.uuid(),
-                text=_comment(rng),
+                comment_id=comment_id,
+                text=text,
             )
         if not follows and rng.random() < follow * boost:
             self.follow(viewer, creator, t + rng.uniform(1.0, 10.0))

@@ -5,6 +5,7 @@ import itertools
 import random
 from collections.abc import Iterator
 
+from adapters.workload import comment_text
 from domain.moderation import REPORT_REASONS
 
 # -- vocabulary: what the simulated people write and use ---------------------------------
@@ -92,20 +93,6 @@ _CAPTIONS = (
     "quick recipe",
     "new trend alert",
 )
-_COMMENTS = (
-    "omg",
-    "this is so real",
-    "part 2 please",
-    "who else is here from fyp",
-    "the ending 😂",
-    "tutorial?",
-    "song name?",
-    "I needed this today",
-    "first",
-    "not me watching this 5 times",
-    "🔥🔥🔥",
-    "underrated",
-)
 
 
 def _pick(rng: random.Random, items: tuple[str, ...], cum: tuple[float, ...]) -> str:
@@ -156,8 +143,10 @@ def _channel(rng: random.Random) -> str:
     return _pick(rng, _CHANNELS, _CHANNEL_CUM)
 
 
-def _comment(rng: random.Random) -> str:
-    return rng.choice(_COMMENTS)
+def _comment(rng: random.Random, mood: str, language: str = "en") -> tuple[str, str]:
+    """A comment of this mood ("positive" | "negative" | "neutral") in this language, and
+    its style ("plain", "slang", "emoji"...): see comment_text.py."""
+    return comment_text.write(rng, mood, language)
 
 
 def _cumulative(weights: Iterator[float]) -> list[float]:
