@@ -54,6 +54,7 @@ from adapters.workload.model import (
     WorkloadConfig,
 )
 from adapters.workload.sentiment import CommentWriter, sentiment_turns
+from adapters.workload.trends import launch_trends
 from adapters.workload.vocabulary import (
     APPEALS,
     ENGAGEMENT_RATES,
@@ -202,6 +203,7 @@ class _Simulation:
         self.report_waves()
         self.bot_bursts()
         sentiment_turns(self)  # audiences that sour; before the traffic whose comments sour
+        launch_trends(self)  # new keys; their videos' multipliers shape the traffic
         self.organic_traffic()
         truth = GroundTruth(
             tuple(self.bursts),

@@ -30,6 +30,7 @@ class WorkloadConfig:
     redelivery_rate: float = 0.003
     zipf_exponent: float = 1.1
     diurnal_amplitude: float = 0.6
+    trends_per_day: float = 6.0  # new hashtags/sounds launched; half take off (trends.py)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
