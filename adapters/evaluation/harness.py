@@ -25,7 +25,9 @@ EVALUATION_CONFIG = WorkloadConfig(seed=TUNING_SEED, days=3, bot_bursts=30, repo
 
 # Scorer modules: each has `score(run: Run) -> list[Figure]` and
 # `predict(events) -> list[Prediction]` (every output of its model, for the leakage check).
-MODELS: dict[str, str] = {}
+MODELS: dict[str, str] = {
+    "report_spikes": "adapters.evaluation.report_spikes",
+}
 
 
 def scorer(name: str) -> Any:
