@@ -1,4 +1,5 @@
-"""Moderation context: reports, automated flags, decisions and appeals.
+"""Moderation context: reports, automated flags, decisions and appeals (of videos here;
+of comments in commands/comment_moderation.py, mixed in).
 
 Decisions only change the case here. Their effects on the Video and the Creator are made
 by ModerationPolicy (commands/moderation_policy.py), which follows the event log.
@@ -8,12 +9,13 @@ from datetime import datetime
 from uuid import UUID
 
 from commands.base import CommandResult, Idempotency, Outcome, ReelPulseApplication
+from commands.comment_moderation import CommentModeration
 from commands.content import SNAPSHOT_INTERVALS
 from domain.moderation import ModerationCase
 from domain.video import Video
 
 
-class ModerationApplication(ReelPulseApplication):
+class ModerationApplication(CommentModeration, ReelPulseApplication):
     snapshotting_intervals = SNAPSHOT_INTERVALS
 
     def _case_for_video(self, video_id: UUID, when: datetime) -> ModerationCase:

@@ -18,9 +18,11 @@ from adapters.workload.model import (
     AutoFlagVideo,
     Command,
     DecideCase,
+    DecideComment,
     EngagementBatch,
     PublishVideo,
     RegisterCreator,
+    ReportComment,
     ReportVideo,
     ResolveAppeal,
 )
@@ -173,6 +175,22 @@ def _apply(c: Container, command: Command) -> CommandResult:
                 note=command.note,
                 occurred_at=command.occurred_at,
             )
+        case ReportComment():
+            return c.moderation.report_comment(
+                command.comment_id,
+                video_id=command.video_id,
+                reporter_id=command.reporter_id,
+                reason=command.reason,
+                occurred_at=command.occurred_at,
+            )
+        case DecideComment():
+            return c.moderation.decide_comment(
+                command.case_id,
+                moderator_id=command.moderator_id,
+                outcome=command.outcome,
+                note=command.note,
+                occurred_at=command.occurred_at,
+            )
     raise TypeError(f"not a workload command: {command!r}")
 
 
@@ -271,6 +289,20 @@ def http_request(command: Command) -> tuple[str, dict[str, Any]]:
             return f"/v1/cases/{command.case_id}/appeal-resolution", _body(
                 moderator_id=command.moderator_id,
                 resolution=command.resolution,
+                note=command.note,
+                occurred_at=command.occurred_at,
+            )
+        case ReportComment():
+            return f"/v1/comments/{command.comment_id}/reports", _body(
+                video_id=command.video_id,
+                reporter_id=command.reporter_id,
+                reason=command.reason,
+                occurred_at=command.occurred_at,
+            )
+        case DecideComment():
+            return f"/v1/comment-cases/{command.case_id}/decision", _body(
+                moderator_id=command.moderator_id,
+                outcome=command.outcome,
                 note=command.note,
                 occurred_at=command.occurred_at,
             )

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from adapters.workload.comment_moderation import comment_moderation
 from adapters.workload.model import (
     DAY,
     SLOT,
@@ -205,6 +206,7 @@ class _Simulation:
         sentiment_turns(self)  # audiences that sour; before the traffic whose comments sour
         launch_trends(self)  # new keys; their videos' multipliers shape the traffic
         self.organic_traffic()
+        comment_moderation(self)  # toxic comments, reports, decisions: own generator
         truth = GroundTruth(
             tuple(self.bursts),
             tuple(self.waves),

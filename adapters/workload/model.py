@@ -136,6 +136,25 @@ class ResolveAppeal:
     occurred_at: datetime
 
 
+@dataclass(frozen=True)
+class ReportComment:
+    comment_id: UUID
+    video_id: UUID
+    reporter_id: UUID
+    reason: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class DecideComment:
+    case_id: UUID
+    comment_id: UUID
+    moderator_id: UUID
+    outcome: str  # keep | remove
+    note: str
+    occurred_at: datetime
+
+
 Command = (
     RegisterCreator
     | PublishVideo
@@ -145,6 +164,8 @@ Command = (
     | DecideCase
     | AppealCase
     | ResolveAppeal
+    | ReportComment
+    | DecideComment
 )
 
 
