@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from adapters.projections.reset import Owned
 from adapters.projections.runner import ProjectionSpec
+from adapters.readmodel import sentiment_tables as st
 from adapters.readmodel import tables as t
 from adapters.readmodel.alert_rules_view import SqlAlertRulesView
 from adapters.readmodel.anomaly_view import SqlBotDetectorView
@@ -14,11 +15,13 @@ from adapters.readmodel.features_view import SqlEngagementFeaturesView
 from adapters.readmodel.moderation_view import moderation_view_factory
 from adapters.readmodel.reco_view import SqlRecommendationsView
 from adapters.readmodel.risk_view import SqlModerationRiskView
+from adapters.readmodel.sentiment_view import SqlSentimentView
 from adapters.readmodel.sessions_view import SqlSessionsView
 from adapters.readmodel.stats_view import SqlStatsView
 from adapters.readmodel.trending_view import SqlTrendingView
 from adapters.readmodel.trends_view import SqlEmergingTrendsView
 from adapters.readmodel.virality_view import SqlViralityView
+from adapters.sentiment import VaderScorer
 from projections.alert_rules import AlertRulesProjection
 from projections.bot_detector import BotDetectorProjection
 from projections.emerging_trends import EmergingTrendsProjection
@@ -26,6 +29,7 @@ from projections.engagement_features import EngagementFeaturesProjection
 from projections.moderation_queue import ModerationQueueProjection
 from projections.moderation_risk import ModerationRiskProjection
 from projections.recommendations import RecommendationsProjection
+from projections.sentiment import SentimentProjection
 from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
 from projections.trending import TrendingProjection
@@ -51,6 +55,7 @@ def projection_specs() -> list[ProjectionSpec]:
         ProjectionSpec(BotDetectorProjection(), lambda conn: SqlBotDetectorView(conn)),
         ProjectionSpec(EmergingTrendsProjection(), lambda conn: SqlEmergingTrendsView(conn)),
         ProjectionSpec(AlertRulesProjection(), lambda conn: SqlAlertRulesView(conn)),
+        ProjectionSpec(SentimentProjection(VaderScorer()), lambda conn: SqlSentimentView(conn)),
     ]
 
 
@@ -94,4 +99,10 @@ OWNED_ROWS: dict[str, tuple[Owned, ...]] = {
     "bot_detector": (Owned(t.rm_video_anomaly), _alerts_from("bot_detector")),
     "emerging_trends": (Owned(t.rm_emerging_trends), _alerts_from("emerging_trends")),
     "alert_rules": (_alerts_from("alert_rules"),),
+    "sentiment": (
+        Owned(st.rm_comment_sentiment),
+        Owned(st.rm_sentiment_buckets),
+        Owned(st.rm_sentiment_videos),
+        _alerts_from("sentiment"),
+    ),
 }

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 TURNS_PER_DAY = 3
 NEUTRAL_SHARE = 0.25
 # After a turn: (positive, negative, neutral) weights of a comment on the video.
-TURNED = (0.1, 0.72, 0.18)
+TURNED = (0.08, 0.78, 0.14)
 PILE_ON = (10, 22)  # comments of the viewers who come to say so
 PILE_ON_HOURS = (1.5, 4.0)  # over this long after the turn, most of them early
 TURN_AFTER_PUBLISH = (2 * 3600.0, 2 * DAY)  # when a turn can happen in a video's life

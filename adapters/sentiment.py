@@ -1,0 +1,65 @@
+"""The comment scorer SentimentProjection uses: VADER, after an offline language check.
+
+VADER (vaderSentiment) is a lexicon and rule model for social-media English: negation,
+intensifiers, capitals, "but", emoticons and emoji. Its lexicon ships in the package:
+nothing is downloaded. It supports English only, so the comment's language is detected
+first with py3langid (langid.py's model, shipped in its package, offline), limited to
+the languages of the platform's markets (LANGUAGES): a comment is scored when English is
+the likeliest, or when another language is likeliest at below `min_other` probability
+(short English comments, "song name?", often look like something else; a false
+"foreign" costs a scored comment, a false "English" a wrong neutral). A comment with
+fewer than three letters (emoji, "10/10") is "und" (undetermined) and scored: VADER
+reads emoji by their names. Other languages are counted, not scored.
+
+Both models are loaded on first use (the language model takes about a second), once per
+scorer; a scorer is shared by the projection's batches.
+"""
+
+import threading
+from typing import Any
+
+from projections.sentiment import CommentScore
+
+# The platform's market languages (the regions creators register from): detection picks
+# among these only, which makes it far more reliable on short texts.
+LANGUAGES = ("en", "es", "pt", "fr", "de", "id", "ja", "tl", "vi", "tr", "ar", "ko")
+MIN_LETTERS = 3
+_VARIATION_SELECTOR = "\ufe0f"  # "❤️" is "❤" + U+FE0F; VADER's emoji table has the bare one
+
+
+class VaderScorer:
+    """CommentScorer: py3langid for the language, VADER's compound for English."""
+
+    def __init__(self, *, min_other: float = 0.4, languages: tuple[str, ...] = LANGUAGES) -> None:
+        self.min_other = min_other
+        self.languages = languages
+        self._lock = threading.Lock()
+        self._vader: Any = None
+        self._langid: Any = None
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._vader is not None:
+                return
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+            langid = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            langid.set_languages(list(self.languages))
+            self._langid = langid
+            self._vader = SentimentIntensityAnalyzer()
+
+    def language(self, text: str) -> str:
+        if self._vader is None:
+            self._load()
+        if sum(c.isalpha() for c in text) < MIN_LETTERS:
+            return "und"
+        found, probability = self._langid.classify(text.lower())
+        return found if found != "en" and probability >= self.min_other else "en"
+
+    def score(self, text: str) -> CommentScore:
+        language = self.language(text)
+        if language not in ("en", "und"):
+            return CommentScore(language, None)
+        clean = text.replace(_VARIATION_SELECTOR, "")
+        return CommentScore(language, float(self._vader.polarity_scores(clean)["compound"]))
