@@ -1,20 +1,22 @@
-"""How well does EmergingTrendsProjection find emerging hashtags and sounds?
+"""Synthetic streams for EmergingTrendsProjection, and the older organic-entries measure.
 
-The workload generator injects no trends, so two measurements are made:
+The workload's own trends (new hashtags and sounds, some taking off, some fizzling; see
+adapters/workload/trends.py) are scored by adapters/evaluation/trends.py. Here:
 
-- synthetic streams (`synthetic_stream`): a dozen hashtags with Zipf shares of a diurnal
-  platform rate (peak-to-trough 4:1). Without a step it measures false alarms per day on
-  stationary traffic; with one key's share multiplied at a known time it measures the
-  detection delay;
-- a workload's own event stream (`evaluate_events`): a detection is confirmed when the
-  key's share of views in the 2 hours after it is at least 1.5 times its share in the 6
-  hours before (a real, lasting upward change, not a blip), and it is "early" when the
-  key then ENTERS the top 5 of its kind by views in the trailing hour (the trending read
-  model's 1 h window) within 6 hours, not having been there in the 6 hours before
-  detection; lead time = entry - detection.
-
-The trivial baseline beside it flags a key when a bucket's count exceeds 2x the key's
-running mean per bucket, with the same volume floor and the same exit rule.
+- synthetic streams (`synthetic_stream`), for tests: a dozen hashtags, each on a few
+  videos, with Zipf shares of a diurnal platform rate (peak-to-trough 4:1). Without
+  changes they measure false alarms on stationary traffic; `step` multiplies one key's
+  share at a known time, `surge` the whole platform's rate, and `launch` adds a tag that
+  did not exist, whose share grows and then decays (a take-off, or a fizzle when its top
+  is low);
+- a workload's event stream against organic "top-5 entries" (`evaluate_events`, the
+  measure the first `reelpulse evaluate` report used, kept until that report is
+  replaced): a detection is confirmed when the key's share of views in the 2 hours after
+  it is at least 1.5 times its share in the 6 hours before, and it is "early" when the
+  key then ENTERS the top 5 of its kind by views in the trailing hour within 6 hours.
+  MIN_PER_HOUR is the volume floor those entries were defined with. Its trivial
+  baseline flags a key when a bucket's count exceeds 2x the key's running mean per
+  bucket, with the same floor.
 """
 
 import math
@@ -40,6 +42,7 @@ START = datetime(2026, 3, 2, tzinfo=UTC)
 TAGS = tuple(f"tag{i:02d}" for i in range(12))
 CONFIRM_LIFT, BEFORE, AFTER = 1.5, timedelta(hours=6), timedelta(hours=2)
 TOP_K, ENTRY_HORIZON = 5, timedelta(hours=6)
+MIN_PER_HOUR = 30.0
 
 
 class RecordingTrendsView(EmergingTrendsView):
@@ -63,6 +66,9 @@ class RecordingTrendsView(EmergingTrendsView):
 
 
 # -- synthetic streams -------------------------------------------------------------------
+VIDEOS_PER_TAG = 8  # a tag's views spread over several videos, as a trend's do
+
+
 @dataclass(frozen=True)
 class Step:
     key: str
@@ -70,32 +76,65 @@ class Step:
     factor: float
 
 
+@dataclass(frozen=True)
+class Launch:
+    """A tag nobody used before, from `at` on: its share of views grows by `rate` an hour
+    (exponentially) from `first` until it reaches `top`, then halves every `half_life`
+    hours. Its `videos` are published one every 20 minutes from `at`."""
+
+    key: str
+    at: datetime
+    top: float
+    rate: float = 0.4
+    first: float = 0.003
+    half_life: float = 2.0
+    videos: int = 6
+
+    @property
+    def peak(self) -> datetime:
+        return self.at + timedelta(hours=math.log(self.top / self.first) / self.rate)
+
+    def share(self, t: datetime) -> float:
+        if t < self.at:
+            return 0.0
+        hours = (t - self.peak) / timedelta(hours=1)
+        if hours <= 0:
+            return self.top * math.exp(self.rate * hours)
+        return self.top * 0.5 ** (hours / self.half_life)
+
+
+def _published(video: UUID, tag: str, at: datetime) -> Video.Published:
+    return Video.Published(
+        originator_id=video, originator_version=1, timestamp=at, originator_topic="",
+        creator_id=UUID(int=1), caption=tag, hashtags=[tag], sound_id=None,
+        duration_seconds=10.0, occurred_at=at,
+    )  # fmt: skip
+
+
 def synthetic_stream(
     seed: int = 0, days: float = 2.0, views_per_minute: float = 12.0, amplitude: float = 0.6,
-    step: Step | None = None, surge: Step | None = None,
+    step: Step | None = None, surge: Step | None = None, launch: Launch | None = None,
 ) -> list[Any]:  # fmt: skip
-    """Video.Published (one video per tag) then Engagement.Viewed events in time order.
-    `step` multiplies one tag's share; `surge` the whole platform's rate (its key unused)."""
+    """Video.Published (VIDEOS_PER_TAG videos per tag) then Engagement.Viewed events in
+    time order. `step` multiplies one tag's share; `surge` the whole platform's rate (its
+    key unused); `launch` adds a new tag whose share follows its curve."""
     rng = random.Random(seed)
-    videos = {tag: UUID(int=rng.getrandbits(128)) for tag in TAGS}
-    events: list[Any] = [
-        Video.Published(
-            originator_id=vid,
-            originator_version=1,
-            timestamp=START,
-            originator_topic="",
-            creator_id=UUID(int=1),
-            caption=tag,
-            hashtags=[tag],
-            sound_id=None,
-            duration_seconds=10.0,
-            occurred_at=START,
-        )
-        for tag, vid in videos.items()
-    ]
+    videos = {tag: [UUID(int=rng.getrandbits(128)) for _ in range(VIDEOS_PER_TAG)] for tag in TAGS}
+    events: list[Any] = [_published(v, tag, START) for tag, vs in videos.items() for v in vs]
+    launched: list[tuple[datetime, UUID]] = []
+    if launch is not None:
+        launched = [
+            (launch.at + timedelta(minutes=20 * i), UUID(int=rng.getrandbits(128)))
+            for i in range(launch.videos)
+        ]
     weights = [1.0 / rank for rank in range(1, len(TAGS) + 1)]
     for minute in range(int(days * 1440)):
         t0 = START + timedelta(minutes=minute)
+        while launched and launched[0][0] <= t0:
+            at, video = launched.pop(0)
+            assert launch is not None
+            events.append(_published(video, launch.key, at))
+            videos.setdefault(launch.key, []).append(video)
         hour = minute / 60.0 % 24
         rate = views_per_minute * (1 + amplitude * math.sin(2 * math.pi * (hour - 14) / 24))
         if surge is not None and t0 >= surge.at:
@@ -106,10 +145,15 @@ def synthetic_stream(
                 x * (step.factor if tag == step.key else 1.0)
                 for tag, x in zip(TAGS, w, strict=True)
             ]
+        new = launch.share(t0) if launch is not None and launch.key in videos else 0.0
         n = int(rate) + (rng.random() < rate - int(rate))
         seconds = sorted(rng.uniform(0, 60) for _ in range(n))
         for tag, s in zip(rng.choices(TAGS, weights=w, k=n), seconds, strict=True):
-            events.append(_viewed(videos[tag], t0 + timedelta(seconds=s), rng))
+            if new and rng.random() < new:
+                assert launch is not None
+                tag = launch.key
+            video = rng.choice(videos[tag])
+            events.append(_viewed(video, t0 + timedelta(seconds=s), rng))
     return events
 
 
@@ -199,7 +243,7 @@ def _baseline_detections(s: _Series, p: TrendParams) -> list[tuple[Key, int]]:
         mean, emerging = 0.0, False
         for n, b in enumerate(range(min(per), max(s.totals) + 1)):
             c = per.get(b, 0)
-            if n and not emerging and c > 2 * mean and c * per_hour >= p.min_volume:
+            if n and not emerging and c > 2 * mean and c * per_hour >= MIN_PER_HOUR:
                 emerging = True
                 out.append((key, b + 1))  # known when the bucket closes
             elif emerging and c < p.exit_lift * mean:
@@ -307,8 +351,8 @@ def evaluate_events(
     view = run(EmergingTrendsProjection(p), events)
     model = [((a.subject_type, a.subject_id), (a.raised_at - START) // bucket) for a in view.alerts]
     return {
-        "emerging_trends": _score(s, model, p.min_volume, spans),
-        "baseline_2x_mean": _score(s, _baseline_detections(s, p), p.min_volume, spans),
+        "emerging_trends": _score(s, model, MIN_PER_HOUR, spans),
+        "baseline_2x_mean": _score(s, _baseline_detections(s, p), MIN_PER_HOUR, spans),
     }
 
 

@@ -8,17 +8,19 @@ time, not each video's popularity: a trend is a change in what people watch, and
 platform's own daily cycle must not be part of it. The share grows exponentially from
 about one ordinary video's share, at a rate drawn per launch, then:
 
-- a take-off keeps growing for `RISE_HOURS` to a peak share of a few percent to 15 %
-  (the top organic hashtags hold 10-30 %), then decays with a half-life of hours. It is
-  recorded as `TrendStart(kind, key, start, peak)`;
-- a fizzle grows at the same rates but stops at 0.4-2 % after a few hours and decays
+- a take-off keeps growing for 5-17 hours to a peak share of 6-22 % of the popularity
+  weight (the top organic hashtags hold 10-30 % of views), then decays with a half-life
+  of hours. It is recorded as `TrendStart(kind, key, start, peak)`;
+- a fizzle grows at the same rates but stops at 0.6-3 % after a few hours and decays
   faster. It is NOT a trend in the truth: early on nobody can tell the two apart (that
   is what makes a detector's precision mean something), only the growth that continues
   past where fizzles stop tells.
 
 Each video carries a luck weight; `_Video.multiplier` scales it so that the key's videos
 published so far together hold the designed share of the platform's popularity weight
-(the organic total is computed once per hour of the run). Draws come from the phase's own
+(the organic total is computed once per hour of the run). The share of VIEWS is lower,
+about 60 % of it: the for-you feed (taste.py) shows a new key's videos only outside its
+viewers' interests, which are the organic hashtags. Draws come from the phase's own
 generator (`random.Random(f"{seed}/trends")`): the other phases' draws do not move.
 """
 
@@ -36,10 +38,10 @@ if TYPE_CHECKING:  # the generator imports this module
 
 HOUR = 3600.0
 TAKEOFF_SHARE = 0.5  # of launches; the others fizzle
-START_SHARE = 0.002  # the first video: about what one ordinary video gets
+START_SHARE = 0.003  # the first video: about what one ordinary video gets
 GROWTH_PER_HOUR = (0.25, 0.55)  # the share's exponential rate (x1.3 to x1.7 an hour)
-PEAK_SHARE = (0.04, 0.15)  # take-offs, log-uniform
-FIZZLE_SHARE = (0.004, 0.02)  # where fizzles stop, log-uniform
+PEAK_SHARE = (0.06, 0.22)  # take-offs, log-uniform (of the popularity weight, see above)
+FIZZLE_SHARE = (0.006, 0.03)  # where fizzles stop, log-uniform
 HALF_LIFE_HOURS = {True: (4.0, 10.0), False: (1.0, 3.0)}  # after the top
 VIDEOS = {True: (10, 30), False: (2, 6)}  # published while it grows (and a little after)
 

@@ -1,8 +1,9 @@
-"""EmergingTrendsProjection: change detection on normalised velocity, in event time.
+"""EmergingTrendsProjection: keys taking off, measured as shares of views, in event time.
 
 Streams come from adapters/workload/trend_evaluation.synthetic_stream: a dozen hashtags
-with Zipf shares of a diurnal platform rate (4:1 peak to trough), optionally with one
-tag's share multiplied from a known time on.
+(each on a few videos) with Zipf shares of a diurnal platform rate (4:1 peak to trough),
+optionally with one tag's share multiplied from a known time on, or a new tag launched
+that takes off or fizzles.
 """
 
 from datetime import timedelta
@@ -10,9 +11,11 @@ from uuid import UUID
 
 import pytest
 
+from adapters.evaluation.leakage import Tick
 from adapters.workload.trend_evaluation import (
     START,
     TAGS,
+    Launch,
     RecordingTrendsView,
     Step,
     run,
@@ -146,7 +149,7 @@ def test_buckets_close_on_the_watermark_and_late_views_are_dropped():
     closed = [c for c in view.calls if c[0] == "trend"]
     assert {(c[1], c[2]) for c in closed} == {("hashtag", "a"), ("sound", "s1")}
     assert all(c[8] == START + timedelta(minutes=10) for c in closed)
-    assert all(c[4] == 2 * 6 for c in closed)  # 2 views in 10 minutes = 12 views per hour
+    assert all(c[4] == 2.0 for c in closed)  # 2 views in the trailing hour
     assert p.state.late_dropped == 1
 
 
@@ -180,3 +183,82 @@ def test_keys_quiet_for_idle_buckets_are_forgotten_so_closing_stays_bounded():
 def test_unknown_detector_names_are_rejected():
     with pytest.raises(ValueError):
         TrendParams(detector="nope").new_detector()
+
+
+# -- new keys: take-offs and fizzles --------------------------------------------------------
+TAKEOFF = Launch("brandnew", START + timedelta(hours=14), top=0.12)  # peaks 9 hours later
+FIZZLE = Launch("brandnew", START + timedelta(hours=14), top=0.012)  # the same start
+
+
+@pytest.fixture(scope="module")
+def takeoff_stream() -> list:
+    return synthetic_stream(seed=21, days=1.5, launch=TAKEOFF)
+
+
+def test_a_new_tag_taking_off_is_detected_once_before_its_peak(takeoff_stream):
+    view = run(EmergingTrendsProjection(), takeoff_stream)
+
+    mine = [a for a in view.alerts if a.subject_id == TAKEOFF.key]
+    assert len(mine) == 1
+    alert = mine[0]
+    assert TAKEOFF.at < alert.raised_at < TAKEOFF.peak - timedelta(hours=1)
+    # It had no history: the lift is over the prior share, not over its first bucket.
+    assert alert.details["lift"] >= TrendParams().lift_factor
+
+
+def test_a_new_tag_that_fizzles_out_is_not_flagged():
+    stream = synthetic_stream(seed=21, days=1.5, launch=FIZZLE)
+    view = run(EmergingTrendsProjection(), stream)
+
+    assert [a for a in view.alerts if a.subject_id == FIZZLE.key] == []
+    rows = trends(view, FIZZLE.key)
+    assert rows and max(c[4] for c in rows) >= 3  # it was watched, only never much
+
+
+def test_one_video_taking_off_does_not_make_its_tag_a_trend():
+    alone = Launch("onevideo", START + timedelta(hours=14), top=0.12, videos=1)
+    view = run(EmergingTrendsProjection(), synthetic_stream(seed=21, days=1.5, launch=alone))
+
+    assert [a for a in view.alerts if a.subject_id == alone.key] == []
+    assert max(c[4] for c in trends(view, alone.key)) >= 20  # as big as the take-off's
+
+
+@pytest.mark.parametrize("split", [0.5, 0.7])
+def test_a_restart_in_the_middle_of_a_take_off_gives_the_same_calls(takeoff_stream, split):
+    straight = run(EmergingTrendsProjection(), takeoff_stream)
+    half = int(len(takeoff_stream) * split)
+    resumed = RecordingTrendsView()
+    first = EmergingTrendsProjection()
+    for position, e in enumerate(takeoff_stream[:half], start=1):
+        first.process(e, position, resumed)
+    second = EmergingTrendsProjection()
+    second.load_state(first.dump_state())
+    for position, e in enumerate(takeoff_stream[half:], start=half + 1):
+        second.process(e, position, resumed)
+
+    assert resumed.calls == straight.calls and straight.alerts
+
+
+def test_a_checkpoint_of_another_state_shape_is_dropped_for_a_fresh_state():
+    p = EmergingTrendsProjection()
+    p.process(published(1, ["a"], None, 0), 1, RecordingTrendsView())
+    old = p.dump_state()
+    p.state.version = 1  # as a checkpoint written before an upgrade
+    p.load_state(p.dump_state())
+    assert p.state.videos == {} and p.state.version == 2
+    p.load_state(old)
+    assert set(p.state.videos) == {1}
+
+
+def test_a_tick_moves_event_time_on_and_closes_the_buckets_it_passed():
+    p = EmergingTrendsProjection()
+    view = RecordingTrendsView()
+    for i, e in enumerate([published(1, ["a"], None, 0), viewed(1, 1), viewed(1, 2)], 1):
+        p.process(e, i, view)
+    assert view.calls == []
+    p.process(Tick(START + timedelta(minutes=12)), 4, view)  # only an event time
+    assert [(c[1], c[2], c[8]) for c in view.calls] == [
+        ("hashtag", "a", START + timedelta(minutes=10))
+    ]
+    p.process(object(), 5, view)  # nothing with no event time
+    assert len(view.calls) == 1
