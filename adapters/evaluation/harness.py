@@ -27,6 +27,8 @@ EVALUATION_CONFIG = WorkloadConfig(seed=TUNING_SEED, days=3, bot_bursts=30, repo
 # `predict(events) -> list[Prediction]` (every output of its model, for the leakage check).
 MODELS: dict[str, str] = {
     "report_spikes": "adapters.evaluation.report_spikes",
+    "trends": "adapters.evaluation.trends",
+    "sentiment": "adapters.evaluation.sentiment",
 }
 
 
