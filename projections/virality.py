@@ -1,13 +1,22 @@
 """ViralityProjection: will a video be viral 24 hours after publication? An online model.
 
 One hour after a video's publication (in event time) the projection predicts, from what
-it has seen so far, the probability that the video reaches VIRAL_VIEWS views within 24
-hours. When 24 hours have passed (the event-time watermark), the label is known: the
-progressive-validation metrics are updated with the earlier prediction (predict, then
-learn: never scored on what it trained on) and the model learns. Delayed labels are
-held in a heap ordered by due time. Time comes only from events, the model is seeded and
-its state is checkpointed with the projection's position, so a restart or a rebuild
-gives identical predictions.
+it has seen so far, the probability that VIRAL_VIEWERS distinct viewers watch it within
+24 hours. Distinct viewers, not views: a bot burst fires hundreds of views from a handful
+of accounts, and a video that bots inflated did not go viral. When 24 hours have passed
+(the event-time watermark), the label is known: the progressive-validation metrics are
+updated with the earlier prediction (predict, then learn: never scored on what it
+trained on) and the model learns. Delayed labels are held in a heap ordered by due time.
+
+The model: features first (the first hour's views against the platform's traffic at
+that hour, how those viewers watched, the creator's reach, recent views and past hits),
+a standardized logistic regression (chosen over river's naive Bayes, Hoeffding tree and
+adaptive random forest by the evaluation harness, see adapters/evaluation/virality.py),
+then an online Platt calibration of its log-odds, so that its probabilities mean what
+they say while the regression is still learning its intercept from a rare positive class.
+
+Time comes only from events, the model is seeded and its state is checkpointed with the
+projection's position, so a restart or a rebuild gives identical predictions.
 """
 
 import heapq
@@ -29,11 +38,28 @@ from domain.video import Video
 from projections.base import Projection
 from projections.progressive import ProgressiveScore
 
-VIRAL_VIEWS = 30  # about the top 6 % of videos by 24-hour views in the demo workload
+VIRAL_VIEWERS = 30  # about the top 10 % of videos by 24-hour distinct viewers (demo workload)
 PREDICT_AFTER = timedelta(hours=1)
 LABEL_AFTER = timedelta(hours=24)
 MODEL = "virality"
 BASELINE = "virality_base_rate"
+RECENT_HALF_LIFE = 6 * 3600.0  # a creator's recent views: exponentially decayed counts
+PLATFORM_HALF_LIFE = 3600.0  # the platform's views in about the last hour
+CALIBRATION_WINDOW = 500  # labels
+PRIOR_VIEWS = 4.0  # pseudo-views at the platform's rates: smoothed rates of a quiet hour
+
+
+@dataclass(frozen=True)
+class ViralityParams:
+    """Replay parameters: change one, rebuild the projection."""
+
+    learning_rate: float = 0.01
+    l2: float = 0.001
+    calibration_prior: float = 5.0  # pseudo-observations pulling Platt's (a, b) to (1, base)
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0 or self.calibration_prior <= 0 or self.l2 < 0:
+            raise ValueError("learning rates must be positive and l2 non-negative")
 
 
 class ViralityView(ABC):
@@ -55,30 +81,77 @@ class ViralityView(ABC):
 # pickled at every checkpoint). Times are epoch seconds of event time: comparisons of
 # datetime.timestamp() values order exactly as the datetimes do (microseconds < 1 ulp).
 (CREATOR, HOUR, LABEL_DUE, VIEWS, LIKES, SHARES, COMMENTS, COMPLETIONS, VIEWERS, FEATURES,
- PROBABILITY) = range(11)  # fmt: skip
+ PROBABILITY, DURATION, WATCHED, PREDICTED) = range(14)  # fmt: skip
 Window = list[Any]
-# A creator's history: followers, labelled videos, their 24-hour views, viral ones.
-FOLLOWERS, VIDEOS, VIEWS_24H, VIRAL = range(4)
+# A creator's history: followers, labelled videos, their 24-hour viewers, viral ones,
+# recent views (decayed) and when they were last decayed.
+FOLLOWERS, VIDEOS, VIEWERS_24H, VIRAL, RECENT, RECENT_AT = range(6)
 PREDICT, LABEL = "predict", "label"
 
 
-def new_model() -> Any:
+def new_model(params: ViralityParams) -> Any:
     return compose.Pipeline(
         preprocessing.StandardScaler(),
-        linear_model.LogisticRegression(optimizer=optim.SGD(0.05)),
+        linear_model.LogisticRegression(
+            optimizer=optim.SGD(params.learning_rate),
+            intercept_lr=params.learning_rate,
+            l2=params.l2,
+        ),
     )
 
 
 @dataclass
+class Calibration:
+    """Online Platt scaling: p = sigmoid(a * z + b) of the model's log-odds z, refitted at
+    every label by a few Newton steps on the last CALIBRATION_WINDOW (z, label) pairs,
+    with a weak prior pulling the slope a towards 1 and the offset b towards the base
+    rate's log-odds: an untrained model (z = 0) predicts the base rate, not 0.5."""
+
+    a: float = 1.0
+    b: float = 0.0
+    history: list[tuple[float, bool]] = field(default_factory=list)
+
+    def probability(self, z: float) -> float:
+        return _sigmoid(self.a * z + self.b)
+
+    def learn(self, z: float, label: bool, prior: float, base: float) -> None:
+        self.history.append((z, label))
+        if len(self.history) > CALIBRATION_WINDOW:
+            del self.history[0]
+        a, b, b0 = self.a, self.b, math.log(base / (1.0 - base))
+        for _ in range(3):  # Newton on the penalised log loss, warm-started
+            ga, gb = prior * a, prior * (b - b0)
+            haa, hab, hbb = prior, 0.0, prior
+            for zi, yi in self.history:
+                p = _sigmoid(a * zi + b)
+                e, w = p - float(yi), p * (1.0 - p)
+                ga, gb = ga + e * zi, gb + e
+                haa, hab, hbb = haa + w * zi * zi, hab + w * zi, hbb + w
+            det = haa * hbb - hab * hab
+            if det <= 1e-12:
+                break
+            a -= (hbb * ga - hab * gb) / det
+            b -= (haa * gb - hab * ga) / det
+        self.a, self.b = a, b
+
+
+@dataclass
 class ViralityState:
-    model: Any = field(default_factory=new_model)
+    model: Any
+    calibration: Calibration = field(default_factory=Calibration)
     score: ProgressiveScore = field(default_factory=ProgressiveScore)
     watermark: float | None = None  # epoch seconds
     videos: dict[int, Window] = field(default_factory=dict)  # by video_id.int
-    creators: dict[int, list[int]] = field(default_factory=dict)  # by creator_id.int
+    creators: dict[int, list[float]] = field(default_factory=dict)  # by creator_id.int
     follow_pairs: dict[int, int] = field(default_factory=dict)  # pair -> creator
     due: list[tuple[float, int, str, int]] = field(default_factory=list)  # (at, seq, kind, video)
     seq: int = 0
+    platform: list[float] = field(default_factory=lambda: [0.0, 0.0])  # decayed views, at
+    # Platform-wide first-hour sums (views, completions, watched share, likes, shares):
+    # the prior that smooths a quiet video's rates.
+    totals: list[float] = field(default_factory=lambda: [0.0] * 5)
+    labels: int = 0
+    positives: int = 0
 
 
 class ViralityProjection(Projection[ViralityView]):
@@ -91,8 +164,9 @@ class ViralityProjection(Projection[ViralityView]):
         )
     )  # fmt: skip
 
-    def __init__(self) -> None:
-        self.state = ViralityState()
+    def __init__(self, params: ViralityParams | None = None) -> None:
+        self.params = params or ViralityParams()
+        self.state = self._fresh()
         self._handlers: dict[type, Callable[[Any], None]] = {
             Video.Published: self._published,
             Engagement.Viewed: self._viewed,
@@ -104,12 +178,15 @@ class ViralityProjection(Projection[ViralityView]):
             Following.Unfollowed: self._followers(-1),
         }
 
+    def _fresh(self) -> ViralityState:
+        return ViralityState(model=new_model(self.params))
+
     # -- checkpointing (with the position, in the projection's transaction) ---------------
     def dump_state(self) -> bytes:
         return pickle.dumps(self.state, protocol=5)
 
     def load_state(self, data: bytes | None) -> None:
-        self.state = pickle.loads(data) if data else ViralityState()  # our own checkpoint blob
+        self.state = pickle.loads(data) if data else self._fresh()  # our own checkpoint blob
 
     # -- events ---------------------------------------------------------------------------
     def process(self, event: Any, position: int, view: ViralityView) -> None:
@@ -131,28 +208,24 @@ class ViralityProjection(Projection[ViralityView]):
         hour = (utc.hour + utc.minute / 60) / 24 * 2 * math.pi
         label_due = (published + LABEL_AFTER).timestamp()
         video = event.originator_id.int
-        self.state.videos[video] = [
-            event.creator_id.int,
-            hour,
-            label_due,
-            0,
-            0,
-            0,
-            0,
-            0,
-            set(),
-            None,
-            None,
-        ]
+        window: Window = [event.creator_id.int, hour, label_due, 0, 0, 0, 0, 0, set(), None,
+                          None, max(event.duration_seconds, 0.1), 0.0, False]  # fmt: skip
+        self.state.videos[video] = window
         self._schedule((published + PREDICT_AFTER).timestamp(), PREDICT, video)
         self._schedule(label_due, LABEL, video)
 
     def _viewed(self, event: Engagement.Viewed) -> None:
+        t = event.occurred_at.timestamp()
+        _decay_add(self.state.platform, t, PLATFORM_HALF_LIFE)
         w = self._window(event)
-        if w is not None:
-            w[VIEWS] += 1
-            w[COMPLETIONS] += int(event.completed)
-            w[VIEWERS].add(event.viewer_id.int)
+        if w is None:
+            return
+        w[VIEWS] += 1
+        w[COMPLETIONS] += int(event.completed)
+        w[WATCHED] += min(event.watch_seconds / w[DURATION], 1.0)
+        w[VIEWERS].add(event.viewer_id.int)
+        h = self._creator(w[CREATOR])
+        _decay_add(h, t, RECENT_HALF_LIFE, RECENT)
 
     def _counted(self, slot: int) -> Callable[[Any], None]:
         def count(event: Any) -> None:
@@ -179,10 +252,10 @@ class ViralityProjection(Projection[ViralityView]):
             return None  # unknown, or outside its 24-hour window
         return w
 
-    def _creator(self, creator: int) -> list[int]:
+    def _creator(self, creator: int) -> list[float]:
         h = self.state.creators.get(creator)
         if h is None:
-            h = self.state.creators[creator] = [0, 0, 0, 0]
+            h = self.state.creators[creator] = [0, 0, 0, 0, 0.0, 0.0]
         return h
 
     def _schedule(self, due: float, kind: str, video: int) -> None:
@@ -202,42 +275,94 @@ class ViralityProjection(Projection[ViralityView]):
             else:
                 self._label(video, w, at, view)
 
-    def features(self, w: Window) -> dict[str, float]:
-        h = self.state.creators.get(w[CREATOR]) or [0, 0, 0, 0]
-        views = max(w[VIEWS], 1)
-        videos = h[VIDEOS]
+    def features(self, w: Window, at: float) -> dict[str, float]:
+        """The model's input at the end of the first hour (`at`, epoch seconds)."""
+        s = self.state
+        h = s.creators.get(w[CREATOR]) or [0, 0, 0, 0, 0.0, 0.0]
+        views, videos = w[VIEWS], h[VIDEOS]
+        n, completions, watched, likes, shares = s.totals
+        k = PRIOR_VIEWS
+
+        def rate(count: float, total: float) -> float:  # smoothed towards the platform's
+            return (count + k * (total / n if n else 0.0)) / (views + k)
+
+        platform = _decayed(s.platform[0], s.platform[1], at, PLATFORM_HALF_LIFE)
+        # Without labels yet, the creator's hit rate starts at the platform's base rate.
+        base = (s.positives + 1) / (s.labels + 2)
         return {
-            "log_views_1h": math.log1p(w[VIEWS]),
+            "log_views_1h": math.log1p(views),
             "log_viewers_1h": math.log1p(len(w[VIEWERS])),
-            "like_rate_1h": w[LIKES] / views,
-            "share_rate_1h": w[SHARES] / views,
-            "completion_rate_1h": w[COMPLETIONS] / views,
+            # The hour's traffic varies (daily cycle): views as a share of the platform's.
+            "log_views_share_1h": math.log((views + 0.5) / (platform + 1.0)),
+            "log_platform_views_1h": math.log1p(platform),
+            "completion_rate_1h": rate(w[COMPLETIONS], completions),
+            "watched_share_1h": rate(w[WATCHED], watched),
+            "like_rate_1h": rate(w[LIKES], likes),
+            "share_rate_1h": rate(w[SHARES], shares),
             "log_creator_followers": math.log1p(max(h[FOLLOWERS], 0)),
-            "log_creator_avg_views": math.log1p(h[VIEWS_24H] / videos) if videos else 0.0,
-            "creator_viral_rate": h[VIRAL] / videos if videos else 0.0,
-            # Time of day of publication (UTC): traffic is diurnal, so a video published
-            # before the evening peak collects more of its first day's views.
+            "log_creator_recent_views": math.log1p(
+                _decayed(h[RECENT], h[RECENT_AT], at, RECENT_HALF_LIFE)
+            ),
+            "log_creator_avg_viewers": math.log1p(h[VIEWERS_24H] / videos) if videos else 0.0,
+            "creator_viral_rate": (h[VIRAL] + base) / (videos + 1),
+            "log_creator_videos": math.log1p(videos),
+            # Time of day of publication (UTC): traffic is diurnal.
             "publish_hour_sin": math.sin(w[HOUR]),
             "publish_hour_cos": math.cos(w[HOUR]),
         }
 
     def _predict(self, video: int, w: Window, at: datetime, view: ViralityView) -> None:
-        x = self.features(w)
-        p = float(self.state.model.predict_proba_one(x).get(True, 0.5))
+        s = self.state
+        x = self.features(w, at.timestamp())
+        p = self._probability(x)
         w[FEATURES], w[PROBABILITY] = x, p
+        # The platform's first-hour rates, known from now on (smoothing later videos).
+        totals = (w[VIEWS], w[COMPLETIONS], w[WATCHED], w[LIKES], w[SHARES])
+        s.totals = [a + b for a, b in zip(s.totals, totals, strict=True)]
         view.prediction(UUID(int=video), at, p, x)
+
+    def _log_odds(self, x: dict[str, float]) -> float:
+        p = float(self.state.model.predict_proba_one(x).get(True, 0.5))
+        p = min(max(p, 1e-9), 1 - 1e-9)
+        return math.log(p / (1 - p))
+
+    def _probability(self, x: dict[str, float]) -> float:
+        return self.state.calibration.probability(self._log_odds(x))
 
     def _label(self, video: int, w: Window, at: datetime, view: ViralityView) -> None:
         s = self.state
-        viral = w[VIEWS] >= VIRAL_VIEWS
+        viral = len(w[VIEWERS]) >= VIRAL_VIEWERS
         if w[FEATURES] is not None and w[PROBABILITY] is not None:
-            # Progressive validation: score the earlier prediction, then learn.
+            # Progressive validation: score the earlier prediction, then learn (the
+            # calibration from the log-odds the model gave then, the model afterwards).
             s.score.update(viral, w[PROBABILITY])
+            base = (s.positives + 1) / (s.labels + 2)
+            z = self._log_odds(w[FEATURES])
+            s.calibration.learn(z, viral, self.params.calibration_prior, base)
             s.model.learn_one(w[FEATURES], viral)
             s.score.report(view.metric, MODEL, BASELINE)
+        s.labels += 1
+        s.positives += int(viral)
         h = self._creator(w[CREATOR])
         h[VIDEOS] += 1
-        h[VIEWS_24H] += w[VIEWS]
+        h[VIEWERS_24H] += len(w[VIEWERS])
         h[VIRAL] += int(viral)
         view.label(UUID(int=video), at, viral, w[VIEWS])
         del s.videos[video]
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _decayed(value: float, since: float, now: float, half_life: float) -> float:
+    return value * 0.5 ** (max(now - since, 0.0) / half_life) if value else 0.0
+
+
+def _decay_add(cell: list[float], t: float, half_life: float, at: int = 0) -> None:
+    """cell[at:at + 2] = [value, when]: decay it to t (never backwards) and add one."""
+    cell[at] = _decayed(cell[at], cell[at + 1], t, half_life) + 1.0
+    cell[at + 1] = max(cell[at + 1], t)

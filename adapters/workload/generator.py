@@ -56,6 +56,7 @@ from adapters.workload.model import (
 )
 from adapters.workload.sentiment import CommentWriter, sentiment_turns
 from adapters.workload.trends import launch_trends
+from adapters.workload.virality import shape_virality
 from adapters.workload.vocabulary import (
     APPEALS,
     ENGAGEMENT_RATES,
@@ -112,9 +113,15 @@ class _Video:
 
 
 # Moderation shaping (drawn from the second generator; see report_waves).
-OFF_REASON_SHARE = {True: 0.12, False: 0.55}  # harmful waves: reports agree on one reason
+OFF_REASON_SHARE = {True: 0.15, False: 0.45}  # harmful waves: reports agree on one reason
 BENIGN_REPORTERS_KEPT = 0.6  # benign waves draw fewer reports
-FLAG_SCORES = {True: (0.6, 0.99), False: (0.35, 0.85)}  # overlapping on purpose
+FLAG_SCORES = {True: (0.45, 0.99), False: (0.3, 0.92)}  # overlapping on purpose
+# Sporadic cases are not all benign: a reviewed one is harmful (restricted) at this
+# chance, three times as often for a creator with an earlier harmful wave (repeat
+# offenders), and then half the time the vision model flagged it too.
+BACKGROUND_HARMFUL_SHARE = 0.12
+REPEAT_OFFENDER_FACTOR = 3.0
+BACKGROUND_HARMFUL_FLAGGED = 0.5
 EXTRA_REPORTS_PER_VIEW = 1 / 250  # more sporadic reports, drawn by popularity
 BACKGROUND_DECIDED_SHARE = 0.7  # background cases a moderator reviews (and keeps)
 BACKGROUND_REVIEW_DELAY = (2 * 3600.0, 12 * 3600.0)
@@ -204,6 +211,7 @@ class _Simulation:
         self.report_waves()
         self.bot_bursts()
         sentiment_turns(self)  # audiences that sour; before the traffic whose comments sour
+        shape_virality(self)  # take-offs after the first hour; before trends' videos
         launch_trends(self)  # new keys; their videos' multipliers shape the traffic
         self.organic_traffic()
         comment_moderation(self)  # toxic comments, reports, decisions: own generator
@@ -634,17 +642,35 @@ class _Simulation:
         decided = t + self.mod.uniform(*BACKGROUND_REVIEW_DELAY)
         if decided >= self.horizon:
             return
-        video_id = self.videos[index].id
+        video = self.videos[index]
+        creator_id = self.creators[video.creator].id
+        repeat = any(
+            w.creator_id == creator_id and w.outcome != "keep" and w.decided_at < self.at(t)
+            for w in self.waves
+        )
+        chance = BACKGROUND_HARMFUL_SHARE * (REPEAT_OFFENDER_FACTOR if repeat else 1.0)
+        harmful = self.mod.random() < chance
+        if harmful and self.mod.random() < BACKGROUND_HARMFUL_FLAGGED:
+            self.emit(
+                self.mod.uniform(t, decided),
+                AutoFlagVideo,
+                video_id=video.id,
+                model="vision-safety-v3",
+                score=round(self.mod.uniform(*FLAG_SCORES[True]), 3),
+                reasons=(self.mod.choice(WAVE_REASONS),),
+            )
         self.emit(
             decided,
             DecideCase,
-            case_id=ModerationCase.create_id(video_id),
-            video_id=video_id,
+            case_id=ModerationCase.create_id(video.id),
+            video_id=video.id,
             moderator_id=self.mod.choice(self.moderators),
-            outcome="keep",
+            outcome="restrict" if harmful else "keep",
             policy="community-guidelines/review",
-            note="no violation found",
+            note="violation found" if harmful else "no violation found",
         )
+        if harmful:
+            video.changes.append((decided, "restricted"))
 
     # output ----------------------------------------------------------------------------
     def batched(self) -> Iterator[Command]:

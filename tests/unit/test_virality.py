@@ -1,13 +1,17 @@
 """ViralityProjection: delayed labels in event time, progressive validation, checkpoints."""
 
+import math
+import pickle
 import random
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
+from river import compose, linear_model, optim, preprocessing
+
 from domain.creator import Creator
 from domain.engagement import Engagement
 from domain.video import Video
-from projections.virality import VIRAL_VIEWS, ViralityProjection, ViralityView
+from projections.virality import VIRAL_VIEWERS, ViralityProjection, ViralityState, ViralityView
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -65,7 +69,7 @@ def run(projection: ViralityProjection, events: list, view: ViralityView) -> Non
 def test_predicts_at_one_hour_and_labels_at_24_hours_in_event_time():
     _, video, published = publish(T0)
     early = views(video, [T0 + timedelta(minutes=m) for m in (5, 10, 50)])
-    late = views(video, [T0 + timedelta(hours=2, minutes=m) for m in range(VIRAL_VIEWS)])
+    late = views(video, [T0 + timedelta(hours=2, minutes=m) for m in range(VIRAL_VIEWERS)])
     *_, tick = publish(T0 + timedelta(hours=25))  # moves the watermark past 24 h
     view = RecordingView()
     run(ViralityProjection(), published + early + late + tick, view)
@@ -74,9 +78,9 @@ def test_predicts_at_one_hour_and_labels_at_24_hours_in_event_time():
     assert kinds[0] == "prediction" and "label" in kinds
     prediction = next(c for c in view.calls if c[0] == "prediction" and c[1] == video.id)
     assert prediction[2] == T0 + timedelta(hours=1)  # due time, not the wall clock
-    assert prediction[4]["log_views_1h"] == __import__("math").log1p(3)  # only the first hour
+    assert prediction[4]["log_views_1h"] == math.log1p(3)  # only the first hour
     label = next(c for c in view.calls if c[0] == "label")
-    assert label[1:] == (video.id, T0 + timedelta(hours=24), True, 3 + VIRAL_VIEWS)
+    assert label[1:] == (video.id, T0 + timedelta(hours=24), True, 3 + VIRAL_VIEWERS)
     metrics = {(c[1], c[2]): c[4] for c in view.calls if c[0] == "metric"}
     assert (
         metrics[("virality", "roc_auc")] == 1 and metrics[("virality_base_rate", "log_loss")] == 1
@@ -131,3 +135,85 @@ def test_a_rebuild_reproduces_predictions_exactly():
     run(ViralityProjection(), events, b)
     assert a.calls == b.calls
     assert len([c for c in a.calls if c[0] == "prediction"]) == 12  # the last video: not yet due
+
+
+def test_a_view_at_exactly_one_hour_is_not_in_the_prediction():
+    _, video, published = publish(T0)
+    events = published + views(video, [T0 + timedelta(minutes=59), T0 + timedelta(hours=1)])
+    view = RecordingView()
+    run(ViralityProjection(), events, view)
+    [prediction] = [c for c in view.calls if c[0] == "prediction"]
+    assert prediction[2] == T0 + timedelta(hours=1)
+    assert prediction[4]["log_views_1h"] == math.log1p(1)
+
+
+def test_a_bot_burst_from_a_few_accounts_does_not_make_a_video_viral():
+    _, video, published = publish(T0)
+    bots = [uuid4() for _ in range(3)]
+    burst = []
+    for i in range(3 * VIRAL_VIEWERS):
+        burst += views(video, [T0 + timedelta(hours=3, seconds=i)], viewer=bots[i % 3])
+    *_, tick = publish(T0 + timedelta(hours=25))
+    view = RecordingView()
+    run(ViralityProjection(), published + burst + tick, view)
+    label = next(c for c in view.calls if c[0] == "label")
+    assert label[3] is False and label[4] == 3 * VIRAL_VIEWERS  # 90 views, 3 viewers
+
+
+def rare_virals(seed: int, n: int = 160) -> list:
+    """One video an hour; about one in eight goes viral, and those tend to have more
+    first-hour viewers (noisily): a learnable, rare positive class."""
+    rng = random.Random(seed)
+    events: list = []
+    for i in range(n):
+        at = T0 + timedelta(hours=i)
+        _, video, published = publish(at)
+        viral = rng.random() < 0.125
+        early = rng.randint(2, 6) if viral else rng.randint(0, 3)
+        later = VIRAL_VIEWERS if viral else rng.randint(0, 10)
+        times = [at + timedelta(minutes=rng.randint(1, 59)) for _ in range(early)]
+        times += [at + timedelta(hours=rng.randint(2, 23)) for _ in range(later)]
+        events += published + views(video, sorted(times))
+    events.sort(key=lambda e: e.occurred_at)
+    return events + publish(T0 + timedelta(hours=n + 30))[2]
+
+
+class Uncalibrated(ViralityProjection):
+    """The model before issue 17: SGD 0.05 with river's default intercept rate, its
+    probabilities used as they come."""
+
+    def _fresh(self) -> ViralityState:
+        state = super()._fresh()
+        state.model = compose.Pipeline(
+            preprocessing.StandardScaler(),
+            linear_model.LogisticRegression(optimizer=optim.SGD(0.05)),
+        )
+        return state
+
+    def _probability(self, x: dict[str, float]) -> float:
+        return float(self.state.model.predict_proba_one(x).get(True, 0.5))
+
+
+def test_calibration_gives_a_lower_log_loss_than_the_old_model_and_the_base_rate():
+    events = rare_virals(seed=11)
+    new, old = RecordingView(), RecordingView()
+    run(ViralityProjection(), events, new)
+    run(Uncalibrated(), events, old)
+    last = {(c[1], c[2]): c[3] for c in new.calls if c[0] == "metric"}
+    old_last = {(c[1], c[2]): c[3] for c in old.calls if c[0] == "metric"}
+    assert last[("virality", "log_loss")] < old_last[("virality", "log_loss")]
+    assert last[("virality", "log_loss")] < last[("virality_base_rate", "log_loss")]
+
+
+def test_a_pickled_state_predicts_exactly_like_the_live_one():
+    events = rare_virals(seed=4, n=80)
+    live = ViralityProjection()
+    run(live, events[: len(events) // 2], RecordingView())
+    assert live.state.calibration.history  # the calibration has been fitted
+    restored = ViralityProjection()
+    restored.load_state(pickle.loads(pickle.dumps(live.dump_state())))
+    a, b = RecordingView(), RecordingView()
+    for position, e in enumerate(events[len(events) // 2 :], start=len(events) // 2 + 1):
+        live.process(e, position, a)
+        restored.process(e, position, b)
+    assert a.calls == b.calls and any(c[0] == "prediction" for c in a.calls)
