@@ -28,6 +28,9 @@ Contract for alerts asking for an action (other projections raise them too):
 - auto_flag: subject_type "video"; the flag's model is the alert's source, its score
   details["flag_score"] (else the alert's score), clamped to [0, 1], its reasons
   details["flag_reasons"] (else [rule]).
+- flag_comment: subject_type "comment" (the comment id); details["video_id"] (the
+  comment's video, required); model, score and reasons as for auto_flag. The command
+  opens the comment's case if needed (CommentCase.AutoFlagged).
 """
 
 import logging
@@ -109,6 +112,7 @@ class AlertActionWorker:
         self._actions: dict[str, Callable[[Any], CommandResult]] = {
             "escalate": self._escalate,
             "auto_flag": self._auto_flag,
+            "flag_comment": self._flag_comment,
         }
 
     # -- one pass -------------------------------------------------------------------------
@@ -182,6 +186,25 @@ class AlertActionWorker:
         reasons = [str(r) for r in details.get("flag_reasons") or [row.rule]]
         return self.moderation.auto_flag_video(
             _video_id(row),
+            model=row.source,
+            score=score,
+            reasons=reasons,
+            occurred_at=as_utc(row.raised_at),
+            idempotency=idempotency_for(row),
+        )
+
+    def _flag_comment(self, row: Any) -> CommandResult:
+        details = row.details or {}
+        if row.subject_type != "comment" or "video_id" not in details:
+            raise InvalidValue(  # malformed: retrying cannot help, so it is skipped
+                "a flag_comment alert must be about a comment and name its video_id",
+                code="not_a_comment_alert",
+            )
+        score = min(1.0, max(0.0, float(details.get("flag_score", row.score))))
+        reasons = [str(r) for r in details.get("flag_reasons") or [row.rule]]
+        return self.moderation.flag_comment(
+            UUID(row.subject_id),
+            video_id=UUID(details["video_id"]),
             model=row.source,
             score=score,
             reasons=reasons,

@@ -15,7 +15,7 @@ from uuid import UUID, uuid5
 
 ALERTS_NAMESPACE = UUID("6f1d0b5e-6d55-4a9e-9a53-3f1c2f0c7a10")
 SEVERITIES = ("info", "warning", "critical")
-ACTIONS = ("auto_flag", "escalate")
+ACTIONS = ("auto_flag", "escalate", "flag_comment")
 
 
 def alert_id(rule: str, subject_type: str, subject_id: str, window: str) -> UUID:
@@ -36,7 +36,7 @@ class Alert:
     raised_at: datetime  # event time
     position: int  # the event that raised it
     details: dict[str, Any] = field(default_factory=dict)
-    action: str | None = None  # auto_flag | escalate
+    action: str | None = None  # auto_flag | escalate | flag_comment
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:

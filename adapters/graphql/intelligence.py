@@ -17,7 +17,13 @@ from adapters.graphql.types import PageInfo, Video
 from adapters.readmodel import alerts_reader, anomaly_reader, emerging_reader, reco_reader
 from adapters.readmodel.alerts_reader import AlertFeed, AlertItem
 
-ALERT_PROJECTIONS = ("alert_rules", "bot_detector", "emerging_trends", "sentiment")
+ALERT_PROJECTIONS = (
+    "alert_rules",
+    "bot_detector",
+    "comment_moderation",
+    "emerging_trends",
+    "sentiment",
+)
 
 
 def _read(engine: sa.Engine, fn: Any, *args: Any) -> Any:

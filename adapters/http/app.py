@@ -12,7 +12,13 @@ from adapters.auth.service import Authenticator
 from adapters.bootstrap import Container
 from adapters.erasure.http import erasure_router
 from adapters.graphql.router import mount_graphql
-from adapters.http import routes_admin, routes_content, routes_engagement, routes_moderation
+from adapters.http import (
+    routes_admin,
+    routes_comments,
+    routes_content,
+    routes_engagement,
+    routes_moderation,
+)
 from adapters.http.allow import AllowHeaderMiddleware
 from adapters.http.deadline import DEADLINE_SECONDS
 from adapters.http.errors import install_error_handlers
@@ -74,7 +80,13 @@ def create_app(
         deadline_seconds=deadline_seconds,
         routes=app.router.routes,  # the routes that own their deadline are left alone
     )
-    for module in (routes_content, routes_engagement, routes_moderation, routes_admin):
+    for module in (
+        routes_content,
+        routes_engagement,
+        routes_moderation,
+        routes_comments,
+        routes_admin,
+    ):
         app.include_router(module.router)
     app.include_router(erasure_router(dependencies=[allow()]))  # admin only
     max_items = container.settings.batch_max_items

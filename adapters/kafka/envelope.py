@@ -42,6 +42,7 @@ FAMILY_OF_MODULE = {
     "domain.following": "engagement",
     "domain.erasure": "engagement",
     "domain.moderation": "moderation",
+    "domain.comment_moderation": "moderation",  # CommentCase: keyed by its video
 }
 
 

@@ -7,10 +7,12 @@ import sqlalchemy as sa
 
 from adapters.projections.reset import Owned
 from adapters.projections.runner import ProjectionSpec
+from adapters.readmodel import comment_tables as ct
 from adapters.readmodel import sentiment_tables as st
 from adapters.readmodel import tables as t
 from adapters.readmodel.alert_rules_view import SqlAlertRulesView
 from adapters.readmodel.anomaly_view import SqlBotDetectorView
+from adapters.readmodel.comment_view import SqlCommentModerationView
 from adapters.readmodel.features_view import SqlEngagementFeaturesView
 from adapters.readmodel.moderation_view import moderation_view_factory
 from adapters.readmodel.reco_view import SqlRecommendationsView
@@ -24,6 +26,7 @@ from adapters.readmodel.virality_view import SqlViralityView
 from adapters.sentiment import VaderScorer
 from projections.alert_rules import AlertRulesProjection
 from projections.bot_detector import BotDetectorProjection
+from projections.comment_moderation import CommentModerationProjection
 from projections.emerging_trends import EmergingTrendsProjection
 from projections.engagement_features import EngagementFeaturesProjection
 from projections.moderation_queue import ModerationQueueProjection
@@ -55,6 +58,7 @@ def projection_specs() -> list[ProjectionSpec]:
         ProjectionSpec(BotDetectorProjection(), lambda conn: SqlBotDetectorView(conn)),
         ProjectionSpec(EmergingTrendsProjection(), lambda conn: SqlEmergingTrendsView(conn)),
         ProjectionSpec(AlertRulesProjection(), lambda conn: SqlAlertRulesView(conn)),
+        ProjectionSpec(CommentModerationProjection(), lambda conn: SqlCommentModerationView(conn)),
         ProjectionSpec(SentimentProjection(VaderScorer()), lambda conn: SqlSentimentView(conn)),
     ]
 
@@ -99,6 +103,11 @@ OWNED_ROWS: dict[str, tuple[Owned, ...]] = {
     "bot_detector": (Owned(t.rm_video_anomaly), _alerts_from("bot_detector")),
     "emerging_trends": (Owned(t.rm_emerging_trends), _alerts_from("emerging_trends")),
     "alert_rules": (_alerts_from("alert_rules"),),
+    "comment_moderation": (
+        Owned(ct.rm_comment_cases),
+        _metrics_of("comment_moderation", "comment_moderation_base_rate"),
+        _alerts_from("comment_moderation"),
+    ),
     "sentiment": (
         Owned(st.rm_comment_sentiment),
         Owned(st.rm_sentiment_buckets),

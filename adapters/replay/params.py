@@ -21,6 +21,7 @@ from typing import Any
 
 from projections.alert_rules import AlertThresholds
 from projections.bot_detector import BotDetectorParams
+from projections.comment_moderation import CommentModerationParams
 from projections.emerging_trends import TrendParams
 from projections.moderation_queue import PriorityWeights
 from projections.moderation_risk import ModerationRiskParams
@@ -46,6 +47,7 @@ class TrendingWindows:
 SECTIONS: dict[str, type[Any]] = {
     "alert_rules": AlertThresholds,
     "bot_detector": BotDetectorParams,
+    "comment_moderation": CommentModerationParams,
     "emerging_trends": TrendParams,
     "moderation": PriorityWeights,
     "moderation_risk": ModerationRiskParams,

@@ -24,6 +24,7 @@ from support.readmodels import structure
 
 from projections.alert_rules import AlertRulesProjection
 from projections.bot_detector import BotDetectorProjection
+from projections.comment_moderation import CommentModerationProjection
 from projections.emerging_trends import EmergingTrendsProjection
 from projections.engagement_features import EngagementFeaturesProjection
 from projections.moderation_risk import ModerationRiskProjection
@@ -33,7 +34,7 @@ from projections.virality import ViralityProjection
 PROJECTIONS: list[Callable[[], Any]] = [
     EngagementFeaturesProjection, ViralityProjection, RecommendationsProjection,
     ModerationRiskProjection, BotDetectorProjection, EmergingTrendsProjection,
-    AlertRulesProjection,
+    AlertRulesProjection, CommentModerationProjection,
 ]  # fmt: skip
 IDS = [p.name for p in PROJECTIONS]  # type: ignore[attr-defined]
 
