@@ -29,6 +29,9 @@ MODELS: dict[str, str] = {
     "report_spikes": "adapters.evaluation.report_spikes",
     "trends": "adapters.evaluation.trends",
     "sentiment": "adapters.evaluation.sentiment",
+    "comment_moderation": "adapters.evaluation.comment_moderation",
+    "virality": "adapters.evaluation.virality",
+    "moderation_risk": "adapters.evaluation.moderation_risk",
 }
 
 
