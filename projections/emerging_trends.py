@@ -13,8 +13,8 @@ A key turns "emerging" (one alert) when, over the trailing hour (`window_buckets
 - it is big enough to matter: at least `min_views` views and `min_share` of the
   platform's views. This is what tells a take-off from the many new keys that grow for a
   few hours and fizzle out at a percent or two: early on the two look the same;
-- it is far above its own baseline: `lift_factor` times its usual share (a slow EWMean,
-  about 6 hours of memory). A key with no history has no usual share: its baseline is
+- it is far above its own baseline: `lift_factor` times its usual share (a fading mean
+  with about a day of memory). A key with no history has no usual share: its baseline is
   `prior_share` (what one ordinary video gets) until its own history outweighs it, so a
   brand-new key can be detected in its first hour, not only once a baseline exists;
 - it is carried by several videos: at least `min_videos` of the key's videos were watched
@@ -64,14 +64,16 @@ class TrendParams:
     idle_buckets: int = 36  # a key unseen for 6 hours is forgotten
     warmup_buckets: int = 12  # no detection before: every key is new to a new projection
     window_buckets: int = 6  # the trailing hour the share is measured over
-    slow_half_life: float = 36.0  # buckets: the baseline share remembers about 6 hours
+    # Buckets: the usual share remembers about a day, the cycle of what each hour's
+    # audience likes (topics' shares swing over the day; a trend's does not come back).
+    slow_half_life: float = 144.0
     prior_share: float = 0.002  # the baseline of a key with no history...
     prior_buckets: float = 6.0  # ...weighs as much as this many buckets of its own
     min_views: float = 4.0  # in the trailing window
     min_share: float = 0.015  # of the platform's views in the trailing window
-    lift_factor: float = 2.0
+    lift_factor: float = 3.0
     min_videos: int = 3  # watched in the window
-    exit_lift: float = 1.25
+    exit_lift: float = 1.5  # steady again: the usual share (a day of memory) caught up
     rearm_buckets: int = 144  # a key alerts again a day after its last alert at the earliest
     detector: str = "none"  # or "page_hinkley", "adwin", "kswin": a drift must confirm
     confirm_buckets: int = 6  # how long a drift stays a confirmation

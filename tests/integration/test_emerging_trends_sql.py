@@ -30,7 +30,7 @@ from domain.engagement import Engagement
 from domain.video import Video
 from projections.emerging_trends import EmergingTrendsProjection
 
-STEP = Step(TAGS[5], START + timedelta(hours=20), 4.0)
+STEP = Step(TAGS[5], START + timedelta(hours=20), 6.0)
 
 
 @pytest.fixture(scope="module")

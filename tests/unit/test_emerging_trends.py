@@ -26,12 +26,12 @@ from domain.video import Video
 from projections.alerting import alert_id
 from projections.emerging_trends import EMERGING, STEADY, EmergingTrendsProjection, TrendParams
 
-STEP = Step(TAGS[5], START + timedelta(days=1, hours=4), 3.0)  # quiet hour, mid-ranked tag
+STEP = Step(TAGS[5], START + timedelta(days=1, hours=4), 5.0)  # quiet hour, mid-ranked tag
 
 
 @pytest.fixture(scope="module")
 def step_stream() -> list:
-    return synthetic_stream(seed=11, days=1.5, step=STEP)
+    return synthetic_stream(seed=11, days=2.5, step=STEP)  # a day and a half after it
 
 
 @pytest.fixture(scope="module")
