@@ -15,20 +15,26 @@ A key turns "emerging" (one alert) when, over the trailing hour (`window_buckets
   few hours and fizzle out at a percent or two: early on the two look the same;
 - it is far above its own baseline: `lift_factor` times its usual share (a fading mean
   with about a day of memory). A key with no history has no usual share: its baseline is
-  `prior_share` (what one ordinary video gets) until its own history outweighs it, so a
-  brand-new key can be detected in its first hour, not only once a baseline exists;
-- it is carried by several videos: at least `min_videos` of the key's videos were watched
-  in the last `breadth_buckets`. One video taking off (organically, or a bot burst of
-  hundreds of views in minutes) lifts its hashtags and sound without making them a trend;
-- optionally (`detector`), a river drift detector (Page-Hinkley, one-sided "up") on the
-  key's clipped Poisson residual against its baseline has fired within `confirm_buckets`:
-  a shift that lasted several buckets, not one burst.
+  `prior_share` (what one ordinary video gets): the day before it was first seen counts
+  as its history at that share, so a brand-new key can be detected within its first
+  hours, not only once a baseline of its own exists (before, its first bucket only set
+  it, and by the time the baseline meant something, the key's growth was in it);
+- it is carried by several videos: at least `min_videos` of the key's videos are watched
+  in the window, and WITHOUT its most watched one the key is still `lift_factor` over
+  its usual share. One video taking off (organically, or a bot burst of hundreds of
+  views in minutes) lifts its hashtags and sound without making them a trend;
+- optionally (`detector`, off by default: on seed 42 it only delayed detections), a river
+  drift detector (Page-Hinkley, one-sided "up") on the key's clipped Poisson residual
+  against its usual share has fired within `confirm_buckets`.
 
-It returns to "steady" when its lift falls under `exit_lift` (the baseline caught up, or
-the trend decayed). Keys quiet for `idle_buckets` buckets are forgotten, so closing a
-bucket costs O(keys active recently), not O(keys ever seen). All state (detectors
-included) is pickled with the projection's position: a restart or a rebuild reproduces
-the same calls on the view. Tuned on the workload's seed 42 (adapters/evaluation/trends.py).
+Nothing is detected in the projection's first `warmup_buckets` (every key is new to a new
+projection; keys first seen then get no prior), and a key alerts at most once in
+`rearm_buckets`. It returns to "steady" when its lift falls under `exit_lift` (the usual
+share caught up, or the trend decayed). Keys quiet for `idle_buckets` buckets are
+forgotten, so closing a bucket costs O(keys active recently), not O(keys ever seen). All
+state (detectors included) is pickled with the projection's position: a restart or a
+rebuild reproduces the same calls on the view. Tuned on the workload's seed 42
+(adapters/evaluation/trends.py).
 """
 
 import math
