@@ -11,8 +11,7 @@ the likeliest, or when another language is likeliest at below `min_other` probab
 fewer than three letters (emoji, "10/10") is "und" (undetermined) and scored: VADER
 reads emoji by their names. Other languages are counted, not scored.
 
-Both models are loaded on first use (the language model takes about a second), once per
-scorer; a scorer is shared by the projection's batches.
+Both models are loaded once per process (the language model takes about a second).
 """
 
 import threading
@@ -27,27 +26,39 @@ MIN_LETTERS = 3
 _VARIATION_SELECTOR = "\ufe0f"  # "❤️" is "❤" + U+FE0F; VADER's emoji table has the bare one
 
 
-class VaderScorer:
-    """CommentScorer: py3langid for the language, VADER's compound for English."""
+_models: dict[tuple[str, ...], tuple[Any, Any]] = {}  # languages -> (py3langid, VADER)
+_models_lock = threading.Lock()
 
-    def __init__(self, *, min_other: float = 0.4, languages: tuple[str, ...] = LANGUAGES) -> None:
-        self.min_other = min_other
-        self.languages = languages
-        self._lock = threading.Lock()
-        self._vader: Any = None
-        self._langid: Any = None
 
-    def _load(self) -> None:
-        with self._lock:
-            if self._vader is not None:
-                return
+def _load_models(languages: tuple[str, ...]) -> tuple[Any, Any]:
+    """The models, loaded once per process (and per language set)."""
+    with _models_lock:
+        if languages not in _models:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
             langid = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-            langid.set_languages(list(self.languages))
-            self._langid = langid
-            self._vader = SentimentIntensityAnalyzer()
+            langid.set_languages(list(languages))
+            _models[languages] = (langid, SentimentIntensityAnalyzer())
+        return _models[languages]
+
+
+class VaderScorer:
+    """CommentScorer: py3langid for the language, VADER's compound for English.
+
+    The models load in a background thread from construction on (about a second, once
+    per process), so that the projection's first comment does not stall every projection
+    sharing its thread; the first score waits for them if needed."""
+
+    def __init__(self, *, min_other: float = 0.4, languages: tuple[str, ...] = LANGUAGES) -> None:
+        self.min_other = min_other
+        self.languages = languages
+        self._langid: Any = None
+        self._vader: Any = None
+        threading.Thread(target=_load_models, args=(languages,), daemon=True).start()
+
+    def _load(self) -> None:
+        self._langid, self._vader = _load_models(self.languages)
 
     def language(self, text: str) -> str:
         if self._vader is None:

@@ -186,14 +186,20 @@ def _turns(view: CollectingSentimentView, run: Run, params: SentimentParams) -> 
     turns = {t.video_id: t.start for t in run.truth.sentiment_turns}
     model = _match(((UUID(a.subject_id), a.raised_at) for a in view.alerts), turns)
     rule = _match(_rule_alerts(view, params), turns)
+    rule_name = f"{RULE_NEGATIVES}_negatives_in_{params.recent_hours:g}h"
     figures = []
     for measure, index in (("turn alert precision", 0), ("turn alert recall", 1)):
         figures.append(
             Figure(MODEL, measure, model[index], None, rule[index],
-                   len(view.alerts) if index == 0 else len(turns), REPORTED, "",
-                   f"{RULE_NEGATIVES}_negatives_in_{params.recent_hours:g}h")
+                   len(view.alerts) if index == 0 else len(turns), REPORTED, "", rule_name)
         )  # fmt: skip
+    figures.append(Figure(MODEL, "turn alert F1", _f1(*model), None, _f1(*rule), len(turns),
+                          REPORTED, "", rule_name))  # fmt: skip
     return figures
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 def _match(alerts: Any, turns: dict[UUID, datetime]) -> tuple[float, float]:

@@ -27,7 +27,8 @@ CACHEABLE_ROOT_FIELDS = frozenset(
     {
         "video", "videos", "creator", "trending", "trendingSeries", "summary",
         "features", "creatorFeatures", "virality", "modelMetrics", "emergingTrends",
-        "videoAnomaly", "moderationQueue", "moderationCase", "__typename",
+        "videoAnomaly", "moderationQueue", "moderationCase", "sentiment",
+        "platformSentiment", "sentimentRanking", "turningNegativeVideos", "__typename",
     }
 )  # fmt: skip
 # Nested fields that make a whole operation uncacheable wherever they appear.

@@ -33,6 +33,7 @@ from adapters.graphql.moderation_types import (
     ModerationCaseConnection,
     ModerationCaseEdge,
 )
+from adapters.graphql.sentiment import SentimentQuery
 from adapters.graphql.types import (
     Creator,
     PageInfo,
@@ -221,7 +222,7 @@ async def _queue(
 
 
 @strawberry.type
-class Query(IntelligenceQuery):
+class Query(IntelligenceQuery, SentimentQuery):
     @strawberry.field(
         description="A video with its stats, creator and moderation case (null if unknown)"
     )

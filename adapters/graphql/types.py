@@ -10,6 +10,14 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from adapters.graphql.context import GraphQLContext, call, page_size
+from adapters.graphql.sentiment import (
+    Sentiment,
+    SentimentWindow,
+    VideoSentiment,
+    query,
+    sentiment_of,
+)
+from adapters.readmodel import sentiment_reader
 from queries.stats import CreatorStats, VideoFilter, VideoOrder, VideoStats
 
 if TYPE_CHECKING:
@@ -93,6 +101,17 @@ class Video:
 
             check_creator_owns(info, found.creator_id)
         return ModerationCase.of(found) if found else None
+
+    @strawberry.field(description="Audience sentiment of its comments over an event-time window")
+    async def sentiment(
+        self, info: Info[GraphQLContext, None], window: SentimentWindow = SentimentWindow.DAY
+    ) -> Sentiment:
+        return await sentiment_of(info, "video", str(self.id), window)
+
+    @strawberry.field(description="Whether its audience is turning negative (null: no comment)")
+    async def sentiment_status(self, info: Info[GraphQLContext, None]) -> VideoSentiment | None:
+        found = await query(info, sentiment_reader.video_state, self.id)
+        return VideoSentiment.of(found) if found else None
 
 
 @strawberry.type
@@ -202,6 +221,12 @@ class Creator:
         return await video_connection(
             info, VideoFilter(creator_id=self.id), VideoOrder.NEWEST, first, after
         )
+
+    @strawberry.field(description="Audience sentiment of comments on their videos")
+    async def sentiment(
+        self, info: Info[GraphQLContext, None], window: SentimentWindow = SentimentWindow.DAY
+    ) -> Sentiment:
+        return await sentiment_of(info, "creator", str(self.id), window)
 
 
 @strawberry.type

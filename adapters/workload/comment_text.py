@@ -205,10 +205,10 @@ _PT = {
 
 # Style shares per mood (English): most comments are plain; the hard styles are a minority.
 STYLES = {
-    POSITIVE: (("plain", 56), ("intensified", 14), ("negated", 8), ("emoji", 8),
-               ("slang", 6), ("mixed", 8)),
-    NEGATIVE: (("plain", 56), ("intensified", 14), ("negated", 10), ("emoji", 5),
-               ("slang", 6), ("mixed", 9)),
+    POSITIVE: (("plain", 62), ("intensified", 14), ("negated", 6), ("emoji", 7),
+               ("slang", 5), ("mixed", 6)),
+    NEGATIVE: (("plain", 62), ("intensified", 12), ("negated", 8), ("emoji", 5),
+               ("slang", 5), ("mixed", 8)),
     NEUTRAL: (("plain", 100),),
 }  # fmt: skip
 

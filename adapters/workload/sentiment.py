@@ -12,7 +12,9 @@ scorer is measured against.
 negative at a time (a controversy: a bad take, a scam exposed), recorded as
 `SentimentTurn`s: from then on the video's organic comments sour, and a pile-on of
 viewers who come to say so (each watches, then comments) follows within hours, so that
-the turn is visible in the comments.
+the turn is visible in the comments. A few other videos are divisive from the start (their
+audience argues: many negative comments, but no turn), so that a turn detector is also
+tested on what it must not call a turn.
 
 All draws come from generators seeded with the run's seed and a salt of their own, so
 the main sequence (organic traffic, follows, bot bursts, report waves) does not move.
@@ -36,6 +38,13 @@ TURNED = (0.08, 0.78, 0.14)
 PILE_ON = (10, 22)  # comments of the viewers who come to say so
 PILE_ON_HOURS = (1.5, 4.0)  # over this long after the turn, most of them early
 TURN_AFTER_PUBLISH = (2 * 3600.0, 2 * DAY)  # when a turn can happen in a video's life
+# Divisive videos: an audience that argues from the first hour on (rage bait, a hot take),
+# with many negative comments but no turn: what a count of negative comments cannot tell
+# from a turn.
+DIVISIVE_PER_DAY = 1
+DIVISIVE = (0.3, 0.55, 0.15)  # (positive, negative, neutral) weights, from the start
+DIVISIVE_COMMENTS_PER_HOUR = 3.0
+DIVISIVE_HOURS = (12.0, 30.0)  # how long the argument goes on
 # Per viewer, by their id: the share writing Spanish and Portuguese (the rest English).
 LANGUAGE_SHARES = (("es", 7), ("pt", 4))
 
@@ -56,12 +65,14 @@ class CommentWriter:
     def __init__(self, seed: int | str) -> None:
         self.rng = random.Random(f"{seed}/sentiment")
         self.turns: dict[int, float] = {}  # video index -> turn time (seconds)
+        self.divisive: set[int] = set()  # video indexes whose audience argues from the start
         self.styles: dict[UUID, str] = {}  # comment id -> style (diagnostics, not truth)
 
-    def mood(self, quality: float, turned: bool) -> str:
+    def mood(self, quality: float, turned: bool, divisive: bool = False) -> str:
         rng = self.rng
-        if turned:
-            return rng.choices((POSITIVE, NEGATIVE, NEUTRAL), weights=TURNED)[0]
+        if turned or divisive:
+            weights = TURNED if turned else DIVISIVE
+            return rng.choices((POSITIVE, NEGATIVE, NEUTRAL), weights=weights)[0]
         if rng.random() < NEUTRAL_SHARE:
             return NEUTRAL
         return POSITIVE if rng.random() < 0.35 + 0.5 * quality else NEGATIVE
@@ -71,7 +82,8 @@ class CommentWriter:
     ) -> str:
         """The text of viewer's comment on video `index` at `t`, its truth recorded."""
         turn = self.turns.get(index)
-        mood = self.mood(sim.videos[index].quality, turn is not None and t >= turn)
+        turned = turn is not None and t >= turn
+        mood = self.mood(sim.videos[index].quality, turned, index in self.divisive)
         return self.write(sim, comment_id, mood, language_of(viewer))
 
     def write(self, sim: "_Simulation", comment_id: UUID, mood: str, language: str) -> str:
@@ -106,26 +118,50 @@ def sentiment_turns(sim: "_Simulation") -> None:
         writer.turns[index] = start
         sim.sentiment_turns.append(SentimentTurn(video.id, sim.at(start)))
         _pile_on(sim, rng, index, start)
+    _divisive(sim, [i for i in pool if i not in writer.turns])
+
+
+def _divisive(sim: "_Simulation", pool: list[int]) -> None:
+    """Videos whose audience argues from the first hour on (no SentimentTurn: no turn)."""
+    rng = random.Random(f"{sim.config.seed}/sentiment-divisive")
+    for _ in range(round(DIVISIVE_PER_DAY * sim.config.days)):
+        if not pool:
+            return
+        index = rng.choices(pool, weights=[sim.videos[i].weight for i in pool])[0]
+        pool.remove(index)
+        sim.comments.divisive.add(index)
+        start = sim.videos[index].published + 1800.0
+        hours = rng.uniform(*DIVISIVE_HOURS)
+        for _ in range(round(DIVISIVE_COMMENTS_PER_HOUR * hours)):
+            t = start + rng.uniform(0.0, hours * 3600)
+            _comment_with_view(sim, rng, index, t, DIVISIVE)
 
 
 def _pile_on(sim: "_Simulation", rng: random.Random, index: int, start: float) -> None:
-    writer, video = sim.comments, sim.videos[index]
     length = rng.uniform(*PILE_ON_HOURS) * 3600
     for _ in range(rng.randint(*PILE_ON)):
         # Most arrive early: an exponential spread, cut at the pile-on's end.
         t = start + min(length, rng.expovariate(3.0 / length))
-        viewer = rng.choice(sim.viewers)
-        watch = round(video.duration * rng.uniform(0.3, 1.0), 2)
-        sim.signal(
-            t, index, redeliverable=False, kind="view", viewer_id=viewer,
-            watch_seconds=watch, completed=watch >= video.duration, traffic_source="share",
-            device=rng.choice(("ios", "android")),
-        )  # fmt: skip
-        comment_id = UUID(int=rng.getrandbits(128), version=4)
-        mood = rng.choices((POSITIVE, NEGATIVE, NEUTRAL), weights=TURNED)[0]
-        text = writer.write(sim, comment_id, mood, language_of(viewer))
-        later = t + rng.uniform(10.0, 90.0)
-        sim.signal(
-            later, index, redeliverable=False, kind="comment", viewer_id=viewer,
-            comment_id=comment_id, text=text,
-        )  # fmt: skip
+        _comment_with_view(sim, rng, index, t, TURNED)
+
+
+def _comment_with_view(
+    sim: "_Simulation", rng: random.Random, index: int, t: float, weights: tuple[float, ...]
+) -> None:
+    """A viewer who comes to say something: a view, then a comment of a drawn mood."""
+    video = sim.videos[index]
+    viewer = rng.choice(sim.viewers)
+    watch = round(video.duration * rng.uniform(0.3, 1.0), 2)
+    sim.signal(
+        t, index, redeliverable=False, kind="view", viewer_id=viewer,
+        watch_seconds=watch, completed=watch >= video.duration, traffic_source="share",
+        device=rng.choice(("ios", "android")),
+    )  # fmt: skip
+    comment_id = UUID(int=rng.getrandbits(128), version=4)
+    mood = rng.choices((POSITIVE, NEGATIVE, NEUTRAL), weights=weights)[0]
+    text = sim.comments.write(sim, comment_id, mood, language_of(viewer))
+    later = t + rng.uniform(10.0, 90.0)
+    sim.signal(
+        later, index, redeliverable=False, kind="comment", viewer_id=viewer,
+        comment_id=comment_id, text=text,
+    )  # fmt: skip

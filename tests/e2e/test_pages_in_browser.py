@@ -209,6 +209,39 @@ def test_dashboard_renders_data_offline_with_a_clean_console(
     visit.assert_clean()
 
 
+def _percent(share: float) -> str:
+    """A share as the dashboard writes it (Intl, at most one decimal)."""
+    return f"{share * 100:.1f}".removesuffix(".0") + "%"
+
+
+def test_sentiment_panel_shows_what_the_api_says(
+    open_page: Callable[..., Visit], server: str
+) -> None:
+    query = """{ platformSentiment { scored positiveShare negativeShare }
+      sentimentRanking(kind: HASHTAG, first: 5) { key }
+      turningNegativeVideos(first: 5) { videoId } }"""
+    r = httpx.post(f"{server}/graphql", json={"query": query}, headers=HEADERS)
+    data = r.json()["data"]
+    mood = data["platformSentiment"]
+    assert mood["scored"] > 0 and data["sentimentRanking"] and data["turningNegativeVideos"]
+
+    visit = open_page("/dashboard")
+    page = visit.page
+    page.wait_for_selector("#sentiment-mood .bar", timeout=WAIT_MS)
+    line = page.locator("#sentiment-mood [data-k=mood]").inner_text()
+    assert line.startswith(f"{_percent(mood['positiveShare'])} positive · "
+                           f"{_percent(mood['negativeShare'])} negative")  # fmt: skip
+    tags = page.locator("#sentiment-hashtag li .key").all_inner_texts()
+    assert tags == ["#" + h["key"] for h in data["sentimentRanking"]]
+    turning = page.locator("#sentiment-turning li[data-key]")
+    ids = [turning.nth(i).get_attribute("data-key") for i in range(turning.count())]
+    assert ids == [v["videoId"] for v in data["turningNegativeVideos"]]
+    turning.first.click()  # the video's detail says how its comments read
+    page.wait_for_selector("#detail-sentiment", timeout=WAIT_MS)
+    assert page.locator("#detail-sentiment").inner_text().startswith("Comments, 24 h:")
+    visit.assert_clean()
+
+
 @pytest.mark.parametrize("path", ["/favicon.ico", "/static/favicon.ico"])
 def test_the_favicon_browsers_ask_for_is_served(server: str, path: str) -> None:
     # Headless Chromium does not report its own favicon request to the page, so this is

@@ -22,6 +22,7 @@ import pytest
 from support.model_views import CallLog, LastPerKey, NullView, events_for
 from support.readmodels import structure
 
+from adapters.sentiment import VaderScorer
 from projections.alert_rules import AlertRulesProjection
 from projections.bot_detector import BotDetectorProjection
 from projections.comment_moderation import CommentModerationProjection
@@ -29,6 +30,7 @@ from projections.emerging_trends import EmergingTrendsProjection
 from projections.engagement_features import EngagementFeaturesProjection
 from projections.moderation_risk import ModerationRiskProjection
 from projections.recommendations import RecommendationsProjection
+from projections.sentiment import SentimentProjection
 from projections.virality import ViralityProjection
 
 PROJECTIONS: list[Callable[[], Any]] = [
@@ -36,6 +38,14 @@ PROJECTIONS: list[Callable[[], Any]] = [
     ModerationRiskProjection, BotDetectorProjection, EmergingTrendsProjection,
     AlertRulesProjection, CommentModerationProjection,
 ]  # fmt: skip
+
+
+class VaderSentimentProjection(SentimentProjection):
+    def __init__(self) -> None:
+        super().__init__(VaderScorer())
+
+
+PROJECTIONS.append(VaderSentimentProjection)
 IDS = [p.name for p in PROJECTIONS]  # type: ignore[attr-defined]
 
 

@@ -144,14 +144,15 @@ async function selectVideo(id) {
   state.selected = id;
   const data = await gql(`query($id: UUID!, $key: String!) {
     video(id: $id) { id caption hashtags status stats { views uniqueViewers likes shares comments completionRate engagementRate } creator { handle }
-      moderationCase { status priority reports timeline { position eventType occurredAt details } } }
+      moderationCase { status priority reports timeline { position eventType occurredAt details } }
+      sentiment(window: DAY) { comments scored positiveShare negativeShare mean } sentimentStatus { status turns } }
     trendingSeries(kind: VIDEO, key: $key, minutes: 240) { views } }`, { id, key: id });
   const v = data.video;
   const panel = document.getElementById("detail");
   if (!v) { panel.innerHTML = "<h2>Video detail</h2><p class='muted'>not found</p>"; return; }
   const timeline = v.moderationCase ? v.moderationCase.timeline.map((e) => `<li>${esc(e.occurredAt.slice(0, 19))} — <b>${esc(e.eventType)}</b></li>`).join("") : "<li class='muted'>no moderation case</li>";
   panel.innerHTML = `<h2>Video detail — ${esc(v.caption || v.id)} <span class="muted">@${esc(v.creator ? v.creator.handle : "?")} · ${esc(v.status)}</span></h2>
-    <div class="cards" id="detail-stats"></div>
+    <div class="cards" id="detail-stats"></div>${sentimentLine(v)}
     <div class="muted">views per minute, last 4 h (event time)</div>${spark(data.trendingSeries.map((p) => p.views), "big")}
     <h2>Moderation timeline</h2><ul class="timeline">${timeline}</ul>`;
   renderDetailStats(v.stats);
@@ -159,10 +160,53 @@ async function selectVideo(id) {
   detailSub = subs.subscribe(`subscription($id: UUID!) { videoStats(id: $id) { views uniqueViewers likes shares comments completionRate engagementRate } }`, { id }, (d) => renderDetailStats(d.videoStats));
 }
 
+function sentimentLine(v) {
+  const s = v.sentiment;
+  if (!s || s.scored === 0) return `<div class="sentiment-line muted" id="detail-sentiment">no scored comments in 24 h</div>`;
+  const turning = v.sentimentStatus && v.sentimentStatus.status === "turning_negative" ? ` · <b class="neg">audience turning negative</b>` : "";
+  return `<div class="sentiment-line" id="detail-sentiment">Comments, 24 h: ${pct(s.positiveShare)} positive · ${pct(s.negativeShare)} negative · mean ${signed(s.mean)} (${s.scored} scored)${turning}</div>`;
+}
+
 function renderDetailStats(s) {
   const el = document.getElementById("detail-stats");
   if (!el) return;
   el.innerHTML = Object.entries(s).map(([k, v]) => `<div class="card"><div class="label">${esc(k)}</div><div class="value">${fmt.format(k.endsWith("Rate") ? v * 100 : v)}${k.endsWith("Rate") ? "%" : ""}</div></div>`).join("");
+}
+
+// -- audience sentiment (SentimentProjection), read every SENTIMENT_EVERY_MS --------------------
+const SENTIMENT_EVERY_MS = 5000;
+const pct = (x) => fmt.format(x * 100) + "%";
+const signed = (x) => (x === null || x === undefined ? "–" : (x >= 0 ? "+" : "") + x.toFixed(2));
+const SENTIMENT = `query DashboardSentiment {
+  platformSentiment(window: DAY) { comments scored positive negative neutral positiveShare negativeShare mean }
+  sentimentRanking(kind: HASHTAG, window: DAY, first: 5) { key scored negativeShare mean }
+  turningNegativeVideos(first: 5) { videoId status recentMean baseline turnedAt video { caption } } }`;
+
+function renderSentiment(d) {
+  const p = d.platformSentiment;
+  const mood = document.getElementById("sentiment-mood");
+  if (p.scored > 0) {
+    const neu = p.neutral / p.scored;
+    mood.className = "mood";
+    mood.innerHTML = `<div class="bar" title="positive · neutral · negative"><span class="pos" style="width:${p.positiveShare * 100}%"></span>`
+      + `<span class="neu" style="width:${neu * 100}%"></span><span class="neg" style="width:${p.negativeShare * 100}%"></span></div>`
+      + `<div class="line" data-k="mood">${pct(p.positiveShare)} positive · ${pct(p.negativeShare)} negative · mean ${signed(p.mean)}</div>`
+      + `<div class="muted">${fmt.format(p.comments)} comments, ${fmt.format(p.scored)} scored (English; other languages are counted, not scored)</div>`;
+  }
+  document.getElementById("sentiment-hashtag").innerHTML = d.sentimentRanking.map((h) =>
+    `<li><div class="row"><span class="key">#${esc(h.key)}</span><span class="num">${signed(h.mean)}</span><span class="num">${pct(h.negativeShare)} neg</span></div></li>`).join("")
+    || `<li class="muted">not enough comments yet</li>`;
+  const ol = document.getElementById("sentiment-turning");
+  ol.innerHTML = d.turningNegativeVideos.map((v) =>
+    `<li data-key="${esc(v.videoId)}" class="${v.status === "turning_negative" ? "turning" : ""}"><div class="row"><span class="key">${esc(v.video && v.video.caption ? v.video.caption : v.videoId.slice(0, 8))}</span>`
+    + `<span class="num" title="recent mean polarity (baseline)">${signed(v.recentMean)} (${signed(v.baseline)})</span><span class="num">${esc((v.turnedAt || "").slice(11, 16))}</span></div></li>`).join("")
+    || `<li class="muted">no audience has turned</li>`;
+  for (const li of ol.querySelectorAll("li[data-key]")) li.onclick = () => selectVideo(li.dataset.key);
+}
+
+async function readSentiment() {
+  try { renderSentiment(await gql(SENTIMENT, {}, { quiet: true })); } catch (e) { /* shown by the status */ }
+  setTimeout(readSentiment, SENTIMENT_EVERY_MS);
 }
 
 // -- wiring -------------------------------------------------------------------------------------
@@ -187,3 +231,4 @@ for (const kind of ["VIDEO", "HASHTAG", "SOUND"]) {
 }
 subs.subscribe(QUEUE, {}, (d) => renderQueue(d.moderationQueue));
 readSummaryNow();
+readSentiment();
