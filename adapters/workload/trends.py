@@ -18,7 +18,7 @@ about one ordinary video's share, at a rate drawn per launch, then:
 
 Each video carries a luck weight; `_Video.multiplier` scales it so that the key's videos
 published so far together hold the designed share of the platform's popularity weight
-(the organic total is computed once per hour of the run). The share of VIEWS is lower,
+(the others' total is computed once an hour, when the traffic asks). The share of VIEWS is lower,
 about 60 % of it: the for-you feed (taste.py) shows a new key's videos only outside its
 viewers' interests, which are the organic hashtags. Draws come from the phase's own
 generator (`random.Random(f"{seed}/trends")`): the other phases' draws do not move.
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from adapters.workload.model import DAY, PublishVideo, TrendStart
+from adapters.workload.model import PublishVideo, TrendStart
 from adapters.workload.vocabulary import _TAG_CUM, _TAGS, _WORDS, _duration, _sound
 
 if TYPE_CHECKING:  # the generator imports this module
@@ -177,20 +177,23 @@ def _share_of(
 
 
 class _OrganicWeight:
-    """The organic videos' total popularity weight (as `eligible` computes it, without
-    statuses and multipliers), once per hour of the run; later times use the last hour."""
+    """The other videos' total popularity weight at t, as `eligible` computes it (statuses
+    and other phases' multipliers included), once per hour, on the first call in it.
+    Lazily, during the traffic: another phase's multiplier may depend on what happened
+    before t (virality's verdict after a video's first hour does), so it is asked only
+    when `eligible` asks it too, with the same t."""
 
     def __init__(self, sim: "_Simulation") -> None:
-        hours = int(sim.config.days * DAY / HOUR) + 1
-        self.totals = [self._total(sim, h * HOUR) for h in range(hours + 1)]
-
-    @staticmethod
-    def _total(sim: "_Simulation", t: float) -> float:
-        total = 0.0
-        for video in sim.videos:
-            if video.published < t:
-                total += video.weight * max(0.05, math.exp(-(t - video.published) / DAY / 2.0))
-        return total
+        self.sim = sim
+        self.count = len(sim.videos)  # the videos before this phase's: never its own
+        self.totals: dict[int, float] = {}
 
     def at(self, t: float) -> float:
-        return self.totals[min(max(int(t // HOUR), 0), len(self.totals) - 1)]
+        hour = int(t // HOUR)
+        total = self.totals.get(hour)
+        if total is None:
+            videos = self.sim.videos
+            published = [i for i in range(self.count) if videos[i].published < t]
+            cum = self.sim.eligible(published, t)[1]
+            total = self.totals[hour] = cum[-1] if cum else 0.0
+        return total
