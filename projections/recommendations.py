@@ -1,25 +1,31 @@
-"""RecommendationsProjection: online matrix factorisation and a bandit over candidate sources.
+"""RecommendationsProjection: one ranked list per viewer, by one score (reco_taste.py).
 
-The model is river's BiasedMF, learned in event time from implicit ratings: a view rates
-the video by its watch fraction (a completion is 1.0) and a like adds a strong positive.
-Besides the model the projection keeps what candidate lists need: per-viewer seen sets,
-follow relations, video availability (restricted, removed or deleted videos are never
-recommended) and an event-time decaying view rate per video (popularity).
+A viewer's list ranks candidates by one score on one scale: the video's event-time
+decaying view rate (popularity), times the viewer's taste lift for its hashtags raised to
+a taste weight, times a boost when the viewer follows its creator (see reco_taste.py).
+What the projection keeps for it: per-viewer hashtag view counts, every hashtag's share of
+all views, per-viewer seen sets, follow relations, video availability (restricted,
+removed or deleted videos are never recommended) and the view rates.
 
-Three candidate sources produce a viewer's top-K at a point in event time:
-  trending  - the most popular videos (the trivial baseline);
-  personal  - the model's score plus a small popularity term, over a bounded pool;
-  following - recent videos of the creators the viewer follows.
-All three draw from bounded pools (the popular pool is refreshed every few minutes of
-event time from the previous pool plus the videos viewed since), so a list costs the
-same whatever the catalogue size.
+Candidates come from bounded pools, so a list costs the same whatever the catalogue
+size: the most popular videos (refreshed every few minutes of event time from the
+previous pool plus the videos viewed since), the newest videos, each hashtag's most
+popular videos (refreshed alike; a viewer draws on its strongest few hashtags) and the
+latest videos of the creators the viewer follows.
 
-Progressive validation (predict, then learn): every view is first predicted (MAE/RMSE
-against the global mean rating), and every `sample_every`-th view also checks whether
-the watched video was in each source's top-K (hit rate; trending is the baseline).
-The same sampled views train a river bandit by the replay method: the policy pulls a
-source; only when that source's list holds the watched video is the policy rewarded
-(1.0 for a completion, else 0.0), otherwise the sample is skipped.
+Progressive validation (predict, then learn): every `sample_every`-th view, before the
+projection learns from it, checks whether the watched video was in the served top-K
+(the hit rate; the popularity arm's is the baseline's). The same check for each weight
+in `taste_weights` trains a river bandit with full feedback (the view answers for every
+arm); the read path's `explore` lets it draw the taste weight. The served weight itself
+is a parameter, tuned on the tuning seed: the bandit's own evidence includes bots'
+views, which favour popularity.
+
+Besides, river's BiasedMF learns in event time from implicit ratings (a view rates the
+video by its watch fraction, a like is 1.0) and reports its progressive error (MAE/RMSE
+against the running mean rating): the expected watch fraction of a video for a viewer.
+It is not part of the list's score: on the workload, which videos people pick does not
+depend on how much of them they watch.
 
 Ids are interned to small ints (cheap to pickle and hash), all state lives in one
 pickled dataclass checkpointed with the position, time comes from events and every
@@ -27,15 +33,14 @@ random choice from seeded generators in that state: a restart or a rebuild repro
 every output exactly.
 
 Per event the projection learns and keeps its counters; the rows it reports (an item's
-or a viewer's factors, the error metrics) are callables that the view evaluates once per
-key per batch, when it writes: they read the state as the batch's last event for that
-key left it (the model's learning step is in reco_model.py).
+or a viewer's, the error metrics) are callables that the view evaluates once per key per
+batch, when it writes: they read the state as the batch's last event for that key left
+it (the rating model's learning step is in reco_model.py).
 """
 
 import collections
 import copy
 import heapq
-import itertools
 import math
 import pickle
 from abc import ABC, abstractmethod
@@ -53,13 +58,14 @@ from domain.engagement import Engagement
 from domain.erasure import Erasure
 from domain.following import Following
 from domain.video import Video
+from projections import reco_taste
 from projections.base import Projection
 from projections.reco_model import add_error, learn, predict, predict_dot
 
 MODEL = "recommendations"
 BASELINE = "recommendations_baseline"
-ARMS = ("trending", "personal", "following")
-BANDIT_NAME = "sources"
+SOURCES = ("personal", "trending", "following")  # the reasons an item is listed for
+BANDIT_NAME = "taste_weight"
 ERASED_VIEWER = UUID(int=0)  # stands in for a forgotten viewer in the interned ids
 
 
@@ -72,30 +78,43 @@ class RecommendationParams:
     l2_latent: float = 0.01
     like_rating: float = 1.0  # a like is a full-strength positive on the [0, 1] scale
     seed: int = 42
-    popularity_tau_seconds: float = 6 * 3600.0
+    # Popularity: the view rate with a short memory (what is hot now; tuned on seed 42).
+    popularity_tau_seconds: float = 1300.0
     pool_size: int = 100  # popular candidates kept between refreshes
     recent_size: int = 50  # newest available videos, so fresh ones can be recommended
+    tag_pool_size: int = 20  # popular candidates kept per hashtag
+    taste_tags: int = 3  # a viewer's strongest hashtags whose pools join its candidates
     pool_refresh_seconds: float = 600.0
     follow_videos_per_creator: int = 3
     top_k: int = 10
-    sample_every: int = 20  # views between hit-rate checks and bandit replays
-    personal_popularity_weight: float = 0.1  # score += weight * log1p(views per hour)
-    # Thompson sampling (Beta posteriors) by default: under replay an arm whose lists rarely
-    # hold the watched video is rarely updated, and UCB's bound for it then stays infinite.
+    sample_every: int = 20  # views between hit-rate checks (the bandit's feedback)
+    # The score (reco_taste.py): smoothing in views, views/hour floor, follow boost.
+    taste_smoothing: float = 2.0
+    popularity_floor: float = 0.05
+    follow_boost: float = 1.0
+    taste_weight: float = 1.0  # the served lists' (tuned on seed 42)
+    # The bandit's arms for explore: taste weights (0: popularity alone).
+    taste_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    # Thompson sampling (Beta posteriors) by default; explore draws an arm from it.
     bandit: str = "thompson"  # thompson | ucb | epsilon
     ucb_delta: float = 0.5
     epsilon: float = 0.1
 
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return tuple(arm_name(w) for w in self.taste_weights)
+
+
+def arm_name(weight: float) -> str:
+    return f"taste^{weight:g}"
+
 
 DEFAULT_PARAMS = RecommendationParams()
+ARMS = DEFAULT_PARAMS.arms
 
 
-def personal_score(
-    viewer_bias: float, item_bias: float, dot: float, popularity: float, weight: float
-) -> float:
-    """The personal source's ranking score; the reader uses the same formula. The global
-    mean is left out: it shifts every item of a viewer alike."""
-    return viewer_bias + item_bias + dot + weight * math.log1p(popularity)
+def as_is(row: "ViewerRow") -> "ViewerRow":
+    return row
 
 
 def decayed(value: float, since: float, now: float, tau: float) -> float:
@@ -105,14 +124,20 @@ def decayed(value: float, since: float, now: float, tau: float) -> float:
 class ItemRow(NamedTuple):
     creator_id: UUID
     published_at: datetime
-    bias: float
-    factors: list[float]
+    bias: float  # the rating model's item bias (how much of it people watch)
+    topics: dict[str, float]  # hashtag -> 1/k for its k hashtags
     popularity: float  # views per hour at the row's event time
 
 
 class ViewerRow(NamedTuple):
-    bias: float
-    factors: list[float]
+    other: float  # the taste lift of any hashtag not in `lifts`
+    lifts: dict[str, float]  # hashtag -> taste lift, for the hashtags the viewer watched
+
+
+class Recommendation(NamedTuple):
+    video_id: UUID
+    score: float
+    source: str  # personal | trending | following: what lifted it
 
 
 class RecommendationsView(ABC):
@@ -130,23 +155,28 @@ class RecommendationsView(ABC):
 
     @abstractmethod
     def viewer(
-        self, viewer_id: UUID, at: datetime, row: Callable[[int], ViewerRow], u: int
-    ) -> None: ...
+        self, viewer_id: UUID, at: datetime, row: Callable[[ViewerRow], ViewerRow],
+        taste: ViewerRow,
+    ) -> None:  # fmt: skip
+        """The viewer's row is made at the event (`row` returns it as is): its lifts rest
+        on every hashtag's share, which moves with every view, so made later it would not
+        be the row as of the event."""
 
     @abstractmethod
     def seen(self, viewer_id: UUID, video_id: UUID) -> None: ...
 
     @abstractmethod
     def bandit(
-        self, name: str, state: bytes, arms: dict[str, dict[str, float]], at: datetime
-    ) -> None: ...
+        self, name: str, at: datetime, row: Callable[[], tuple[bytes, dict[str, dict[str, float]]]]
+    ) -> None:
+        """The policy (pickled) and its arms' statistics, as of `at` (the latest call wins)."""
 
     @abstractmethod
     def metric(self, model: str, name: str, samples: int, value: Callable[[], float]) -> None: ...
 
     @abstractmethod
     def forget_viewer(self, viewer_id: UUID) -> None:
-        """Drop the viewer's rows (factors, seen pairs), including ones not yet written."""
+        """Drop the viewer's rows (taste, seen pairs), including ones not yet written."""
 
 
 def new_model(p: RecommendationParams) -> Any:
@@ -188,9 +218,7 @@ class RecoState:
     base_mean: Any = field(default_factory=stats.Mean)  # the trivial model: mean rating so far
     views: int = 0
     samples: int = 0
-    hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ARMS, 0))
-    replay_matches: int = 0
-    replay_reward: float = 0.0
+    hits: dict[str, int] = field(default_factory=dict)  # per arm, and "served"
     # Ids are UUID.int (an int hashes and pickles many times faster than a UUID).
     # videos, by interned index (publication order)
     video_ids: list[int] = field(default_factory=list)
@@ -204,14 +232,23 @@ class RecoState:
     creator_ids: list[int] = field(default_factory=list)
     creator_index: dict[int, int] = field(default_factory=dict)
     creator_videos: dict[int, list[int]] = field(default_factory=dict)
+    # hashtags, interned; each video's; their share of all tagged views
+    tag_names: list[str] = field(default_factory=list)
+    tag_index: dict[str, int] = field(default_factory=dict)
+    video_tags: list[tuple[int, ...]] = field(default_factory=list)
+    tag_views: list[float] = field(default_factory=list)
+    tag_total: float = 0.0
     # viewers (a forgotten viewer's id becomes ERASED_VIEWER.int; its index stays taken)
     viewer_ids: list[int] = field(default_factory=list)
     viewer_index: dict[int, int] = field(default_factory=dict)
     seen: dict[int, set[int]] = field(default_factory=dict)
+    taste: dict[int, dict[int, float]] = field(default_factory=dict)  # viewer: tag: views
+    tasted: dict[int, float] = field(default_factory=dict)  # viewer: tagged views
     follow_pairs: dict[int, tuple[int, int]] = field(default_factory=dict)  # viewer, creator
     following: dict[int, dict[int, None]] = field(default_factory=dict)  # ordered sets
     # bounded candidate pools
     pool: list[int] = field(default_factory=list)
+    tag_pools: dict[int, list[int]] = field(default_factory=dict)
     touched: set[int] = field(default_factory=set)
     recent: list[int] = field(default_factory=list)
     pool_at: float = -math.inf
@@ -241,23 +278,27 @@ class RecoState:
 
 class RecommendationsProjection(Projection[RecommendationsView]):
     name = "recommendations"
+    version = 2  # one score (issue 17): the rows hold hashtags and taste lifts
     topics = tuple(
         get_topic(cls)
         for cls in (
-            Video.Published, Video.Restricted, Video.Removed, Video.Restored,
-            Video.DeletedByCreator, Engagement.Viewed, Engagement.Liked, Following.Started,
-            Following.Followed, Following.Unfollowed, Erasure.ViewerForgotten,
+            Video.Published, Video.CaptionEdited, Video.Restricted, Video.Removed,
+            Video.Restored, Video.DeletedByCreator, Engagement.Viewed, Engagement.Liked,
+            Following.Started, Following.Followed, Following.Unfollowed,
+            Erasure.ViewerForgotten,
         )
     )  # fmt: skip
 
     def __init__(self, params: RecommendationParams = DEFAULT_PARAMS) -> None:
         self.params = params
+        self.arms = params.arms
         self.state = self._new_state()
         # Each handler gets the event, its time (epoch seconds) and the view.
         self._handlers: dict[type, Callable[[Any, float, RecommendationsView], None]] = {
             Engagement.Viewed: self._viewed,
             Engagement.Liked: self._liked,
             Video.Published: self._published,
+            Video.CaptionEdited: self._caption_edited,
             Video.Restricted: self._unavailable,
             Video.Removed: self._unavailable,
             Video.DeletedByCreator: self._unavailable,
@@ -269,10 +310,10 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         }
         # Bound once: attribute access would make a new bound method per event.
         self._item_row: Callable[[int, float], ItemRow] = self.item_row
-        self._viewer_row: Callable[[int], ViewerRow] = self.viewer_row
 
     def _new_state(self) -> RecoState:
-        return RecoState(model=new_model(self.params), policy=new_policy(self.params))
+        hits = dict.fromkeys((*self.arms, "served"), 0)
+        return RecoState(model=new_model(self.params), policy=new_policy(self.params), hits=hits)
 
     # -- checkpointing (with the position, in the projection's transaction) ---------------
     def dump_state(self) -> bytes:
@@ -288,7 +329,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         if t > s.now:
             s.now = t
             if t - s.pool_at >= self.params.pool_refresh_seconds:
-                self._refresh_pool(t)
+                self._refresh_pools(t)
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event, t, view)
@@ -306,10 +347,31 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.duration.append(max(event.duration_seconds, 0.1))
         s.pop_value.append(0.0)
         s.pop_at.append(t)
+        s.video_tags.append(self._tags(event.hashtags))
         s.creator_videos.setdefault(c, []).append(i)
         s.recent.append(i)
         del s.recent[: -self.params.recent_size]
         view.item(event.originator_id, event.occurred_at, self._item_row, i, t)
+
+    def _caption_edited(
+        self, event: Video.CaptionEdited, t: float, view: RecommendationsView
+    ) -> None:
+        """New hashtags count for the views from now on (past views keep what they were)."""
+        s = self.state
+        if (i := s.video_index.get(event.originator_id.int)) is not None:
+            s.video_tags[i] = self._tags(event.hashtags)
+            view.item(event.originator_id, event.occurred_at, self._item_row, i, t)
+
+    def _tags(self, hashtags: list[str]) -> tuple[int, ...]:
+        s, out = self.state, []
+        for name in dict.fromkeys(hashtags):
+            tag = s.tag_index.get(name)
+            if tag is None:
+                tag = s.tag_index[name] = len(s.tag_names)
+                s.tag_names.append(name)
+                s.tag_views.append(0.0)
+            out.append(tag)
+        return tuple(out)
 
     def _unavailable(self, event: Any, t: float, view: RecommendationsView) -> None:
         if (i := self.state.video_index.get(event.originator_id.int)) is not None:
@@ -350,9 +412,10 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.base_mean.update(rating)
         s.views += 1
         if s.views % p.sample_every == 0:
-            self._sample(u, i, event.completed, event.occurred_at, view)
-        learn(s.model, u, i, rating, dot)  # _sample only read the model
+            self._sample(u, i, event.occurred_at, view)
+        learn(s.model, u, i, rating, dot)  # _sample only read the state
         self._add_view(i, t)
+        self._add_taste(u, i)
         seen = s.seen.get(u)
         if seen is None:
             seen = s.seen[u] = set()
@@ -366,6 +429,22 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         ):  # fmt: skip
             view.metric(model, name, s.views, metric.get)
 
+    def _add_taste(self, u: int, i: int) -> None:
+        """The view counts for the viewer's hashtags and every hashtag's share."""
+        s = self.state
+        tags = s.video_tags[i]
+        if not tags:
+            return
+        share = 1.0 / len(tags)
+        counts = s.taste.get(u)
+        if counts is None:
+            counts = s.taste[u] = {}
+        for tag in tags:
+            counts[tag] = counts.get(tag, 0.0) + share
+            s.tag_views[tag] += share
+        s.tasted[u] = s.tasted.get(u, 0.0) + 1.0
+        s.tag_total += 1.0
+
     def _liked(self, event: Engagement.Liked, t: float, view: RecommendationsView) -> None:
         s = self.state
         i = s.video_index.get(event.video_id.int)
@@ -376,41 +455,35 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         self._learned(event, u, i, t, view)
 
     def _learned(self, event: Any, u: int, i: int, t: float, view: RecommendationsView) -> None:
-        """The item's and the viewer's rows changed (their weights; the item's popularity)."""
+        """The item's and the viewer's rows changed (the item's popularity, the taste)."""
         view.item(event.video_id, event.occurred_at, self._item_row, i, t)
-        view.viewer(event.viewer_id, event.occurred_at, self._viewer_row, u)
+        view.viewer(event.viewer_id, event.occurred_at, as_is, self.viewer_row(u))
 
-    # -- progressive hit rates and the bandit's replay ----------------------------------
-    def _sample(
-        self, u: int, i: int, completed: bool, at: datetime, view: RecommendationsView
-    ) -> None:
-        s = self.state
-        lists = self._lists(u, s.now)
+    # -- progressive hit rates: the bandit's full feedback ----------------------------------
+    def _sample(self, u: int, i: int, at: datetime, view: RecommendationsView) -> None:
+        """Was the watched video in the served top-K, and in each arm's, made before the
+        view?"""
+        s, p = self.state, self.params
+        candidates = self._candidates(u, s.now)
         s.samples += 1
-        for arm in ARMS:
-            s.hits[arm] += int(i in lists[arm])
+        s.hits["served"] += i in candidates.top(p.taste_weight, p.top_k).tolist()
+        for weight, arm in zip(p.taste_weights, self.arms, strict=True):
+            hit = i in candidates.top(weight, p.top_k).tolist()
+            s.hits[arm] += hit
+            s.policy.update(arm, float(hit))
         k = self.params.top_k
-        for model, name, arm in (
-            (MODEL, f"hit_rate_at_{k}", "personal"), (BASELINE, f"hit_rate_at_{k}", "trending"),
-            (MODEL, f"following_hit_rate_at_{k}", "following"),
-        ):  # fmt: skip
-            view.metric(model, name, s.samples, self._hit_rate(arm))
-        arm = s.policy.pull(list(ARMS))
-        if i not in lists[arm]:
-            return  # replay: the logged view says nothing about this arm's list
-        reward = 1.0 if completed else 0.0
-        s.policy.update(arm, reward)
-        s.replay_matches += 1
-        s.replay_reward += reward
-        view.metric(MODEL, "bandit_reward", s.replay_matches, self._bandit_reward)
-        view.bandit(BANDIT_NAME, pickle.dumps(s.policy, protocol=5), self.bandit_arms(), at)
+        popularity = arm_name(0.0)
+        view.metric(MODEL, f"hit_rate_at_{k}", s.samples, self._hit_rate("served"))
+        if popularity in s.hits:
+            view.metric(BASELINE, f"hit_rate_at_{k}", s.samples, self._hit_rate(popularity))
+        view.bandit(BANDIT_NAME, at, self._bandit_row)
+
+    def _bandit_row(self) -> tuple[bytes, dict[str, dict[str, float]]]:
+        return pickle.dumps(self.state.policy, protocol=5), self.bandit_arms()
 
     def _hit_rate(self, arm: str) -> Callable[[], float]:
         s = self.state
         return lambda: s.hits[arm] / s.samples
-
-    def _bandit_reward(self) -> float:
-        return self.state.replay_reward / self.state.replay_matches
 
     def bandit_arms(self) -> dict[str, dict[str, float]]:
         policy = self.state.policy
@@ -419,58 +492,63 @@ class RecommendationsProjection(Projection[RecommendationsView]):
                 "pulls": float(policy._counts[arm]),  # river keeps these on the policy
                 "reward": arm_value(policy._rewards[arm]) if arm in policy._rewards else 0.0,
             }
-            for arm in ARMS
+            for arm in self.arms
         }
 
-    # -- candidate lists (read-only: calling them never changes the state) ---------------
-    def candidates(self, viewer_id: UUID, at: datetime) -> dict[str, list[UUID]]:
-        """Each source's top-K for a viewer at an event time, as video ids."""
-        u = self.state.viewer_index.get(viewer_id.int, -1)
-        lists = self._lists(u, at.timestamp())
-        ids = self.state.video_ids
-        return {arm: [UUID(int=ids[i]) for i in items] for arm, items in lists.items()}
-
-    def _lists(self, u: int, now: float) -> dict[str, list[int]]:
+    # -- the list (read-only: calling it never changes the state) ------------------------
+    def recommend(
+        self, viewer_id: UUID, at: datetime, weight: float | None = None
+    ) -> list[Recommendation]:
+        """The viewer's top-K at an event time, by the score with the served taste weight
+        (or `weight`)."""
         s, p = self.state, self.params
-        seen = s.seen.get(u, set())
-        pool = [
-            i for i in dict.fromkeys(s.pool + s.recent) if i not in seen and i not in s.unavailable
+        u = s.viewer_index.get(viewer_id.int, -1)
+        weight = p.taste_weight if weight is None else weight
+        c = self._candidates(u, at.timestamp())
+        scores = c.scores(weight)
+        return [
+            Recommendation(
+                UUID(int=s.video_ids[c.items[k]]), float(scores[k]),
+                reco_taste.reason(float(c.lift[k]), bool(c.follows[k]), weight),
+            )
+            for k in c.top(weight, p.top_k).tolist()
+        ]  # fmt: skip
+
+    def _candidates(self, u: int, now: float) -> "Candidates":
+        """The viewer's bounded pools: popular, newest, its strongest hashtags' popular
+        videos and its creators' latest; unseen and available only."""
+        s, p = self.state, self.params
+        seen = s.seen.get(u, ())
+        lift, other = self.taste_of(u)
+        strongest = heapq.nlargest(p.taste_tags, lift, key=lambda t: (lift[t], -t))
+        followed = s.following.get(u, {})
+        mine = [
+            i for c in followed for i in s.creator_videos.get(c, [])[-p.follow_videos_per_creator :]
         ]
-        items = np.array(pool, dtype=np.int64)
-        pop = self._popularities(pool, now)
-        # lexsort: the last key is the primary one; ties go to the older video (lower index).
-        trending = items[np.lexsort((items, -pop))[: p.top_k]].tolist()
-        score = self._raw_scores(u, pool) + p.personal_popularity_weight * np.log1p(pop)
-        personal = items[np.lexsort((items, -score))[: p.top_k]].tolist()
-        followed = [
+        pools = (s.pool, s.recent, *(s.tag_pools.get(t, ()) for t in strongest), mine)
+        items = [
             i
-            for c in s.following.get(u, {})
-            for i in s.creator_videos.get(c, [])[-p.follow_videos_per_creator :]
+            for i in dict.fromkeys(i for pool in pools for i in pool)
             if i not in seen and i not in s.unavailable
         ]
-        mine = np.array(followed, dtype=np.int64)
-        # The newest first among equally popular ones (a new video has no views yet).
-        order = np.lexsort((-mine, -self._popularities(followed, now)))[: p.top_k]
-        following = mine[order].tolist()
-        return {"trending": trending, "personal": personal, "following": following}
+        tags = s.video_tags
+        return Candidates(
+            self,
+            items,
+            self._popularities(items, now),
+            np.array([reco_taste.video_lift(tags[i], lift, other) for i in items], dtype=float),
+            np.array([s.creator_of[i] in followed for i in items], dtype=bool),
+        )
+
+    def taste_of(self, u: int) -> tuple[dict[int, float], float]:
+        s = self.state
+        return reco_taste.lifts(
+            s.taste.get(u, {}), s.tasted.get(u, 0.0), s.tag_views, s.tag_total,
+            self.params.taste_smoothing,
+        )  # fmt: skip
 
     def _predict(self, u: int, i: int) -> float:
         return predict(self.state.model, u, i)
-
-    def _raw_scores(self, u: int, items: list[int]) -> Any:
-        """bu + bi + <pu, qi> for many items at once (as predict, without the mean)."""
-        m = self.state.model
-        # bu + bi elementwise: numpy's float64 addition rounds as Python's does.
-        scores = m.u_biases.get(u, 0.0) + np.array(
-            list(map(m.i_biases.get, items, itertools.repeat(0.0))), dtype=float
-        )
-        pu = m.u_latents.get(u)
-        if pu is not None and items:
-            known = [(k, m.i_latents[i]) for k, i in enumerate(items) if i in m.i_latents]
-            if known:
-                rows, vectors = zip(*known, strict=True)
-                scores[list(rows)] += np.array(vectors) @ pu  # np.stack's matrix, faster
-        return scores
 
     # -- popularity: an event-time decaying view rate ----------------------------------
     def _popularities(self, items: list[int], now: float) -> Any:
@@ -495,23 +573,32 @@ class RecommendationsProjection(Projection[RecommendationsView]):
             s.pop_value[i] += math.exp(-(s.pop_at[i] - t) / tau) / tau
         s.touched.add(i)
 
-    def _refresh_pool(self, now: float) -> None:
-        """The popular pool: the previous pool plus the videos viewed since. Every rate
-        decays alike, so a video that was neither in the pool nor viewed cannot outrank
-        the pool's members now."""
-        s = self.state
-        candidates = [i for i in set(s.pool) | s.touched if i not in s.unavailable]
-        s.pool = heapq.nlargest(
-            self.params.pool_size, candidates, key=lambda i: (self._popularity(i, now), -i)
-        )
+    def _refresh_pools(self, now: float) -> None:
+        """The popular pools: the previous pool plus the videos viewed since, overall and
+        per hashtag. Every rate decays alike, so a video that was neither in a pool nor
+        viewed cannot outrank the pool's members now."""
+        s, p = self.state, self.params
+        ids = list({*s.pool, *s.touched, *(i for pool in s.tag_pools.values() for i in pool)})
+        ids = [i for i in ids if i not in s.unavailable]
+        # The most popular first; ties go to the older video (the lower interned id).
+        order = np.lexsort((np.array(ids, dtype=np.int64), -self._popularities(ids, now)))
+        ranked = [ids[k] for k in order.tolist()]
+        s.pool = ranked[: p.pool_size]
+        pools: dict[int, list[int]] = {}
+        for i in ranked:
+            for tag in s.video_tags[i]:
+                pool = pools.setdefault(tag, [])
+                if len(pool) < p.tag_pool_size:
+                    pool.append(i)
+        s.tag_pools = pools
         s.touched = set()
         s.pool_at = now
 
     def _forget(self, event: Erasure.ViewerForgotten, t: float, view: RecommendationsView) -> None:
-        """Erasure: the viewer's latent factors, bias, seen set and follows leave the model.
-        The item side keeps what it learnt (aggregate weights, not personal data). The
-        viewer's interned index stays taken (others must not move) but names nobody; a
-        later event of the same id starts a new, empty viewer."""
+        """Erasure: the viewer's latent factors, bias, taste, seen set and follows leave the
+        model. The item side keeps what it learnt (aggregate weights and hashtag shares, not
+        personal data). The viewer's interned index stays taken (others must not move) but
+        names nobody; a later event of the same id starts a new, empty viewer."""
         s, m = self.state, self.state.model
         view.forget_viewer(event.viewer_id)
         u = s.viewer_index.pop(event.viewer_id.int, None)
@@ -521,6 +608,8 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         m.u_latents.pop(u, None)
         m.u_biases.pop(u, None)
         s.seen.pop(u, None)
+        s.taste.pop(u, None)
+        s.tasted.pop(u, None)
         s.following.pop(u, None)
         for pair in [k for k, (v, _) in s.follow_pairs.items() if v == u]:
             del s.follow_pairs[pair]
@@ -545,16 +634,40 @@ class RecommendationsProjection(Projection[RecommendationsView]):
     def item_row(self, i: int, t: float) -> ItemRow:
         """Video `i`'s row, its popularity at epoch seconds `t`."""
         s, m = self.state, self.state.model
-        latent = m.i_latents.get(i)
+        tags = s.video_tags[i]
         return ItemRow(
             UUID(int=s.creator_ids[s.creator_of[i]]),
             datetime.fromtimestamp(s.published[i], UTC),
             float(m.i_biases.get(i, 0.0)),
-            [] if latent is None else latent.tolist(),
+            {s.tag_names[tag]: 1.0 / len(tags) for tag in tags},
             self._popularity(i, t),
         )
 
     def viewer_row(self, u: int) -> ViewerRow:
-        m = self.state.model
-        latent = m.u_latents.get(u)
-        return ViewerRow(float(m.u_biases.get(u, 0.0)), [] if latent is None else latent.tolist())
+        """The viewer's taste lifts (the hashtag shares as of now)."""
+        lift, other = self.taste_of(u)
+        names = self.state.tag_names
+        return ViewerRow(other, {names[t]: value for t, value in lift.items()})
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A viewer's candidates (interned ids) and their score's parts, as numpy arrays."""
+
+    projection: RecommendationsProjection
+    items: list[int]
+    popularity: Any  # views per hour
+    lift: Any  # the viewer's taste lift
+    follows: Any  # the viewer follows the creator
+
+    def scores(self, weight: float) -> Any:
+        """reco_taste.score of every candidate, with this taste weight."""
+        p = self.projection.params
+        value = (self.popularity + p.popularity_floor) * self.lift**weight
+        return np.where(self.follows, value * p.follow_boost, value)
+
+    def top(self, weight: float, k: int) -> Any:
+        """Positions of the K best by score, best first; ties go to the older video (the
+        lower interned id)."""
+        order = np.lexsort((np.array(self.items, dtype=np.int64), -self.scores(weight)))
+        return order[:k]

@@ -49,8 +49,10 @@ class RecommendationSource(Enum):
 @strawberry.type
 class Recommendation:
     video_id: UUID
-    score: float
-    source: RecommendationSource = strawberry.field(description="The candidate source")
+    score: float = strawberry.field(description="Views per hour as the viewer's taste weighs them")
+    source: RecommendationSource = strawberry.field(
+        description="What lifted it: the viewer's taste, a followed creator, or popularity"
+    )
 
     @strawberry.field
     async def video(self, info: Info[GraphQLContext, None]) -> Video | None:
@@ -135,8 +137,9 @@ class AlertConnection:
 @strawberry.type
 class IntelligenceQuery:
     @strawberry.field(
-        description="Videos for a viewer: unseen, active only; `explore` lets the source "
-        "bandit choose which candidate source leads"
+        description="Videos for a viewer, unseen and active only, ordered by one score "
+        "(views per hour as the viewer's taste weighs them); `explore` lets the bandit "
+        "draw the taste weight"
     )
     async def recommendations(
         self,

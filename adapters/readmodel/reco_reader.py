@@ -1,18 +1,21 @@
-"""recommendations(viewer, first): candidates from three sources over the read model.
+"""recommendations(viewer, first): one list, ordered by one score, over the read model.
 
-Sources (the same ones the projection evaluates and its bandit chooses between):
-  personal  - the viewer's factors against a bounded pool of popular and recent videos,
-              scored as the projection scores them (projections.recommendations);
-  trending  - popularity (views per hour, decayed to the newest event time recorded);
-  following - the newest videos of creators the viewer follows (rm_follow_pairs).
-Seen videos (rm_reco_seen) and videos that are not active (rm_videos.status) are left out.
+The score is the projection's (projections/reco_taste.py): the video's views per hour
+(decayed to the newest event time recorded) times the viewer's taste lift for its
+hashtags raised to the taste weight, times the follow boost when the viewer follows its
+creator. Every item carries that score and the reason that lifted it (following,
+personal, trending), and the list is ordered by the score (ties by video id).
 
-Without explore the sources are merged by reciprocal-rank fusion (their scores are not on
-one scale; a video ranked high by several sources comes first), ties by video id. With
-explore the stored bandit policy pulls the source that leads: its list comes first, then
-the fused rest. The pull uses the policy's learned statistics with its random generator
-seeded from the viewer and the policy's sample count, so it is stable for one viewer
-until the policy learns again, and varies across viewers. Unknown viewers get trending.
+Candidates are bounded pools of the read model: the most popular videos (by stored
+rate), the newest ones and the newest of the creators the viewer follows. Seen videos
+(rm_reco_seen) and videos that are not active (rm_videos.status) are left out. An
+unknown viewer has lift 1 everywhere: the list is the popular one.
+
+With `explore` the stored bandit draws the taste weight (its arms are weights, learned
+from every sampled view) instead of the served one. The draw uses the policy's learned
+statistics with its random generator seeded from the viewer and the policy's sample
+count, so it is stable for one viewer until the policy learns again, and varies across
+viewers.
 """
 
 import math
@@ -33,20 +36,20 @@ from adapters.readmodel.tables import (
     rm_videos,
 )
 from adapters.readmodel.times import as_utc
-from projections.recommendations import ARMS, BANDIT_NAME, DEFAULT_PARAMS, personal_score
+from projections import reco_taste
+from projections.recommendations import BANDIT_NAME, DEFAULT_PARAMS
 
 MAX_FIRST = 100
 POOL = 300  # popular candidates read (before decay re-orders them)
 RECENT = 100
 FOLLOW_VIDEOS = 100
-RRF_K = 60  # the usual reciprocal-rank-fusion constant
 
 
 @dataclass(frozen=True)
 class RecommendationDTO:
     video_id: UUID
-    score: float
-    source: str  # personal | trending | following
+    score: float  # views per hour as the viewer's taste weighs them (one scale)
+    source: str  # personal | trending | following: what lifted it
 
 
 def recommendations(
@@ -58,25 +61,24 @@ def recommendations(
     if not items:
         return []
     now = max(as_utc(r.updated_at) for r in items.values())
-    popularity = {v: _decayed(r.popularity, as_utc(r.updated_at), now) for v, r in items.items()}
-    lists: dict[str, list[tuple[UUID, float]]] = {
-        "trending": _ranked(popularity),
-    }
-    me = conn.execute(sa.select(rm_reco_viewers).where(rm_reco_viewers.c.viewer_id == viewer_id))
-    row = me.first()
-    if row is not None:
-        w = DEFAULT_PARAMS.personal_popularity_weight
-        lists["personal"] = _ranked(
-            {
-                v: personal_score(row.bias, r.bias, _dot(row.factors, r.factors), popularity[v], w)
-                for v, r in items.items()
-            }
-        )
-    followed = _followed_videos(conn, viewer_id, items)
-    if followed:
-        lists["following"] = _ranked({v: popularity[v] for v in followed})
-    leader = _pull(conn, viewer_id, list(lists)) if explore else None
-    return _merge(lists, first, leader)
+    me = conn.execute(
+        sa.select(rm_reco_viewers).where(rm_reco_viewers.c.viewer_id == viewer_id)
+    ).first()
+    lifts, other = (dict(me.factors), me.bias) if me is not None else ({}, 1.0)
+    creators = _followed_creators(conn, viewer_id)
+    p = DEFAULT_PARAMS
+    weight = _drawn_weight(conn, viewer_id) if explore else p.taste_weight
+    scored = []
+    for video, r in items.items():
+        lift = reco_taste.video_lift(list(r.factors), lifts, other)
+        follows = r.creator_id in creators
+        value = reco_taste.score(
+            _decayed(r.popularity, as_utc(r.updated_at), now), lift, follows,
+            floor=p.popularity_floor, taste_weight=weight, follow_boost=p.follow_boost,
+        )  # fmt: skip
+        scored.append((value, video, reco_taste.reason(lift, follows, weight)))
+    scored.sort(key=lambda s: (-s[0], str(s[1])))
+    return [RecommendationDTO(video, value, source) for value, video, source in scored[:first]]
 
 
 def _candidates(conn: sa.Connection, viewer_id: UUID) -> dict[UUID, sa.Row]:
@@ -108,20 +110,14 @@ def _candidates(conn: sa.Connection, viewer_id: UUID) -> dict[UUID, sa.Row]:
     return items
 
 
-def _followed_videos(
-    conn: sa.Connection, viewer_id: UUID, candidates: dict[UUID, sa.Row]
-) -> list[UUID]:
-    creators = {
-        r.creator_id
-        for r in conn.execute(
+def _followed_creators(conn: sa.Connection, viewer_id: UUID) -> set[UUID]:
+    return set(
+        conn.scalars(
             sa.select(rm_follow_pairs.c.creator_id).where(
                 rm_follow_pairs.c.viewer_id == viewer_id, rm_follow_pairs.c.following.is_(True)
             )
         )
-    }
-    if not creators:
-        return []
-    return [v for v, r in candidates.items() if r.creator_id in creators]
+    )
 
 
 def _decayed(popularity: float, at: datetime, now: datetime) -> float:
@@ -129,20 +125,14 @@ def _decayed(popularity: float, at: datetime, now: datetime) -> float:
     return popularity * math.exp(-age / DEFAULT_PARAMS.popularity_tau_seconds)
 
 
-def _dot(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=False)) if a and b else 0.0
-
-
-def _ranked(scores: dict[UUID, float]) -> list[tuple[UUID, float]]:
-    return sorted(scores.items(), key=lambda kv: (-kv[1], str(kv[0])))
-
-
-def _pull(conn: sa.Connection, viewer_id: UUID, arms: list[str]) -> str | None:
+def _drawn_weight(conn: sa.Connection, viewer_id: UUID) -> float:
+    p = DEFAULT_PARAMS
+    weights = dict(zip(p.arms, p.taste_weights, strict=True))
     row = conn.execute(
         sa.select(rm_reco_bandit.c.state).where(rm_reco_bandit.c.name == BANDIT_NAME)
     ).first()
     if row is None:
-        return random.Random(viewer_id.int).choice(arms)  # no evidence yet: any source
+        return random.Random(viewer_id.int).choice(p.taste_weights)  # no evidence yet
     policy = pickle.loads(bytes(row.state))  # written by our own projection
     # River's policies (and Beta posteriors) draw from their own generators: reseed them.
     seed = viewer_id.int ^ policy._n
@@ -150,29 +140,4 @@ def _pull(conn: sa.Connection, viewer_id: UUID, arms: list[str]) -> str | None:
     for k, reward in enumerate(policy._rewards.values()):
         if hasattr(reward, "_rng"):
             reward._rng = random.Random(seed + k + 1)
-    arm = policy.pull([a for a in ARMS if a in arms])
-    return str(arm)
-
-
-def _merge(
-    lists: dict[str, list[tuple[UUID, float]]], first: int, leader: str | None
-) -> list[RecommendationDTO]:
-    best: dict[UUID, tuple[int, str, float]] = {}  # video -> its best rank, source, score
-    fused: dict[UUID, float] = {}
-    for source, ranked in lists.items():
-        for rank, (video, score) in enumerate(ranked):
-            fused[video] = fused.get(video, 0.0) + 1.0 / (RRF_K + rank + 1)
-            if video not in best or rank < best[video][0]:
-                best[video] = (rank, source, score)
-    order = sorted(fused, key=lambda v: (-fused[v], str(v)))
-    out: list[RecommendationDTO] = []
-    if leader is not None:
-        out = [RecommendationDTO(v, s, leader) for v, s in lists[leader][:first]]
-    taken = {r.video_id for r in out}
-    for v in order:
-        if len(out) >= first:
-            break
-        if v not in taken:
-            _, source, score = best[v]
-            out.append(RecommendationDTO(v, score, source))
-    return out
+    return weights[str(policy.pull(list(p.arms)))]

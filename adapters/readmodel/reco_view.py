@@ -4,6 +4,11 @@ A batch touches the same videos and viewers many times; the view keeps the last 
 per key (the row function's plain arguments) and makes the call once, at flush, then
 writes each table with one statement (bulk.upsert). Every row is absolute, so re-applying a batch
 after a crash is harmless.
+
+What the columns hold (projections.recommendations, reco_taste): rm_reco_items.factors is
+the video's hashtags ({hashtag: 1/k}), bias the rating model's item bias, popularity its
+views per hour at updated_at; rm_reco_viewers.factors is the viewer's taste lift per
+hashtag it watched ({hashtag: lift}) and bias the lift of every other hashtag.
 """
 
 from collections.abc import Callable
@@ -27,11 +32,11 @@ class SqlRecommendationsView(RecommendationsView):
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
         self.items: dict[UUID, tuple[datetime, int, float]] = {}
-        self.viewers: dict[UUID, tuple[datetime, int]] = {}
+        self.viewers: dict[UUID, tuple[datetime, ViewerRow]] = {}
         self.item_row: Callable[[int, float], ItemRow] | None = None
-        self.viewer_row: Callable[[int], ViewerRow] | None = None
+        self.viewer_row: Callable[[ViewerRow], ViewerRow] | None = None
         self.seen_pairs: list[tuple[UUID, UUID]] = []
-        self.bandits: dict[str, tuple[Any, ...]] = {}
+        self.bandits: dict[str, tuple[datetime, Callable[[], tuple[bytes, Any]]]] = {}
         self.metrics = MetricBuffer()
         self.forgotten: set[UUID] = set()
 
@@ -43,18 +48,19 @@ class SqlRecommendationsView(RecommendationsView):
         self.item_row = row
 
     def viewer(
-        self, viewer_id: UUID, at: datetime, row: Callable[[int], ViewerRow], u: int
-    ) -> None:
-        self.viewers[viewer_id] = (at, u)
+        self, viewer_id: UUID, at: datetime, row: Callable[[ViewerRow], ViewerRow],
+        taste: ViewerRow,
+    ) -> None:  # fmt: skip
+        self.viewers[viewer_id] = (at, taste)
         self.viewer_row = row
 
     def seen(self, viewer_id: UUID, video_id: UUID) -> None:
         self.seen_pairs.append((viewer_id, video_id))
 
     def bandit(
-        self, name: str, state: bytes, arms: dict[str, dict[str, float]], at: datetime
+        self, name: str, at: datetime, row: Callable[[], tuple[bytes, dict[str, dict[str, float]]]]
     ) -> None:
-        self.bandits[name] = (name, state, arms, at.astimezone(UTC))
+        self.bandits[name] = (at, row)
 
     def metric(self, model: str, name: str, samples: int, value: Callable[[], float]) -> None:
         self.metrics.add(model, name, samples, value)
@@ -82,7 +88,8 @@ class SqlRecommendationsView(RecommendationsView):
                update={c: SET for c in VIEWER[1:]})  # fmt: skip
         upsert(self.conn, rm_reco_seen, ("viewer_id", "video_id"), self.seen_pairs,
                key=("viewer_id", "video_id"))  # fmt: skip
-        upsert(self.conn, rm_reco_bandit, BANDIT, list(self.bandits.values()), key=BANDIT[:1],
+        bandits = [(name, *row(), at.astimezone(UTC)) for name, (at, row) in self.bandits.items()]
+        upsert(self.conn, rm_reco_bandit, BANDIT, bandits, key=BANDIT[:1],
                update={c: SET for c in BANDIT[1:]})  # fmt: skip
         if items or viewers:
             changed.add("recommendations")

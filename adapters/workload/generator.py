@@ -55,6 +55,7 @@ from adapters.workload.model import (
     WorkloadConfig,
 )
 from adapters.workload.sentiment import CommentWriter, sentiment_turns
+from adapters.workload.taste import Taste
 from adapters.workload.trends import launch_trends
 from adapters.workload.virality import shape_virality
 from adapters.workload.vocabulary import (
@@ -166,6 +167,7 @@ class _Simulation:
         self.trend_starts: list[TrendStart] = []
         self.sentiment_turns: list[SentimentTurn] = []
         self.comments = CommentWriter(config.seed)  # writes comments, records their truth
+        self.taste: Taste | None = None  # viewer interests, made when traffic starts
         self.client_prefix = f"wl{config.seed}"  # live traffic uses its own (live.py)
         # Seconds from midnight UTC to the start: the daily cycle follows the real hour.
         midnight = config.start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -498,8 +500,13 @@ class _Simulation:
             return
         picks = rng.choices(eligible, cum_weights=weights, k=count)
         watchers = rng.choices(self.viewers, cum_weights=self.viewer_cum, k=count)
-        for video, viewer in zip(picks, watchers, strict=True):
-            self.view(viewer, video, t0 + rng.uniform(0.0, length))
+        # Views come in sessions, most from a feed that follows the viewer's taste (taste.py,
+        # its own generator: it groups the watchers, replaces the for-you sessions' global
+        # picks and times the views); the count stays.
+        if self.taste is None:
+            self.taste = Taste(self)
+        for viewer, video, t in self.taste.views(picks, watchers, (eligible, weights), t0, length):
+            self.view(viewer, video, t)
         self.background_moderation(count, eligible, weights, t0)
 
     def eligible(self, published: list[int], t: float) -> tuple[list[int], list[float]]:

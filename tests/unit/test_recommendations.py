@@ -1,15 +1,18 @@
-"""RecommendationsProjection: learning, candidate lists, the bandit's replay, checkpoints."""
+"""RecommendationsProjection: learning, one list by one score, taste, the bandit, checkpoints."""
 
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
+import pytest
+
 from domain.creator import Creator
 from domain.engagement import Engagement
 from domain.erasure import Erasure
 from domain.following import Following
 from domain.video import Video
+from projections import reco_taste
 from projections.recommendations import (
     DEFAULT_PARAMS,
     ERASED_VIEWER,
@@ -33,8 +36,8 @@ class RecordingView(RecommendationsView):
     def seen(self, viewer_id, video_id):
         self.calls.append(("seen", viewer_id, video_id))
 
-    def bandit(self, name, state, arms, at):
-        self.calls.append(("bandit", name, state, arms, at))
+    def bandit(self, name, at, row):
+        self.calls.append(("bandit", name, *row(), at))
 
     def metric(self, model, name, samples, value):
         self.calls.append(("metric", model, name, value(), samples))
@@ -51,9 +54,9 @@ def creator() -> tuple[Creator, list]:
     return c, list(c.collect_events())
 
 
-def publish(c: Creator, at: datetime) -> tuple[Video, list]:
+def publish(c: Creator, at: datetime, hashtags: tuple[str, ...] = ()) -> tuple[Video, list]:
     v = Video.publish(
-        video_id=uuid4(), creator=c, caption="x", hashtags=[], sound_id=None,
+        video_id=uuid4(), creator=c, caption="x", hashtags=list(hashtags), sound_id=None,
         duration_seconds=20, occurred_at=at,
     )  # fmt: skip
     return v, list(v.collect_events())
@@ -126,17 +129,105 @@ def test_seen_restricted_and_removed_videos_are_not_candidates():
     projection = RecommendationsProjection()
     run(projection, events, RecordingView())
 
-    lists = projection.candidates(me, T0 + timedelta(minutes=30))
-    expected = {videos[4].id, videos[5].id}
-    assert {arm: set(items) for arm, items in lists.items()} == {
-        "trending": expected, "personal": expected, "following": expected,
-    }  # fmt: skip
+    listed = projection.recommend(me, T0 + timedelta(minutes=30))
+    assert {r.video_id for r in listed} == {videos[4].id, videos[5].id}
+    assert {r.source for r in listed} == {"following"}  # the viewer follows their creator
     videos[2].restore(case_id=uuid4(), occurred_at=T0 + timedelta(minutes=40))
     run(projection, list(videos[2].collect_events()), RecordingView())
-    assert videos[2].id in projection.candidates(me, T0 + timedelta(minutes=41))["trending"]
+    listed = projection.recommend(me, T0 + timedelta(minutes=41))
+    assert videos[2].id in {r.video_id for r in listed}
 
 
-def test_the_bandit_is_rewarded_only_when_the_pulled_list_holds_the_viewed_video():
+def test_the_list_is_ordered_by_its_one_score():
+    events = workload(seed=3)
+    projection = RecommendationsProjection()
+    run(projection, events, RecordingView())
+    s, p = projection.state, projection.params
+    at = events[-1].occurred_at
+    checked = 0
+    for key in s.viewer_ids[:20]:
+        listed = projection.recommend(UUID(int=key), at)
+        assert 1 <= len(listed) <= p.top_k  # 20 videos: some viewers saw most of them
+        scores = [r.score for r in listed]
+        assert scores == sorted(scores, reverse=True)
+        u = s.viewer_index[key]
+        lift, other = projection.taste_of(u)
+        followed = s.following.get(u, {})
+        for r in listed:  # each score is the formula of its parts, on one scale
+            i = s.video_index[r.video_id.int]
+            parts = (
+                projection._popularity(i, at.timestamp()),
+                reco_taste.video_lift(s.video_tags[i], lift, other),
+                s.creator_of[i] in followed,
+            )
+            expected = reco_taste.score(
+                *parts, floor=p.popularity_floor, taste_weight=p.taste_weight,
+                follow_boost=p.follow_boost,
+            )  # fmt: skip
+            assert r.score == pytest.approx(expected, rel=1e-12)
+            assert r.source == reco_taste.reason(parts[1], parts[2], p.taste_weight)
+            checked += 1
+    assert checked > 100
+    assert {r.source for key in s.viewer_ids for r in projection.recommend(UUID(int=key), at)} == {
+        "personal", "trending", "following",
+    }  # fmt: skip
+
+
+def test_a_viewer_with_a_clear_taste_gets_its_topic_ahead_of_popular_videos():
+    c, events = creator()
+    popular, cooking = [], []
+    for _ in range(12):
+        v, e = publish(c, T0, ("fyp", "dance"))
+        popular.append(v)
+        events += e
+    for _ in range(12):
+        v, e = publish(c, T0, ("fyp", "cooking"))
+        cooking.append(v)
+        events += e
+    at = T0 + timedelta(minutes=1)
+    for n, v in enumerate(popular):  # strangers: dance is what everybody watches
+        for k in range(6 - n // 4):  # twice as popular as cooking, or more
+            events += view(v, uuid4(), at + timedelta(seconds=k), watch=20)
+    for v in cooking:
+        for k in range(3):
+            events += view(v, uuid4(), at + timedelta(seconds=k), watch=20)
+    cook = uuid4()
+    for v in cooking[:6]:  # the viewer watches cooking, and nothing else
+        events += view(v, cook, at + timedelta(seconds=40), watch=20)
+    events.sort(key=lambda e: e.occurred_at)
+    projection = RecommendationsProjection()
+    run(projection, events, RecordingView())
+    later = T0 + timedelta(minutes=2)
+    mine = projection.recommend(cook, later)
+    assert {r.video_id for r in mine[:6]} == {v.id for v in cooking[6:]}  # its topic first
+    assert {r.source for r in mine[:6]} == {"personal"}
+    assert {r.video_id for r in mine[6:]} <= {v.id for v in popular}
+    stranger = projection.recommend(uuid4(), later)  # no taste: the popular ones
+    assert [r.video_id for r in stranger[:8]] == [v.id for v in popular[:8]]
+    assert {r.source for r in stranger} == {"trending"}
+    popularity_only = projection.recommend(cook, later, weight=0.0)
+    assert [r.video_id for r in popularity_only[:8]] == [v.id for v in popular[:8]]
+
+
+def test_a_pickled_state_gives_the_same_lists_and_learns_the_same():
+    events = workload(seed=9)
+    half = len(events) // 2
+    original = RecommendationsProjection()
+    run(original, events[:half], RecordingView())
+    copy = RecommendationsProjection()
+    copy.load_state(original.dump_state())
+    at = events[half].occurred_at
+    for key in original.state.viewer_ids:
+        assert copy.recommend(UUID(int=key), at) == original.recommend(UUID(int=key), at)
+    a, b = RecordingView(), RecordingView()
+    for position, e in enumerate(events[half:], start=half + 1):
+        original.process(e, position, a)
+        copy.process(e, position, b)
+    assert a.calls == b.calls
+    assert copy.dump_state() == original.dump_state()
+
+
+def test_the_bandit_learns_every_arm_from_every_sampled_view():
     c, events = creator()
     hit, e1 = publish(c, T0)
     miss, e2 = publish(c, T0)
@@ -144,22 +235,22 @@ def test_the_bandit_is_rewarded_only_when_the_pulled_list_holds_the_viewed_video
     projection = RecommendationsProjection(replace(DEFAULT_PARAMS, sample_every=1, top_k=1))
     rec = RecordingView()
     run(projection, events, rec)
-    # `hit` is the most popular; a stranger's completed view of it matches trending/personal.
-    for n in range(3):
+    for n in range(3):  # `hit` gets popular: strangers' first views are in every top-1
         run(projection, view(hit, uuid4(), T0 + timedelta(minutes=n + 1), watch=20), rec)
-    pulls = projection.state.policy._counts
-    assert sum(pulls.values()) == projection.state.replay_matches
-    matched = projection.state.replay_matches
-    # A view of a video in no list (its viewer saw it already): never a reward.
     me = uuid4()
-    run(projection, view(miss, me, T0 + timedelta(minutes=10), watch=20), rec)
-    before = projection.state.replay_matches
-    run(projection, view(miss, me, T0 + timedelta(minutes=11), watch=20), rec)
-    assert projection.state.replay_matches == before
-    assert matched >= 1 and projection.state.samples == 5
+    run(projection, view(miss, me, T0 + timedelta(minutes=10), watch=20), rec)  # not listed
+    s = projection.state
+    assert s.samples == 4
+    arms = projection.bandit_arms()
+    assert {a: arms[a]["pulls"] for a in projection.arms} == dict.fromkeys(projection.arms, 4.0)
+    # `hit` is listed first for its three views (at first as the older of two unviewed
+    # videos), `miss` for none: every arm and the served list hit 3 of 4.
+    assert s.hits == {**dict.fromkeys(projection.arms, 3), "served": 3}
+    assert {a: arms[a]["reward"] for a in projection.arms} == dict.fromkeys(
+        projection.arms, 4 / 6
+    )  # Beta(1 + 3, 1 + 1)
     bandits = [call for call in rec.calls if call[0] == "bandit"]
-    assert len(bandits) == projection.state.replay_matches
-    assert bandits[-1][3]["trending"]["pulls"] + bandits[-1][3]["personal"]["pulls"] >= 1
+    assert len(bandits) == 4 and bandits[-1][3] == arms
 
 
 def workload(seed: int) -> list:
@@ -169,7 +260,8 @@ def workload(seed: int) -> list:
     viewers = [UUID(int=rng.getrandbits(128)) for _ in range(30)]
     videos: list[Video] = []
     for n in range(20):
-        v, e = publish(creators[n % 4][0], T0 + timedelta(minutes=10 * n))
+        tags = ("fyp", ("cats", "cars", "cooking")[n % 3])
+        v, e = publish(creators[n % 4][0], T0 + timedelta(minutes=10 * n), tags)
         videos.append(v)
         events += e
     for viewer in viewers[:10]:
@@ -215,7 +307,7 @@ def test_a_rebuild_reproduces_every_output():
 
 def test_a_forgotten_viewer_leaves_the_model_and_a_checkpoint_and_may_start_afresh():
     c, events = creator()
-    video, published = publish(c, T0)
+    video, published = publish(c, T0, ("cats",))
     other, published_other = publish(c, T0)
     events += published + published_other
     me, them = uuid4(), uuid4()
@@ -229,7 +321,7 @@ def test_a_forgotten_viewer_leaves_the_model_and_a_checkpoint_and_may_start_afre
     run(projection, events, RecordingView())
     s = projection.state
     u = s.viewer_index[me.int]
-    assert u in s.model.u_latents and u in s.seen and u in s.following
+    assert u in s.model.u_latents and u in s.seen and u in s.following and u in s.tasted
 
     erasure = Erasure.forget_viewer(viewer_id=me, occurred_at=T0 + timedelta(hours=1))
     rec = RecordingView()
@@ -238,6 +330,7 @@ def test_a_forgotten_viewer_leaves_the_model_and_a_checkpoint_and_may_start_afre
     assert me.int not in s.viewer_index and s.viewer_ids[u] == ERASED_VIEWER.int
     assert u not in s.model.u_latents and u not in s.model.u_biases
     assert u not in s.seen and u not in s.following
+    assert u not in s.taste and u not in s.tasted
     assert all(v != u for v, _ in s.follow_pairs.values())
     assert s.viewer_index[them.int] in s.model.u_latents  # others keep theirs
 

@@ -56,9 +56,10 @@ def test_event_times_never_go_back_and_stay_inside_the_run(small):
 
 
 def test_bot_bursts_are_in_the_ground_truth_with_tiny_watch_times(small):
-    assert len(small.truth.bot_bursts) == SMALL.bot_bursts
+    bursts = [b for b in small.truth.bot_bursts if b.kind == "burst"]
+    assert len(bursts) == SMALL.bot_bursts
     bots = small.truth.bot_viewer_ids
-    for burst in small.truth.bot_bursts:
+    for burst in bursts:
         views = [
             s
             for s in small.signals()
@@ -234,9 +235,10 @@ def test_live_traffic_keeps_its_pace_and_continues_the_history():
         return {e.viewer_id for e in signals if e.kind == "view" and e.traffic_source != "other"}
 
     live_viewers = organic(e for e in events if isinstance(e, Signal))
-    history_viewers = organic(history.signals())
+    history_viewers = organic(history.signals()) - history.truth.bot_viewer_ids  # drips too
     assert live_viewers | history_viewers <= set(stream.sim.viewers)
-    assert len(live_viewers & history_viewers) > 0.5 * len(live_viewers)
+    # Views come in sessions (taste.py): a day of history reaches a part of the population.
+    assert len(live_viewers & history_viewers) > 0.1 * len(live_viewers)
     ids = [e.client_event_id for e in events if getattr(e, "client_event_id", None)]
     assert not set(ids) & {s.client_event_id for s in history.signals()}
 
