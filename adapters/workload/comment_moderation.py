@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 # Per simulated day at the default 5,000 views a day (scaled with views_per_day).
 TOXIC_PER_DAY = 36.0
+MIN_VIEWS_PER_DAY = 2_500
 HARD_NEGATIVES_PER_DAY = 48.0
 TOXIC_KINDS = (("insult", 0.45), ("threat", 0.1), ("spam", 0.3), ("scam", 0.15))
 OBFUSCATED_SHARE = 0.3
@@ -139,7 +140,9 @@ def comment_moderation(sim: "_Simulation") -> None:
     """Write toxic comments and hard negatives, then reports and decisions (see module)."""
     rng = random.Random(f"{sim.config.seed}/comment_moderation")
     cfg = sim.config
-    scale = cfg.views_per_day / 5_000 * cfg.days
+    # At least the volume of 2,500 views a day: smaller workloads (tests) would give the
+    # model too few decisions to learn from.
+    scale = max(cfg.views_per_day, MIN_VIEWS_PER_DAY) / 5_000 * cfg.days
     repeaters = rng.sample(sim.viewers, max(2, int(len(sim.viewers) * REPEAT_ACCOUNTS)))
     moderators = [UUID(int=rng.getrandbits(128), version=4) for _ in range(6)]
     videos = sorted(range(len(sim.videos)), key=lambda i: sim.videos[i].published)
