@@ -1,4 +1,13 @@
-"""BotDetectorProjection: online anomaly scores over per-video, per-minute engagement vectors.
+"""BotDetectorProjection: bot campaigns on videos, by two stages over the same events.
+
+1. Bursts (this module): online anomaly scores over per-video, per-minute engagement
+   vectors, below.
+2. Drips (bot_cohorts.py): bots that imitate people, spread over hours, are invisible
+   minute by minute; every ten minutes, a video whose recent viewers are far more often
+   new accounts watching mostly it than the platform's are is anomalous.
+Both stages share one run per video: any anomalous evidence within `run_gap_minutes`
+of the last continues the same campaign, which raises ONE alert (rule `bot_burst`,
+`details["stage"]` says which stage saw it first).
 
 Views and likes are counted per (video, event-time minute). A minute closes when the
 event-time watermark (the latest event time seen) passes its end by `lateness_seconds`,
@@ -13,11 +22,12 @@ looks like, and a minute without events carries no evidence of bots. Events for 
 minute that has already closed are counted in `late_events` and otherwise ignored.
 
 A score at or above `threshold` in a minute with at least `min_views` views is
-anomalous. Anomalous minutes of one video less than `run_gap_minutes` apart form a run,
-and a run raises ONE alert whose window is the run's first minute, so a ten-minute burst
-is one alert, not ten, and its id is the same on every replay. Time comes only from
-events; the model is seeded; everything lives in the pickled state, so a restart from a
-checkpoint or a rebuild from the first event gives identical scores and alerts.
+anomalous. Anomalous minutes (and cohort slots) of one video less than `run_gap_minutes`
+apart form a run, and a run raises ONE alert whose window is the run's first minute, so
+a ten-minute burst is one alert, not ten, and its id is the same on every replay. Time
+comes only from events; the model is seeded; everything lives in the pickled state, so a
+restart from a checkpoint or a rebuild from the first event gives identical scores and
+alerts.
 """
 
 import heapq
@@ -36,6 +46,7 @@ from domain.engagement import Engagement
 from domain.video import Video
 from projections.alerting import Alert, AlertSink
 from projections.base import Projection
+from projections.bot_cohorts import CohortParams, CohortScore, CohortStage, CohortState
 
 FEATURES = (
     "views", "viewers", "repeat_share", "watch_fraction", "completion_share",
@@ -49,13 +60,28 @@ class BotDetectorParams:
     threshold: float = 0.9  # HalfSpaceTrees score at which a minute is anomalous
     critical_threshold: float = 0.95  # ... and the alert critical rather than a warning
     min_views: int = 5  # fewer views in a minute never alert (too little evidence to act on)
-    run_gap_minutes: int = 10  # anomalous minutes this close belong to one burst: one alert
+    # Anomalous evidence (a minute, a cohort slot) this close to the last belongs to the
+    # same campaign: one alert. Drips last hours and their slots come and go.
+    run_gap_minutes: int = 120
     lateness_seconds: float = 60.0  # how long after its end a minute still accepts events
     window_size: int = 250  # HalfSpaceTrees: minutes per reference window
     n_trees: int = 10
     height: int = 6  # 8 features need no deeper trees; the model is pickled every batch
     seed: int = 42
     view_cap: int = 400  # views per minute at which the (log) volume features saturate
+    # The cohort stage (bot_cohorts.CohortParams, flat here so that replay can --set them).
+    fresh_hours: float = 6.0
+    cohort_slot_minutes: int = 10
+    cohort_window_slots: int = 18  # three hours: a careful drip needs them to show
+    cohort_z: float = 13.0  # per-view counts are overdispersed: an empirical bar (seed 42)
+    cohort_min_flagged: int = 8
+
+    def cohort(self) -> CohortParams:
+        return CohortParams(
+            fresh_hours=self.fresh_hours, slot_minutes=self.cohort_slot_minutes,
+            window_slots=self.cohort_window_slots, z_threshold=self.cohort_z,
+            min_flagged=self.cohort_min_flagged,
+        )  # fmt: skip
 
 
 class BotDetectorView(AlertSink):
@@ -73,6 +99,10 @@ class BotDetectorView(AlertSink):
     ) -> None:
         """One scored minute, with the video's running totals (absolute, so rewriting
         them is harmless)."""
+
+    def cohort(self, video_id: UUID, slot_end: datetime, score: CohortScore) -> None:
+        """One video's cohort score at the end of a slot. Not kept by default (the read
+        model holds minute scores); evaluation views collect them."""
 
 
 @dataclass
@@ -94,7 +124,7 @@ class _Video:
     minutes: int = 0  # minutes scored
     max_score: float = 0.0
     max_minute: int = 0
-    run_last: int | None = None  # latest anomalous minute of the current run
+    run_until: int | None = None  # evidence up to this minute continues the current run
 
 
 def new_model(params: BotDetectorParams) -> anomaly.HalfSpaceTrees:
@@ -119,6 +149,7 @@ class BotDetectorState:
     scored: int = 0
     alerts: int = 0
     late_events: int = 0
+    cohort: CohortState = field(default_factory=CohortState)
 
 
 def minute_at(minute: int) -> datetime:
@@ -127,13 +158,20 @@ def minute_at(minute: int) -> datetime:
 
 class BotDetectorProjection(Projection[BotDetectorView]):
     name = "bot_detector"
-    topics = tuple(get_topic(c) for c in (Video.Published, Engagement.Viewed, Engagement.Liked))
+    topics = tuple(
+        get_topic(c)
+        for c in (
+            Video.Published, Engagement.Viewed, Engagement.Liked, Engagement.Commented,
+            Engagement.Shared,
+        )
+    )  # fmt: skip
 
     def __init__(self, params: BotDetectorParams | None = None) -> None:
         self.params = params or BotDetectorParams()
         self.state = BotDetectorState(new_model(self.params))
         # A minute closes when the watermark reaches this many seconds past its start.
         self._close_after = 60.0 + self.params.lateness_seconds
+        self.cohorts = CohortStage(self.params.cohort(), self.params.lateness_seconds)
 
     # -- checkpointing (with the position, in the projection's transaction) ---------------
     def dump_state(self) -> bytes:
@@ -152,25 +190,33 @@ class BotDetectorProjection(Projection[BotDetectorView]):
         if s.watermark is None or t > s.watermark:
             s.watermark = t
             self._close_due(position, view)
+            if t >= s.cohort.due_at:  # a slot to close (checked here: most events have none)
+                for score in self.cohorts.close_due(s.cohort, t):
+                    self._cohort(score, position, view)
         match event:
             case Video.Published():
                 v = s.videos.setdefault(event.originator_id.int, _Video())
                 v.duration = max(float(event.duration_seconds), 1.0)
+                self.cohorts.published(s.cohort, event.originator_id.int, t)
             case Engagement.Viewed():
-                m = self._minute(event.video_id.int, t)
+                video, viewer = event.video_id.int, event.viewer_id.int
+                m = self._minute(video, t)
                 if m is not None:
                     m.views += 1
-                    m.viewers.add(event.viewer_id.int)
-                    duration = s.videos[event.video_id.int].duration
+                    m.viewers.add(viewer)
+                    duration = s.videos[video].duration
                     if duration is not None:
                         m.watch_fraction += min(event.watch_seconds / duration, 1.0)
                     m.completions += int(event.completed)
                     m.other_source += int(event.traffic_source == "other")
                     m.devices[event.device] = m.devices.get(event.device, 0) + 1
+                self.cohorts.view(s.cohort, video, viewer, t)
             case Engagement.Liked():
                 m = self._minute(event.video_id.int, t)
                 if m is not None:
                     m.likes += 1
+            case Engagement.Commented() | Engagement.Shared():
+                self.cohorts.social(s.cohort, event.viewer_id.int)
 
     def _minute(self, video: int, t: float) -> _Minute | None:
         s = self.state
@@ -232,11 +278,28 @@ class BotDetectorProjection(Projection[BotDetectorView]):
         )  # fmt: skip
         if score < p.threshold or m.views < p.min_views:
             return
-        same_run = v.run_last is not None and minute - v.run_last < p.run_gap_minutes
-        v.run_last = minute
-        if not same_run:  # a new burst: one alert, keyed by its first minute
+        if self._new_run(v, minute):  # a new campaign: one alert, keyed by its first minute
             s.alerts += 1
             view.raise_alert(self._alert(video_id, minute, m, x, score, position))
+
+    def _new_run(self, v: _Video, minute: int, since: int | None = None) -> bool:
+        """Anomalous evidence at `minute` (from events since `since`, a cohort's window):
+        does it start a new run (and alert)? Not if the current run reaches into it."""
+        new = v.run_until is None or (minute if since is None else since) > v.run_until
+        v.run_until = max(v.run_until or minute, minute + self.params.run_gap_minutes - 1)
+        return new
+
+    def _cohort(self, c: CohortScore, position: int, view: BotDetectorView) -> None:
+        s, p = self.state, self.params
+        video_id = UUID(int=c.video)
+        end = (c.slot + 1) * p.cohort_slot_minutes  # minutes since the epoch
+        view.cohort(video_id, minute_at(end), c)
+        if c.z < p.cohort_z:
+            return
+        v = s.videos.setdefault(c.video, _Video())
+        if self._new_run(v, end, since=end - p.cohort_slot_minutes * p.cohort_window_slots):
+            s.alerts += 1
+            view.raise_alert(self._cohort_alert(video_id, end, c, position))
 
     def _alert(
         self, video_id: UUID, minute: int, m: _Minute, x: dict[str, float], score: float,
@@ -259,11 +322,36 @@ class BotDetectorProjection(Projection[BotDetectorView]):
             raised_at=datetime.fromtimestamp(self.state.watermark, UTC),  # detection time
             position=position,
             details={
+                "stage": "minute",
                 "minute": start.isoformat(),
                 "views": m.views,
                 "viewers": len(m.viewers),
                 "likes": m.likes,
                 "vector": x,
             },
+            action="auto_flag",
+        )
+
+    def _cohort_alert(self, video_id: UUID, end: int, c: CohortScore, position: int) -> Alert:
+        assert self.state.watermark is not None
+        at, z = minute_at(end), self.params.cohort_z
+        hours = self.params.cohort_slot_minutes * self.params.cohort_window_slots / 60
+        return Alert(
+            rule="bot_burst",
+            source=self.name,
+            subject_type="video",
+            subject_id=str(video_id),
+            window=at.strftime("%Y-%m-%dT%H:%MZ"),  # the slot's end: one per campaign
+            severity="critical" if c.z >= 2 * z else "warning",
+            score=c.z / (c.z + z),  # in [0, 1): 0.5 at the threshold
+            summary=(
+                f"coordinated new accounts: {c.flagged} new accounts watching mostly this "
+                f"video ({c.repeated} of them again) among its {c.views} views in the "
+                f"{hours:g} hours to {at:%H:%M} UTC (platform: {c.share:.2f} per view, "
+                f"z {c.z:.1f})"
+            ),
+            raised_at=datetime.fromtimestamp(self.state.watermark, UTC),  # detection time
+            position=position,
+            details={"stage": "cohort", "slot_end": at.isoformat(), **c.features},
             action="auto_flag",
         )

@@ -93,7 +93,9 @@ def score_alerts(
     return DetectionScore(name, count, hits, len(truth.bot_bursts), len(detected))
 
 
-def _runs(flagged: Iterable[tuple[UUID, datetime]], gap: timedelta) -> list[tuple[UUID, datetime]]:
+def minute_runs(
+    flagged: Iterable[tuple[UUID, datetime]], gap: timedelta
+) -> list[tuple[UUID, datetime]]:
     """One alert per run of flagged minutes of a video (as the model groups them), raised
     when the run's first minute ends."""
     alerts, last = [], {}
@@ -121,14 +123,16 @@ def bot_detection_report(
     model = score_alerts(alerts, truth, grace=grace)
     active = sorted(minute_views)  # sorted: the draw must not depend on dict order
     picks = random.Random(seed).sample(active, min(len(alerts), len(active)))
-    random_score = score_alerts(_runs(picks, gap), truth, grace=grace, name="random_same_rate")
+    random_score = score_alerts(
+        minute_runs(picks, gap), truth, grace=grace, name="random_same_rate"
+    )
     counts = sorted(minute_views.values())
     p99 = counts[int(0.99 * (len(counts) - 1))] if counts else 0
     loud = [k for k, v in minute_views.items() if v > p99]
-    volume = score_alerts(_runs(loud, gap), truth, grace=grace, name=f"views_p99(>{p99})")
+    volume = score_alerts(minute_runs(loud, gap), truth, grace=grace, name=f"views_p99(>{p99})")
     gated = [k for k, v in minute_views.items() if v >= params.min_views]
     gate = score_alerts(
-        _runs(gated, gap), truth, grace=grace, name=f"views_gate(>={params.min_views})"
+        minute_runs(gated, gap), truth, grace=grace, name=f"views_gate(>={params.min_views})"
     )
     return BotDetectionReport(
         model, (random_score, gate, volume), len(active), {"p99_views": p99, "grace": str(grace)}

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from adapters.workload.bots import bot_drips
 from adapters.workload.comment_moderation import comment_moderation
 from adapters.workload.model import (
     DAY,
@@ -212,6 +213,7 @@ class _Simulation:
         self.follower_base()
         self.report_waves()
         self.bot_bursts()
+        bot_drips(self)  # human-like campaigns, from their own generator
         sentiment_turns(self)  # audiences that sour; before the traffic whose comments sour
         shape_virality(self)  # take-offs after the first hour; before trends' videos
         launch_trends(self)  # new keys; their videos' multipliers shape the traffic

@@ -23,6 +23,7 @@ class WorkloadConfig:
     videos_per_creator_mean: float = 4.0
     views_per_day: int = 5_000
     bot_bursts: int = 3
+    bot_drips: int | None = None  # human-like bot campaigns (bots.py); None: bot_bursts // 2
     report_waves: int = 4
     start: datetime = datetime(2026, 3, 2, tzinfo=UTC)
     batch_size: int = 500  # at most this many signals per EngagementBatch
@@ -41,6 +42,10 @@ class WorkloadConfig:
             raise ValueError("batch_size must be between 1 and 100000")
 
     @property
+    def drip_campaigns(self) -> int:
+        return self.bot_bursts // 2 if self.bot_drips is None else self.bot_drips
+
+    @property
     def end(self) -> datetime:
         return self.start + timedelta(days=self.days)
 
@@ -56,6 +61,7 @@ class WorkloadConfig:
             viewers=n(self.viewers),
             views_per_day=n(self.views_per_day),
             bot_bursts=n(self.bot_bursts) if self.bot_bursts else 0,
+            bot_drips=n(self.bot_drips) if self.bot_drips else self.bot_drips,
             report_waves=n(self.report_waves) if self.report_waves else 0,
         )
 

@@ -74,11 +74,12 @@ def test_scores_and_alerts_land_in_the_read_model_and_a_rebuild_writes_the_same(
     bot_videos = {str(v) for v in workload.truth.bot_video_ids}
     assert alerts and {a.subject_id for a in alerts} <= bot_videos
     assert all(a.action_status == "pending" for a in alerts)  # auto_flag, for the action worker
-    flagged = UUID(alerts[0].subject_id)
     with c.read_engine.connect() as conn:
-        dto = video_anomaly(conn, flagged)
+        dtos = [video_anomaly(conn, UUID(a.subject_id)) for a in alerts]
         assert video_anomaly(conn, UUID(int=0)) is None
-    assert dto is not None and dto.max_score >= 0.9 and dto.minutes >= 2
+    # A burst's video (drips are alerted by the cohort stage, their minutes score low).
+    dto = max((d for d in dtos if d is not None), key=lambda d: d.max_score)
+    assert dto.max_score >= 0.9 and dto.minutes >= 2
     assert set(dto.vector) >= {"views", "repeat_share", "other_source_share"}
 
     # Rebuild from the first event (position and checkpoint gone, rows kept) in other
