@@ -466,11 +466,13 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s, p = self.state, self.params
         candidates = self._candidates(u, s.now)
         s.samples += 1
-        s.hits["served"] += i in candidates.top(p.taste_weight, p.top_k).tolist()
+        hits = {w: i in candidates.top(w, p.top_k).tolist() for w in p.taste_weights}
+        if p.taste_weight not in hits:
+            hits[p.taste_weight] = i in candidates.top(p.taste_weight, p.top_k).tolist()
+        s.hits["served"] += hits[p.taste_weight]
         for weight, arm in zip(p.taste_weights, self.arms, strict=True):
-            hit = i in candidates.top(weight, p.top_k).tolist()
-            s.hits[arm] += hit
-            s.policy.update(arm, float(hit))
+            s.hits[arm] += hits[weight]
+            s.policy.update(arm, float(hits[weight]))
         k = self.params.top_k
         popularity = arm_name(0.0)
         view.metric(MODEL, f"hit_rate_at_{k}", s.samples, self._hit_rate("served"))
