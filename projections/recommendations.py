@@ -110,7 +110,6 @@ def arm_name(weight: float) -> str:
 
 
 DEFAULT_PARAMS = RecommendationParams()
-ARMS = DEFAULT_PARAMS.arms
 
 
 def as_is(row: "ViewerRow") -> "ViewerRow":
