@@ -51,6 +51,7 @@ from river import compose, feature_extraction, linear_model, naive_bayes, optim
 
 from domain.comment_moderation import CommentCase, CommentOutcome
 from domain.engagement import Engagement
+from domain.erasure import Erasure
 from projections.alerting import Alert, AlertSink
 from projections.base import Projection
 from projections.progressive import ProgressiveScore
@@ -225,7 +226,9 @@ def new_model(params: CommentModerationParams) -> Any:
 
 class CommentModerationProjection(Projection[CommentModerationView]):
     name = "comment_moderation"
-    topics = tuple(get_topic(cls) for cls in (Engagement.Commented, *CASE_EVENTS))
+    topics = tuple(
+        get_topic(cls) for cls in (Engagement.Commented, *CASE_EVENTS, Erasure.ViewerForgotten)
+    )
 
     def __init__(self, params: CommentModerationParams | None = None) -> None:
         self.params = params or CommentModerationParams()
@@ -269,6 +272,8 @@ class CommentModerationProjection(Projection[CommentModerationView]):
                     view.comment_case(event.originator_id, case.row(event.occurred_at))
             case CommentCase.Decided():
                 self._decided(event, view)
+            case Erasure.ViewerForgotten():
+                self._forget(event.viewer_id)
             case _:
                 pass  # not ours (a Tick of the leakage check, an event of another topic)
 
@@ -339,6 +344,21 @@ class CommentModerationProjection(Projection[CommentModerationView]):
                 self._learn(oldest.x, False, p.implicit_weight)
         while s.cased and next(iter(s.cased.values())).at < now - p.retention:
             s.cased.popitem(last=False)
+
+    def _forget(self, viewer_id: UUID) -> None:
+        """Erasure: the viewer's comment texts (and their features) and removal record
+        leave the state; open cases keep their counts without the text. The model keeps
+        what it learned from them (aggregate weights, not personal data), as the
+        recommendation model does. Rows already written lose the text through the
+        erasure's read-model purge (adapters/erasure/service.py)."""
+        s = self.state
+        for pending in (s.comments, s.cased):
+            for comment_id in [k for k, c in pending.items() if c.author_id == viewer_id]:
+                del pending[comment_id]
+        for case in s.cases.values():
+            if case.author_id == viewer_id:
+                case.text = None
+        s.removed_by_author.pop(viewer_id, None)
 
     def _learn(self, x: dict[str, Any], removed: bool, weight: float = 1.0) -> None:
         if self.params.learner == "logistic":

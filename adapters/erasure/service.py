@@ -32,6 +32,7 @@ from adapters.erasure.fields import ERASABLE
 from adapters.erasure.keys import KeyStore
 from adapters.erasure.mapper import SEALED_TYPE, keys_for
 from adapters.readmodel import tables as t
+from adapters.readmodel.comment_tables import rm_comment_cases
 from adapters.readmodel.recount import notification_pages
 
 NIL = UUID(int=0)  # stands in for an erased viewer where a row must stay (follow pairs)
@@ -43,6 +44,7 @@ class Purge:
     table: sa.Table
     column: str
     replace_with: Any = "delete"  # "delete" the row, or set the column to this value
+    set_column: str | None = None  # ... or set this other column (rows matched by `column`)
 
 
 # Read-model rows derived from a viewer's events, by table. Follow pairs stay (with the
@@ -57,6 +59,7 @@ PURGES: tuple[Purge, ...] = (
     Purge(t.rm_reco_seen, "viewer_id"),
     Purge(t.rm_follow_pairs, "viewer_id", NIL),
     Purge(t.rm_case_timeline, "actor_id", None),
+    Purge(rm_comment_cases, "author_id", None, set_column="text"),  # the case stays, textless
 )
 
 
@@ -173,10 +176,11 @@ def purge_read_models(engine: sa.Engine, subjects: Iterable[UUID]) -> dict[str, 
             if purge.replace_with == "delete":
                 stmt: Any = sa.delete(purge.table).where(column.in_(ids))
             else:
+                target = purge.table.c[purge.set_column or purge.column]
                 stmt = (
                     sa.update(purge.table)
-                    .where(column.in_(ids))
-                    .values({purge.column: purge.replace_with})
+                    .where(column.in_(ids), target.is_distinct_from(purge.replace_with))
+                    .values({target.name: purge.replace_with})
                 )
             counts[purge.table.name] = conn.execute(stmt).rowcount or 0
     return counts

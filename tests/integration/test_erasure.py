@@ -31,6 +31,7 @@ from adapters.projections.manager import ProjectionManager
 from adapters.projections.registry import OWNED_ROWS
 from adapters.projections.reset import reset_projection
 from adapters.readmodel import tables as t
+from adapters.readmodel.comment_tables import rm_comment_cases
 from adapters.readmodel.recount import all_events
 from adapters.settings import Settings
 from commands.engagement import Signal
@@ -105,6 +106,10 @@ class World:
                     Signal("comment", viewer, video, occurred_at=at, comment_id=cid, text=texts[n])
                 )
                 self.comments[cid] = (viewer, texts[n])
+                if first and n == 0:  # a comment case: the moderators' queue shows the text
+                    c.moderation.report_comment(
+                        cid, video_id=video, reporter_id=uuid4(), reason="spam", occurred_at=at
+                    )
         if first:
             c.engagement.record(Signal("follow", viewer, creator_id=self.creator, occurred_at=at))
             c.moderation.report_video(
@@ -153,6 +158,25 @@ def reco_state(c: Container) -> Any:
     return pickle.loads(bytes(data))  # our own checkpoint
 
 
+def queued_texts(c: Container) -> dict[UUID, str | None]:
+    """The comment-case queue's text per comment (rm_comment_cases)."""
+    q = rm_comment_cases.c
+    with c.write_engine.connect() as conn:
+        return {r.comment_id: r.text for r in conn.execute(sa.select(q.comment_id, q.text))}
+
+
+def pending_texts(c: Container) -> set[str]:
+    """Comment texts the comment moderation model holds in its checkpointed state."""
+    with c.write_engine.connect() as conn:
+        data = conn.execute(
+            sa.select(t.projection_checkpoints.c.state).where(
+                t.projection_checkpoints.c.name == "comment_moderation"
+            )
+        ).scalar_one()
+    state = pickle.loads(bytes(data))  # our own checkpoint
+    return {x.text for pending in (state.comments, state.cased) for x in pending.values()}
+
+
 def rebuild_all(c: Container) -> None:
     """Reset every projection and rebuild it from the first event with fresh instances."""
     fresh = ProjectionManager(c.store, c.content.mapper, c.write_engine, batch_size=7)
@@ -179,6 +203,8 @@ def test_forget_viewer_shreds_comments_and_drops_derived_rows(container: Contain
         assert not any(text.encode() in n.state for text in [*A_TEXTS, B_TEXT])
     assert comment_texts(c) == {cid: text for cid, (_, text) in w.comments.items()}
     assert all(viewer_rows(c, w.a)[table.name] for table in VIEWER_TABLES)
+    assert set(queued_texts(c).values()) == {A_TEXTS[0], B_TEXT}
+    assert A_TEXTS[0] in pending_texts(c)
     before = log(c)
     keys = keys_for(c.store.recorder)
     assert keys.has_key(w.a) and keys.has_key(w.b)
@@ -219,6 +245,10 @@ def test_forget_viewer_shreds_comments_and_drops_derived_rows(container: Contain
 
     gone = viewer_rows(c, w.a)
     assert not any(gone.values()), gone
+    # The comment queue keeps A's case (its counts) without the text; the classifier's
+    # state holds none of A's texts.
+    assert set(queued_texts(c).values()) == {None, B_TEXT}
+    assert not pending_texts(c) & set(A_TEXTS) and B_TEXT in pending_texts(c)
     assert all(viewer_rows(c, w.b).values())
     with c.write_engine.connect() as conn:  # the follow counter still has its pair row
         pairs = conn.execute(sa.select(t.rm_follow_pairs.c.viewer_id)).scalars().all()
@@ -232,6 +262,8 @@ def test_forget_viewer_shreds_comments_and_drops_derived_rows(container: Contain
     assert {name for name, n in back.items() if not n} == {"rm_reco_viewers", "rm_reco_seen"}
     assert w.a not in reco_state(c).viewer_index
     reapply_erasures(c)
+    assert set(queued_texts(c).values()) == {None, B_TEXT}
+    assert not pending_texts(c) & set(A_TEXTS)
     assert not any(viewer_rows(c, w.a).values())
     assert all(viewer_rows(c, w.b).values())
     assert comment_texts(c) == expected
