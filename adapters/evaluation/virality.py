@@ -24,27 +24,32 @@ RULE = "log_views_1h"
 RULE_NAME = "first_hour_views"
 # log1p(views) bin edges: 0, 1, 2-3, 4-7, 8-15, ... views in the first hour.
 EDGES = tuple(math.log1p(2**i - 0.5) for i in range(0, 9))
+WARM_UP = 50  # labels the model learned from before its predictions are scored
 AUC_TARGET = Target(minimum=0.75)
 LOG_LOSS_TARGET = Target(lower_is_better=True)
 
 
 class CollectingView(ViralityView):
-    """Predictions and labels in memory, in the order the projection makes them."""
+    """Predictions and labels in memory, in the order the projection makes them; with
+    each prediction, how many labels the model had learned from (its metrics' samples)."""
 
     def __init__(self) -> None:
         self.predictions: list[tuple[UUID, datetime, float, dict[str, float]]] = []
+        self.learned_before: list[int] = []
         self.labels: dict[UUID, tuple[datetime, bool]] = {}
+        self.learned = 0
 
     def prediction(
         self, video_id: UUID, at: datetime, probability: float, features: dict[str, float]
     ) -> None:
         self.predictions.append((video_id, at, probability, dict(features)))
+        self.learned_before.append(self.learned)
 
     def label(self, video_id: UUID, at: datetime, viral: bool, views_24h: int) -> None:
         self.labels[video_id] = (at, viral)
 
     def metric(self, model: str, name: str, samples: int, value: Any) -> None:
-        pass  # the scorer computes its own, exact figures
+        self.learned = max(self.learned, samples)  # the scorer computes its own figures
 
 
 def run_projection(
@@ -64,15 +69,17 @@ def predict(events: Sequence[tuple[int, Any]]) -> list[Prediction]:
 
 
 def scored(view: CollectingView) -> list[Scored]:
-    """Predictions paired with their labels, from the first label on: before it nothing
-    (model, base rate or the rule's calibration) has anything to learn from, and the
-    first day's predictions would compare three guesses of 0.5."""
-    first = min((at for at, _ in view.labels.values()), default=None)
+    """Predictions paired with their labels. Scored once the model has learned from
+    WARM_UP labels: before, it is a cold start (the first labels come a day after the
+    first videos), and the base rate and the rule are judged on the same predictions.
+    Every label still teaches the baselines."""
     out = []
-    for video, at, p, features in view.predictions:
+    for (video, at, p, features), learned in zip(
+        view.predictions, view.learned_before, strict=True
+    ):
         label = view.labels.get(video)
         if label is not None and label[0] > at:
-            warm = first is not None and first < at
+            warm = learned >= WARM_UP
             out.append(Scored(at, label[0], p, features[RULE], label[1], counted=warm))
     return out
 

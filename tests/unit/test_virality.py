@@ -66,20 +66,28 @@ def run(projection: ViralityProjection, events: list, view: ViralityView) -> Non
         projection.process(e, position, view)
 
 
+def live_already() -> list:
+    """An upload watched before T0: the platform had traffic when the tests' videos came
+    (a video published before the first view is not learned from)."""
+    _, video, published = publish(T0 - timedelta(minutes=2))
+    return published + views(video, [T0 - timedelta(minutes=1)])
+
+
 def test_predicts_at_one_hour_and_labels_at_24_hours_in_event_time():
     _, video, published = publish(T0)
     early = views(video, [T0 + timedelta(minutes=m) for m in (5, 10, 50)])
     late = views(video, [T0 + timedelta(hours=2, minutes=m) for m in range(VIRAL_VIEWERS)])
     *_, tick = publish(T0 + timedelta(hours=25))  # moves the watermark past 24 h
     view = RecordingView()
-    run(ViralityProjection(), published + early + late + tick, view)
+    run(ViralityProjection(), live_already() + published + early + late + tick, view)
 
     kinds = [c[0] for c in view.calls if c[1] == video.id or c[0] == "metric"]
+    assert kinds[-1] == "label" and kinds.count("metric") == 4  # one labelled, learned video
     assert kinds[0] == "prediction" and "label" in kinds
     prediction = next(c for c in view.calls if c[0] == "prediction" and c[1] == video.id)
     assert prediction[2] == T0 + timedelta(hours=1)  # due time, not the wall clock
     assert prediction[4]["log_views_1h"] == math.log1p(3)  # only the first hour
-    label = next(c for c in view.calls if c[0] == "label")
+    label = next(c for c in view.calls if c[0] == "label" and c[1] == video.id)
     assert label[1:] == (video.id, T0 + timedelta(hours=24), True, 3 + VIRAL_VIEWERS)
     metrics = {(c[1], c[2]): c[4] for c in view.calls if c[0] == "metric"}
     assert (
@@ -217,3 +225,15 @@ def test_a_pickled_state_predicts_exactly_like_the_live_one():
         live.process(e, position, a)
         restored.process(e, position, b)
     assert a.calls == b.calls and any(c[0] == "prediction" for c in a.calls)
+
+
+def test_a_video_published_before_any_view_is_labelled_but_not_learned_from():
+    _, video, published = publish(T0)  # the store's first upload: no traffic yet
+    watched = views(video, [T0 + timedelta(hours=2, minutes=m) for m in range(VIRAL_VIEWERS)])
+    *_, tick = publish(T0 + timedelta(hours=25))
+    view = RecordingView()
+    projection = ViralityProjection()
+    run(projection, published + watched + tick, view)
+    assert [c[0] for c in view.calls if c[1] == video.id] == ["prediction", "label"]
+    assert not [c for c in view.calls if c[0] == "metric"]
+    assert projection.state.labels == 1 and not projection.state.calibration.history
