@@ -178,8 +178,13 @@ class BotDetectorProjection(Projection[BotDetectorView]):
         return pickle.dumps(self.state, protocol=5)
 
     def load_state(self, data: bytes | None) -> None:
-        # Our own checkpoint blob, written in the same transaction as the position.
-        self.state = pickle.loads(data) if data else BotDetectorState(new_model(self.params))
+        # Our own checkpoint blob, written in the same transaction as the position. One
+        # from before the cohort stage (no `cohort`) is dropped: the detector starts
+        # afresh from that position (a rebuild gives the full history back).
+        state = pickle.loads(data) if data else None
+        if state is None or not hasattr(state, "cohort"):
+            state = BotDetectorState(new_model(self.params))
+        self.state = state
 
     # -- events ---------------------------------------------------------------------------
     def process(self, event: Any, position: int, view: BotDetectorView) -> None:

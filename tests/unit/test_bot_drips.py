@@ -6,6 +6,7 @@ watch times, devices and sources (no minute stands out), then the detector raise
 alert for it, from the cohort stage; and the same traffic without them raises none.
 """
 
+import pickle
 import random
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -150,3 +151,16 @@ def test_an_object_with_only_an_event_time_closes_slots_and_is_otherwise_ignored
     alerts, _ = alerts_of([*before, Tick(cut)])
     [alert] = alerts
     assert alert.subject_id == str(target.id) and alert.raised_at <= cut
+
+
+def test_a_checkpoint_from_before_the_cohort_stage_is_dropped_not_loaded_half():
+    _, events = scenario(seed=3)
+    first = BotDetectorProjection(PARAMS)
+    run(first, events[:500], CohortRecordingView())
+    old = first.state
+    del old.cohort  # the state's shape before this stage existed
+
+    second = BotDetectorProjection(PARAMS)
+    second.load_state(pickle.dumps(old))
+    assert second.state.watermark is None and second.state.videos == {}
+    run(second, events[500:], CohortRecordingView(), start=501)  # and it runs
