@@ -64,7 +64,7 @@ PRIOR_VIEWS = 4.0  # pseudo-views at the platform's rates: smoothed rates of a q
 class ViralityParams:
     """Replay parameters: change one, rebuild the projection."""
 
-    learning_rate: float = 0.02
+    learning_rate: float = 0.01
     l2: float = 0.001
     calibration_prior: float = 5.0  # pseudo-observations pulling Platt's (a, b) to (1, base)
 
@@ -103,9 +103,12 @@ PREDICT, LABEL = "predict", "label"
 def new_model(params: ViralityParams) -> Any:
     return compose.Pipeline(
         preprocessing.StandardScaler(),
+        # Adam: its per-feature steps suit features on different scales and rarely
+        # non-zero (engagement in a quiet first hour); on the tuning seed it edged SGD
+        # (0.02) and online bagging of ten SGD models, all within 0.01 of ROC AUC.
         linear_model.LogisticRegression(
-            optimizer=optim.SGD(params.learning_rate),
-            intercept_lr=params.learning_rate,
+            optimizer=optim.Adam(params.learning_rate),
+            intercept_lr=2 * params.learning_rate,
             l2=params.l2,
         ),
     )
