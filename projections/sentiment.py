@@ -82,11 +82,11 @@ class SentimentParams:
     bucket_minutes: int = 15
     retention_hours: int = 72  # buckets older than this (before the newest) are dropped
     recent_hours: float = 3.0
-    min_recent: int = 6
-    drop: float = 0.6  # polarity units (+1 positive, 0 neutral, -1 negative) below the baseline
+    min_recent: int = 10
+    drop: float = 0.4  # polarity units (+1 positive, 0 neutral, -1 negative) below the baseline
     max_recent_mean: float = -0.1  # more negative than positive comments, by 10 points
     prior: float = 0.0  # a video's baseline before its comments say otherwise: neutral
-    prior_weight: float = 2.0  # that many pseudo-comments at `prior` in the baseline
+    prior_weight: float = 4.0  # that many pseudo-comments at `prior` in the baseline
 
 
 class SentimentView(AlertSink):

@@ -19,7 +19,8 @@ from e2e.test_intelligence_graphql import gql, wait_for
 
 PRAISE = ("love this", "this is so good", "amazing work", "thank you for this", "beautiful shot")
 ANGER = ("this is so boring", "terrible advice", "what a waste of time", "the worst",
-         "this is stupid", "awful, just awful", "so disappointed in you")  # fmt: skip
+         "this is stupid", "awful, just awful", "so disappointed in you", "this is offensive",
+         "painful to watch", "ugly edit")  # fmt: skip
 SENTIMENT = "comments scored positive negative neutral mean positiveShare negativeShare"
 
 
@@ -68,8 +69,8 @@ def test_sentiment_fields_answer_windows_rankings_and_the_turn(served):
     now = datetime.now(UTC).replace(microsecond=0)
     video, creator = video_of(client, now - timedelta(hours=12))
     comment(client, video, PRAISE * 2, now - timedelta(hours=11), timedelta(minutes=30))
-    token = comment(client, video, (*ANGER, "no me gustó nada"), now - timedelta(minutes=50),
-                    timedelta(minutes=5))  # fmt: skip
+    token = comment(client, video, (*ANGER, "no me gustó nada"), now - timedelta(minutes=45),
+                    timedelta(minutes=4))  # fmt: skip
 
     query = f"""query($id: UUID!, $creator: UUID!) {{
       video(id: $id) {{ day: sentiment {{ {SENTIMENT} }}
@@ -86,24 +87,28 @@ def test_sentiment_fields_answer_windows_rankings_and_the_turn(served):
         lambda: (
             (d := gql(client, query, token, id=video, creator=creator)["data"])["video"]
             and d["video"]["sentimentStatus"]
-            and d["video"]["day"]["comments"] == 18
+            and d["video"]["day"]["comments"] == 21
             and d
         ),
         "the sentiment projection",
     )
     day, hour = data["video"]["day"], data["video"]["hour"]
-    assert (day["comments"], day["scored"], day["positive"], day["negative"]) == (18, 17, 10, 7)
-    assert (hour["comments"], hour["scored"], hour["negative"]) == (8, 7, 7)  # the last 45-60 min
-    assert hour["mean"] < -0.3 and day["positiveShare"] == pytest.approx(10 / 17)
+    assert (day["comments"], day["scored"], day["positive"], day["negative"]) == (21, 20, 10, 10)
+    assert (hour["comments"], hour["scored"], hour["negative"]) == (
+        11,
+        10,
+        10,
+    )  # the last 45-60 min
+    assert hour["mean"] < -0.3 and day["positiveShare"] == pytest.approx(0.5)
     status = data["video"]["sentimentStatus"]
     assert status["status"] == "turning_negative" and status["turns"] == 1
     assert status["baseline"] > 0.5 > -0.5 > status["recentMean"]
-    assert data["video"]["creator"]["sentiment"]["comments"] == 18
-    assert data["creator"]["sentiment"] == {"comments": 8, "negative": 7}
-    assert data["hashtag"]["comments"] == 18 and data["hashtag"]["kind"] == "hashtag"
+    assert data["video"]["creator"]["sentiment"]["comments"] == 21
+    assert data["creator"]["sentiment"] == {"comments": 11, "negative": 10}
+    assert data["hashtag"]["comments"] == 21 and data["hashtag"]["kind"] == "hashtag"
     assert data["hashtag"]["since"] < data["hashtag"]["until"]
-    assert data["sound"]["comments"] == 8
-    assert data["platformSentiment"] == {"comments": 18, "scored": 17}
+    assert data["sound"]["comments"] == 11
+    assert data["platformSentiment"] == {"comments": 21, "scored": 20}
     assert [r["key"] for r in data["sentimentRanking"]] == [video]
     assert data["turningNegativeVideos"] == [
         {"videoId": video, "status": "turning_negative", "video": {"caption": "c"}}

@@ -30,7 +30,8 @@ from projections.sentiment import RULE, TURNING_NEGATIVE, SentimentProjection
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # in the past of the applications' clock
 PRAISE = ("love this", "this is so good", "amazing work", "thank you for this", "beautiful shot")
 ANGER = ("this is so boring", "terrible advice", "what a waste of time", "the worst",
-         "this is stupid", "awful, just awful", "so disappointed in you")  # fmt: skip
+         "this is stupid", "awful, just awful", "so disappointed in you", "this is offensive",
+         "painful to watch", "ugly edit")  # fmt: skip
 
 
 class World:
@@ -89,7 +90,7 @@ def world(request, container_factory, tmp_path: Path) -> World:
 def test_a_video_turning_negative_is_auto_flagged_exactly_once(world: World):
     video = world.video()
     world.comments(video, PRAISE * 2, T0 + timedelta(minutes=10), every=30)  # 10 over 5 h
-    world.comments(video, (*ANGER, "no me gustó nada, qué aburrido"), T0 + timedelta(hours=8), 6)
+    world.comments(video, (*ANGER, "no me gustó nada, qué aburrido"), T0 + timedelta(hours=8), 4)
     world.runner.run_until_idle()
 
     [alert] = world.alerts()
@@ -100,11 +101,11 @@ def test_a_video_turning_negative_is_auto_flagged_exactly_once(world: World):
         languages = dict(conn.execute(
             sa.select(rm_comment_sentiment.c.language, sa.func.count()).group_by("language")
         ).all())  # fmt: skip
-        assert languages == {"en": 17, "es": 1}  # the Spanish comment counted, not scored
+        assert languages == {"en": 20, "es": 1}  # the Spanish comment counted, not scored
         day = sentiment_reader.sentiment(conn, "hashtag", "cats", 1440)
-        assert (day.comments, day.scored, day.negative, day.positive) == (18, 17, 7, 10)
+        assert (day.comments, day.scored, day.negative, day.positive) == (21, 20, 10, 10)
         hour = sentiment_reader.sentiment(conn, "video", str(video), 60)
-        assert hour.comments == 8 and hour.mean is not None and hour.mean < -0.3
+        assert hour.comments == 11 and hour.mean is not None and hour.mean < -0.3
         [worst] = sentiment_reader.ranking(conn, "sound", 1440, "most_negative")
         assert worst.key == "snd-9"
         assert [v.video_id for v in sentiment_reader.turning_negative(conn)] == [video]

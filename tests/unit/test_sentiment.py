@@ -76,11 +76,11 @@ def feed(projection: SentimentProjection, events: list[Any], view: Any = None) -
 
 
 def story() -> list[Any]:
-    """A liked video (8 positive comments over 8 hours), then a pile-on of negatives."""
+    """A liked video (8 positive comments over 8 hours), then a pile-on of 12 negatives."""
     events = [published()]
     events += [commented("+0.6 great", START + timedelta(hours=1 + i), i) for i in range(8)]
     turn = START + timedelta(hours=10)
-    events += [commented("-0.7 awful", turn + timedelta(minutes=5 * i), 100 + i) for i in range(10)]
+    events += [commented("-0.7 awful", turn + timedelta(minutes=5 * i), 100 + i) for i in range(12)]
     return events
 
 
@@ -117,22 +117,28 @@ def test_a_video_whose_audience_turns_negative_raises_one_auto_flag_alert():
     assert (alert.rule, alert.source, alert.action) == (RULE, "sentiment", "auto_flag")
     assert (alert.subject_type, alert.subject_id, alert.window) == ("video", str(VIDEO), "1")
     assert alert.details["flag_reasons"] == [RULE] and 0 < alert.details["flag_score"] <= 1
-    # In event time, at the 5th negative comment: with the last positive one (20:00),
-    # the last 3 hours hold min_recent = 6 comments, averaging (1 - 5) / 6.
-    assert alert.raised_at == START + timedelta(hours=10, minutes=20)
-    assert alert.details["recent_mean"] == pytest.approx(-4 / 6)
-    assert alert.details["baseline"] == pytest.approx(7 / 9)  # 7 earlier +1s, 2 neutral priors
+    # In event time, at the 9th negative comment: with the last positive one (20:00),
+    # the last 3 hours hold min_recent = 10 comments, averaging (1 - 9) / 10.
+    assert alert.raised_at == START + timedelta(hours=10, minutes=40)
+    assert alert.details["recent_mean"] == pytest.approx(-0.8)
+    assert alert.details["baseline"] == pytest.approx(7 / 11)  # 7 earlier +1s, 4 neutral priors
     assert view.states[-1][1] == TURNING_NEGATIVE and view.states[-1][5] == 1
 
 
 def test_a_steadily_negative_video_and_a_few_negative_comments_raise_nothing():
     events = [published()]
-    # always negative: no drop against its own baseline once it has one
-    events += [commented("-0.5 bad", START + timedelta(minutes=40 * i), i) for i in range(30)]
-    view = feed(SentimentProjection(StubScorer(), SentimentParams(prior_weight=0.5)), events)
-    assert view.alerts == []
+    # Negative from the start (one an hour), then busier, still negative: no drop against
+    # its own baseline (-12 / 16 = -0.75 with the 4 neutral priors, -1 is 0.25 below).
+    events += [commented("-0.5 bad", START + timedelta(hours=i), i) for i in range(12)]
+    busy = START + timedelta(hours=12)
+    events += [commented("-0.5 bad", busy + timedelta(minutes=5 * i), 50 + i) for i in range(20)]
+    view = feed(SentimentProjection(StubScorer()), events)
+    assert view.alerts == [] and view.states[-1][2] >= 20  # busy, and no turn
+    # the same burst on a video without that history is a turn
+    fresh = [published(), *events[13:]]
+    assert len(feed(SentimentProjection(StubScorer()), fresh).alerts) == 1
     few = [published()] + [
-        commented("-0.9 awful", START + timedelta(minutes=i), i) for i in range(5)
+        commented("-0.9 awful", START + timedelta(minutes=i), i) for i in range(9)
     ]  # fmt: skip
     assert feed(SentimentProjection(StubScorer()), few).alerts == []  # under min_recent
 
@@ -142,7 +148,7 @@ def test_the_video_is_rearmed_after_recovering_and_a_second_turn_is_a_second_ale
     later = START + timedelta(hours=16)
     events += [commented("+0.8 yay", later + timedelta(minutes=10 * i), 200 + i) for i in range(12)]
     again = later + timedelta(hours=6)
-    events += [commented("-0.8 no", again + timedelta(minutes=5 * i), 300 + i) for i in range(8)]
+    events += [commented("-0.8 no", again + timedelta(minutes=5 * i), 300 + i) for i in range(12)]
     view = feed(SentimentProjection(StubScorer()), events)
     assert [a.window for a in view.alerts] == ["1", "2"]
     assert len({a.id for a in view.alerts}) == 2
