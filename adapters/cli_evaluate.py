@@ -71,7 +71,10 @@ def evaluate_cmd(
             return advance
 
         report = harness.evaluate(config, held_out, tune=tune, models=names, on_run=on_run)
-    Console(width=150).print(table(report))
+    wide = Console(width=150)
+    wide.print(table(report))
+    for line in baselines(report):
+        wide.print(line, highlight=False)
     met = [s for s in report["summaries"] if s["met"] is not None]
     passed = sum(1 for s in met if s["met"])
     if json_out:
@@ -104,9 +107,17 @@ def table(report: dict[str, Any]) -> Table:
                    None: "reported"}[s["met"]]  # fmt: skip
         tuned = tuning.get((s["model"], s["measure"]))
         t.add_row(
-            s["model"], s["measure"], s["target"], value,
-            f"{_mean(s['trivial'])} {s['trivial_name']}".strip(),
-            f"{_mean(s['rule'])} {s['rule_name']}".strip(),
+            s["model"], s["measure"], s["target"], value, _mean(s["trivial"]), _mean(s["rule"]),
             "-" if tuned is None else f"{tuned:.3f}", verdict,
         )  # fmt: skip
     return t
+
+
+def baselines(report: dict[str, Any]) -> list[str]:
+    """One line per model naming its trivial baseline and its simple rule."""
+    seen: dict[str, tuple[str, str]] = {}
+    for s in report["summaries"]:
+        names = seen.setdefault(s["model"], (s["trivial_name"], s["rule_name"]))
+        if not all(names):
+            seen[s["model"]] = (names[0] or s["trivial_name"], names[1] or s["rule_name"])
+    return [f"{m}: trivial = {t or '-'}; simple rule = {r or '-'}" for m, (t, r) in seen.items()]
