@@ -32,6 +32,7 @@ MODELS: dict[str, str] = {
     "comment_moderation": "adapters.evaluation.comment_moderation",
     "virality": "adapters.evaluation.virality",
     "moderation_risk": "adapters.evaluation.moderation_risk",
+    "recommendations": "adapters.evaluation.recommendations",
 }
 
 
