@@ -33,6 +33,7 @@ MODELS: dict[str, str] = {
     "virality": "adapters.evaluation.virality",
     "moderation_risk": "adapters.evaluation.moderation_risk",
     "recommendations": "adapters.evaluation.recommendations",
+    "bots": "adapters.evaluation.bots",
 }
 
 
