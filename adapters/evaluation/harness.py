@@ -23,17 +23,18 @@ TUNING_SEED = 42
 HELD_OUT_FIRST = 101
 EVALUATION_CONFIG = WorkloadConfig(seed=TUNING_SEED, days=3, bot_bursts=30, report_waves=80)
 
-# Scorer modules: each has `score(run: Run) -> list[Figure]` and
-# `predict(events) -> list[Prediction]` (every output of its model, for the leakage check).
+# The name a model's figures carry -> its scorer module, which has `score(run: Run) ->
+# list[Figure]` and `predict(events) -> list[Prediction]` (every output of its model, for
+# the leakage check).
 MODELS: dict[str, str] = {
-    "report_spikes": "adapters.evaluation.report_spikes",
-    "trends": "adapters.evaluation.trends",
+    "report_spike": "adapters.evaluation.report_spikes",
+    "emerging_trends": "adapters.evaluation.trends",
     "sentiment": "adapters.evaluation.sentiment",
     "comment_moderation": "adapters.evaluation.comment_moderation",
     "virality": "adapters.evaluation.virality",
     "moderation_risk": "adapters.evaluation.moderation_risk",
     "recommendations": "adapters.evaluation.recommendations",
-    "bots": "adapters.evaluation.bots",
+    "bot_detector": "adapters.evaluation.bots",
 }
 
 

@@ -26,12 +26,14 @@ def run() -> Run:
     return harness.workload_run(SMALL)
 
 
-def test_every_model_is_registered() -> None:
+def test_every_model_is_registered_under_the_name_its_figures_carry(run: Run) -> None:
     expected = {
-        "virality", "moderation_risk", "recommendations", "bots", "report_spikes", "trends",
-        "sentiment", "comment_moderation",
+        "virality", "moderation_risk", "recommendations", "bot_detector", "report_spike",
+        "emerging_trends", "sentiment", "comment_moderation",
     }  # fmt: skip
     assert expected <= set(harness.MODELS)
+    for name in harness.MODELS:
+        assert {f.model for f in harness.score_run(run, [name])} <= {name}
 
 
 @pytest.mark.parametrize("name", sorted(harness.MODELS))
