@@ -26,7 +26,7 @@ from adapters.workload import WorkloadConfig, drive_application, generate
 from commands.content import ContentApplication
 
 WORKLOAD = WorkloadConfig(
-    seed=7, days=2, creators=40, viewers=800, views_per_day=4000, bot_bursts=3, report_waves=8
+    seed=7, days=3, creators=80, viewers=1200, views_per_day=5000, bot_bursts=3, report_waves=8
 )
 runner = CliRunner()
 
@@ -56,7 +56,9 @@ def test_replay_reports_the_figures_evaluate_computes_for_the_same_events(tmp_pa
     with_truth = _by_key([harness.figure_json(f) for f in harness.score_run(evaluated)])
 
     replayed = _by_key(_replay(url, tmp_path)["model_figures"])
-    assert {"virality.roc_auc", "recommendations.hit_rate_at_10"} <= set(replayed)
+    assert {"virality.roc_auc", "moderation_risk.roc_auc", "recommendations.hit_at_10"} <= set(
+        replayed
+    )
     for key, figure in replayed.items():
         assert figure == normalized(with_truth[key]), key
     # The figures left out need the generator's truth, which a store does not hold.
