@@ -498,8 +498,8 @@ class _Simulation:
         """`count` views (and what follows them) spread over [t0, t0 + length)."""
         rng = self.rng
         eligible, weights = self.eligible(published, t0)
-        if not count or not eligible:
-            return
+        if not count or not eligible or weights[-1] <= 0:
+            return  # nothing to watch (e.g. a tiny catalogue removed, only trends' videos left)
         picks = rng.choices(eligible, cum_weights=weights, k=count)
         watchers = rng.choices(self.viewers, cum_weights=self.viewer_cum, k=count)
         # Views come in sessions, most from a feed that follows the viewer's taste (taste.py,

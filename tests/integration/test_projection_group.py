@@ -310,13 +310,17 @@ def test_a_group_reconnects_when_the_connection_it_holds_is_lost(store, backend)
     pid = held.connection.driver_connection.info.backend_pid
     with engine.connect() as admin:
         admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        # pg_terminate_backend only signals: wait until the backend is gone, or the group's
-        # next round may still find it alive and the loss come later, anywhere.
-        deadline = time.monotonic() + 30
-        alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
-        while admin.execute(alive, {"pid": pid}).scalar_one():
-            assert time.monotonic() < deadline, "the terminated backend never went away"
-            time.sleep(0.05)  # polling; the deadline bounds the wait
+    # pg_terminate_backend only signals: wait until the backend is gone, or the group's
+    # next round may still find it alive and the loss come later, anywhere. (A new
+    # connection per look: pg_stat_activity is a snapshot for a transaction's duration.)
+    deadline = time.monotonic() + 30
+    alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+    while True:
+        with engine.connect() as admin:
+            if not admin.execute(alive, {"pid": pid}).scalar_one():
+                break
+        assert time.monotonic() < deadline, "the terminated backend never went away"
+        time.sleep(0.05)  # polling; the deadline bounds the wait
     drive_application(store, generate(WorkloadConfig(seed=6, creators=2, viewers=5,
                                                      views_per_day=20)).commands)  # fmt: skip
     # The optimistic attempt fails on the lost connection; SQLAlchemy reconnects an
