@@ -6,12 +6,19 @@ import random
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
+import pytest
 from river import compose, linear_model, optim, preprocessing
 
 from domain.creator import Creator
 from domain.engagement import Engagement
 from domain.video import Video
-from projections.virality import VIRAL_VIEWERS, ViralityProjection, ViralityState, ViralityView
+from projections.virality import (
+    VIRAL_VIEWERS,
+    ViralityParams,
+    ViralityProjection,
+    ViralityState,
+    ViralityView,
+)
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -237,3 +244,35 @@ def test_a_video_published_before_any_view_is_labelled_but_not_learned_from():
     assert [c[0] for c in view.calls if c[1] == video.id] == ["prediction", "label"]
     assert not [c for c in view.calls if c[0] == "metric"]
     assert projection.state.labels == 1 and not projection.state.calibration.history
+
+
+def final_metrics(params: ViralityParams, events: list) -> dict[tuple[str, str], float]:
+    view = RecordingView()
+    run(ViralityProjection(params), events, view)
+    return {(c[1], c[2]): c[3] for c in view.calls if c[0] == "metric"}
+
+
+def test_relearning_past_labels_steadies_a_model_that_has_seen_few():
+    # One pass over ~150 labels with a tenth positive leaves the regression half-trained;
+    # relearning past examples with every label is what a few epochs would do.
+    for seed in (1, 3, 7):
+        events = rare_virals(seed)
+        once = final_metrics(ViralityParams(replay=0), events)
+        replayed = final_metrics(ViralityParams(replay=10), events)
+        assert replayed[("virality", "log_loss")] < once[("virality", "log_loss")]
+        assert replayed[("virality", "roc_auc")] > once[("virality", "roc_auc")]
+
+
+def test_the_model_learns_from_its_inputs_only_and_reports_every_feature():
+    projection, view = ViralityProjection(ViralityParams(inputs=("log_views_1h",))), RecordingView()
+    run(projection, rare_virals(seed=2, n=80), view)
+    weights = projection.state.model["LogisticRegression"].weights
+    assert set(weights) == {"log_views_1h"}
+    reported = next(c[4] for c in view.calls if c[0] == "prediction")
+    assert {"log_views_1h", "engagement_rate_1h", "log_creator_followers"} <= set(reported)
+
+
+@pytest.mark.parametrize("bad", [{"replay": -1}, {"inputs": ()}, {"learning_rate": 0.0}])
+def test_parameters_that_cannot_work_are_refused(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        ViralityParams(**bad)
