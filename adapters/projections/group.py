@@ -494,14 +494,17 @@ class ProjectionGroup(FollowingWorker):
             engine = members[0].engine
             sqlite = engine.dialect.name == "sqlite"  # one writer at a time anyway
             try:
-                got = run_round(
-                    members, self.store, self.mapper, self.batch_size, on_failure=self._failed,
-                    lanes=None if sqlite else self._lanes,
-                    lane_count=1 if sqlite else self.lane_count,
-                    known=self._known, optimistic=not self.failures, held=self._hold(engine),
-                )  # fmt: skip
+                got = self._run(members, engine, sqlite)
+            except sa.exc.DBAPIError as e:
+                self._release(engine)  # broken (a restarted database): a new one next time
+                if not e.connection_invalidated:
+                    raise
+                # The connection this group held was lost between rounds (its first
+                # statement found it closed): nothing of the round was applied, so run it
+                # once more on a new connection.
+                got = self._run(members, engine, sqlite)
             except Exception:
-                self._release(engine)  # it may be broken (a restarted database): a new one
+                self._release(engine)  # it may be broken: a new one
                 raise
             moved.update(got)
         for name in moved:
@@ -510,6 +513,15 @@ class ProjectionGroup(FollowingWorker):
             runner = next(r for r in active if r.name == name)
             runner.last_error = None
         return moved
+
+    def _run(
+        self, members: list[ProjectionRunner], engine: sa.Engine, sqlite: bool
+    ) -> dict[str, int]:
+        return run_round(
+            members, self.store, self.mapper, self.batch_size, on_failure=self._failed,
+            lanes=None if sqlite else self._lanes, lane_count=1 if sqlite else self.lane_count,
+            known=self._known, optimistic=not self.failures, held=self._hold(engine),
+        )  # fmt: skip
 
     def _hold(self, engine: sa.Engine) -> sa.Connection | None:
         """The connection this group keeps for its rounds on a PostgreSQL engine (idle
