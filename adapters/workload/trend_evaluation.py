@@ -1,29 +1,19 @@
-"""Synthetic streams for EmergingTrendsProjection, and the older organic-entries measure.
+"""Synthetic streams for EmergingTrendsProjection, for tests and `evaluate_synthetic`.
 
 The workload's own trends (new hashtags and sounds, some taking off, some fizzling; see
-adapters/workload/trends.py) are scored by adapters/evaluation/trends.py. Here:
-
-- synthetic streams (`synthetic_stream`), for tests: a dozen hashtags, each on a few
-  videos, with Zipf shares of a diurnal platform rate (peak-to-trough 4:1). Without
-  changes they measure false alarms on stationary traffic; `step` multiplies one key's
-  share at a known time, `surge` the whole platform's rate, and `launch` adds a tag that
-  did not exist, whose share grows and then decays (a take-off, or a fizzle when its top
-  is low);
-- a workload's event stream against organic "top-5 entries" (`evaluate_events`, the
-  measure the first `reelpulse evaluate` report used, kept until that report is
-  replaced): a detection is confirmed when the key's share of views in the 2 hours after
-  it is at least 1.5 times its share in the 6 hours before, and it is "early" when the
-  key then ENTERS the top 5 of its kind by views in the trailing hour within 6 hours.
-  MIN_PER_HOUR is the volume floor those entries were defined with. Its trivial
-  baseline flags a key when a bucket's count exceeds 2x the key's running mean per
-  bucket, with the same floor.
+adapters/workload/trends.py) are scored by adapters/evaluation/trends.py. A synthetic
+stream (`synthetic_stream`) has a dozen hashtags, each on a few videos, with Zipf shares
+of a diurnal platform rate (peak-to-trough 4:1). Without changes it measures false alarms
+on stationary traffic; `step` multiplies one key's share at a known time, `surge` the
+whole platform's rate, and `launch` adds a tag that did not exist, whose share grows and
+then decays (a take-off, or a fizzle when its top is low).
 """
 
 import math
 import random
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -34,7 +24,6 @@ from projections.alerting import Alert
 from projections.emerging_trends import (
     EmergingTrendsProjection,
     EmergingTrendsView,
-    Key,
     TrendParams,
 )
 
@@ -200,185 +189,3 @@ def evaluate_synthetic(
         false_alarms / (len(seeds) * days), len(delays), len(seeds),
         statistics.median(delays) if delays else None, wrong,
     )  # fmt: skip
-
-
-# -- a workload's event stream -----------------------------------------------------------
-@dataclass
-class _Series:
-    """Views per (kind, key) per bucket, and per bucket in total, straight from the events."""
-
-    bucket: timedelta
-    counts: dict[Key, dict[int, int]] = field(default_factory=dict)
-    totals: dict[int, int] = field(default_factory=dict)
-
-    def share(self, key: Key, start: int, stop: int) -> float:
-        total = sum(self.totals.get(b, 0) for b in range(start, stop))
-        mine = self.counts.get(key, {})
-        return sum(mine.get(b, 0) for b in range(start, stop)) / total if total else 0.0
-
-
-def _series(events: Iterable[Any], bucket: timedelta) -> _Series:
-    s, videos = _Series(bucket), {}
-    for e in events:
-        if isinstance(e, Video.Published):
-            videos[e.originator_id] = [("hashtag", t) for t in e.hashtags] + (
-                [("sound", e.sound_id)] if e.sound_id else []
-            )
-        elif isinstance(e, Video.CaptionEdited) and e.originator_id in videos:
-            sound = [k for k in videos[e.originator_id] if k[0] == "sound"]
-            videos[e.originator_id] = [("hashtag", t) for t in e.hashtags] + sound
-        elif isinstance(e, Engagement.Viewed) and e.video_id in videos:
-            b = (e.occurred_at - START) // bucket
-            s.totals[b] = s.totals.get(b, 0) + 1
-            for key in videos[e.video_id]:
-                per = s.counts.setdefault(key, {})
-                per[b] = per.get(b, 0) + 1
-    return s
-
-
-def _baseline_detections(s: _Series, p: TrendParams) -> list[tuple[Key, int]]:
-    """The trivial rule: count > 2x the key's running mean per bucket (and the volume floor)."""
-    out, per_hour = [], 60.0 / p.bucket_minutes
-    for key, per in s.counts.items():
-        mean, emerging = 0.0, False
-        for n, b in enumerate(range(min(per), max(s.totals) + 1)):
-            c = per.get(b, 0)
-            if n and not emerging and c > 2 * mean and c * per_hour >= MIN_PER_HOUR:
-                emerging = True
-                out.append((key, b + 1))  # known when the bucket closes
-            elif emerging and c < p.exit_lift * mean:
-                emerging = False
-            mean += (c - mean) / (n + 1)
-    return out
-
-
-def _tops(s: _Series) -> dict[int, dict[str, set[str]]]:
-    """Top-K keys per kind by views in the trailing hour, at every hour boundary (bucket)."""
-    hour = timedelta(hours=1) // s.bucket
-    out = {}
-    for b in range(hour, max(s.totals) + 2, hour):
-        top: dict[str, set[str]] = {}
-        for kind in ("hashtag", "sound"):
-            views = {
-                k[1]: sum(per.get(x, 0) for x in range(b - hour, b))
-                for k, per in s.counts.items()
-                if k[0] == kind
-            }
-            top[kind] = set(sorted(views, key=lambda k: (-views[k], k))[:TOP_K])
-        out[b] = top
-    return out
-
-
-@dataclass(frozen=True)
-class StreamReport:
-    detections: int
-    confirmed: int  # share after >= 1.5x share before
-    early: int  # detections after which the key entered the top 5
-    median_lead_minutes: float | None
-    entries: int  # top-5 entries (after the first 6 hours) in the stream
-    caught: int  # entries with a detection of the key in the 6 hours before
-
-    @property
-    def precision(self) -> float:
-        return self.confirmed / self.detections if self.detections else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.caught / self.entries if self.entries else 0.0
-
-
-def _entries(
-    s: _Series, tops: dict[int, dict[str, set[str]]], min_per_hour: float,
-    bursts: list[tuple[int, int]],
-) -> list[tuple[Key, int]]:  # fmt: skip
-    """Organic emergences: (key, hour bucket) where the key enters the top K (in none of the
-    previous 6 hours), with at least `min_per_hour` views in that hour and twice its hourly
-    average of those 6 hours, and no bot burst in that hour (a burst is not a trend)."""
-    before, hour, out = BEFORE // s.bucket, timedelta(hours=1) // s.bucket, []
-    for h, top in sorted(tops.items()):
-        if h < before or any(a < h and h - hour <= z for a, z in bursts):
-            continue  # everything "enters" while the platform warms up
-        for kind, names in top.items():
-            for name in sorted(names):
-                per = s.counts[(kind, name)]
-                last = sum(per.get(b, 0) for b in range(h - hour, h))
-                prior = sum(per.get(b, 0) for b in range(h - before, h - hour)) / 5
-                if last < min_per_hour or last < 2 * prior:
-                    continue
-                if not any(name in t[kind] for g, t in tops.items() if h - before <= g < h):
-                    out.append(((kind, name), h))
-    return out
-
-
-def _score(
-    s: _Series, detections: list[tuple[Key, int]], min_per_hour: float,
-    bursts: list[tuple[int, int]],
-) -> StreamReport:  # fmt: skip
-    before, after = BEFORE // s.bucket, AFTER // s.bucket
-    tops, horizon = _tops(s), ENTRY_HORIZON // s.bucket
-    confirmed, leads = 0, []
-    for key, b in detections:
-        if s.share(key, b, b + after) >= CONFIRM_LIFT * s.share(key, b - before, b):
-            confirmed += 1
-        kind, name = key
-        was_top = any(name in top[kind] for h, top in tops.items() if b - before <= h <= b)
-        entry = next(
-            (h for h, top in sorted(tops.items()) if b < h <= b + horizon and name in top[kind]),
-            None,
-        )
-        if not was_top and entry is not None:
-            leads.append((entry - b) * s.bucket / timedelta(minutes=1))
-    entries = _entries(s, tops, min_per_hour, bursts)
-    caught = sum(
-        any(k == key and h - horizon <= b < h for k, b in detections) for key, h in entries
-    )
-    return StreamReport(
-        len(detections), confirmed, len(leads), statistics.median(leads) if leads else None,
-        len(entries), caught,
-    )  # fmt: skip
-
-
-def evaluate_events(
-    events: list[Any], params: TrendParams | None = None,
-    bursts: Iterable[tuple[datetime, datetime]] = (),
-) -> dict[str, StreamReport]:  # fmt: skip
-    """The projection and the trivial baseline on the same event stream (in log order).
-    `bursts`: the workload's bot bursts (GroundTruth.bot_bursts start and end)."""
-    p = params or TrendParams()
-    bucket = timedelta(minutes=p.bucket_minutes)
-    s = _series(events, bucket)
-    spans = [((a - START) // bucket, (z - START) // bucket) for a, z in bursts]
-    view = run(EmergingTrendsProjection(p), events)
-    model = [((a.subject_type, a.subject_id), (a.raised_at - START) // bucket) for a in view.alerts]
-    return {
-        "emerging_trends": _score(s, model, MIN_PER_HOUR, spans),
-        "baseline_2x_mean": _score(s, _baseline_detections(s, p), MIN_PER_HOUR, spans),
-    }
-
-
-def store_events(container: Any) -> list[Any]:
-    """The event store's events that EmergingTrendsProjection reads, in log order."""
-    from adapters.readmodel.recount import stored_events  # adapters: only when called
-
-    topics = EmergingTrendsProjection.topics
-    return [e for _, e in stored_events(container.store, container.content.mapper, topics)]
-
-
-def evaluate_workload(
-    config: Any = None, params: TrendParams | None = None
-) -> dict[str, StreamReport]:
-    """Generate a workload (default WorkloadConfig(seed=42, days=3)), run it through the
-    applications into an in-memory store, and score the projection and the baseline."""
-    from adapters.bootstrap import bootstrap  # the composition root: only when called
-    from adapters.settings import Settings
-    from adapters.workload import WorkloadConfig, drive_application, generate
-
-    workload = generate(config or WorkloadConfig(seed=42, days=3))
-    container = bootstrap(Settings(database_url="memory://"))
-    try:
-        drive_application(container, workload.commands)
-        events = store_events(container)
-    finally:
-        container.close()
-    bursts = [(b.start, b.end) for b in workload.truth.bot_bursts]
-    return evaluate_events(events, params, bursts)
