@@ -13,12 +13,13 @@ model learns. Delayed labels are held in a heap ordered by due time.
 
 The model: features first (the first hour's views against the platform's traffic at
 that hour, how those viewers watched and engaged, the creator's followers and recent
-views; all reported with each prediction), a standardized logistic regression on three
-of them (river's naive Bayes, Hoeffding tree and adaptive random forest did worse in the
-evaluation harness on the tuning seed), then an online Platt calibration of its log-odds
-towards the base rate, so that its probabilities mean what they say while the regression
-is still learning from a rare positive class. A few hundred labels with a tenth positive
-are too few for one online pass: each label is followed by REPLAY relearned past examples
+views; all reported with each prediction), a standardized logistic regression on two of
+them, the first hour's views and engagement rate (ViralityParams.inputs; river's naive
+Bayes, Hoeffding tree and adaptive random forest did worse in the evaluation harness on
+the tuning seed), then an online Platt calibration of its log-odds towards the base
+rate, so that its probabilities mean what they say while the regression is still
+learning from a rare positive class. A few hundred labels with a tenth positive are too
+few for one online pass: each label is followed by `replay` relearned past examples
 (drawn by a generator seeded with the label count, so a replay repeats them), which
 steadies the weights the way a few epochs would.
 Videos published before the first view the projection saw are labelled (their creators'
@@ -314,12 +315,12 @@ class ViralityProjection(Projection[ViralityView]):
                 self._label(video, w, at, view)
 
     def features(self, w: Window, at: float) -> dict[str, float]:
-        """The model's input at the end of the first hour (`at`, epoch seconds). Chosen by
-        the evaluation harness on the tuning seed (ROC AUC 0.82 where the first-hour views
-        rule has 0.78): with a few hundred labels, an online linear model also given the
-        like and share rates, the creator's past hit rate and average viewers, the hour
-        of day and the platform's traffic learned worse (0.65): each added noise it could
-        not average out, and the hour of day is in the views' share of the platform's."""
+        """What is known at the end of the first hour (`at`, epoch seconds), reported with
+        every prediction; the model learns from `params.inputs` of them (see there for
+        why so few). Earlier rounds on the tuning seed also tried like and share rates,
+        the creator's past hit rate and average viewers, the hour of day and the
+        platform's traffic: each added noise a few hundred labels could not average out,
+        and the hour of day is in the views' share of the platform's."""
         s = self.state
         h = s.creators.get(w[CREATOR]) or [0, 0, 0, 0, 0.0, 0.0]
         views, (n, completions, watched, likes, shares) = w[VIEWS], s.totals
