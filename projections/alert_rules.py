@@ -56,7 +56,8 @@ class AlertThresholds:
     # when reported: reporters are not drawn from viewers).
     report_spike_min_views: int = 0
     # A spike is critical (escalate to "critical" instead of "high") when this many
-    # reports, or this share of the video's views, are in the window when it fires.
+    # reports, or this share of the video's views (on a video with at least
+    # report_spike_reports views), are in the window when it fires.
     report_spike_critical_reports: int = 30
     report_spike_critical_share: float = 0.25
     strike_threshold: int = 2  # one before the automatic suspension at 3
@@ -156,9 +157,10 @@ class AlertRulesProjection(Projection[AlertRulesView]):
         if r.in_spike or count < th.report_spike_reports or views < th.report_spike_min_views:
             return
         r.in_spike = True
-        critical = (
-            count >= th.report_spike_critical_reports
-            or count >= th.report_spike_critical_share * views
+        # The share of viewers who reported means something only on a watched video: mass
+        # reports on an unwatched one (0.25 x 0 views) are brigading, not a crisis.
+        critical = count >= th.report_spike_critical_reports or (
+            views >= th.report_spike_reports and count >= th.report_spike_critical_share * views
         )
         reasons = Counter(r.reasons).most_common()
         view.raise_alert(

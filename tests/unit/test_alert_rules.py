@@ -1,6 +1,7 @@
 """AlertRulesProjection: report spikes and strike thresholds over event-time windows."""
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -137,6 +138,10 @@ def test_a_large_spike_is_critical():
     ))] == ["critical"]  # fmt: skip
     [a] = run(few_views.events)
     assert (a.severity, a.details["priority"]) == ("critical", "critical")
+    # Mass reports on a video nobody watched: a spike, but the share of viewers says nothing.
+    unwatched = Story().reports(minutes(1, 2, 3, 4, 5)).events
+    [a] = run(unwatched, replace(TH, report_spike_min_views=0))
+    assert (a.severity, a.details["priority"], a.details["views"]) == ("warning", "high", 0)
 
 
 def test_strike_threshold_counts_active_strikes_net_of_withdrawals():
