@@ -24,6 +24,7 @@ from support.auth import HEADERS
 
 from adapters.bootstrap import bootstrap
 from adapters.settings import Settings
+from domain.comment_moderation import CommentCase
 
 pytestmark = pytest.mark.postgres
 
@@ -96,6 +97,11 @@ def _commands(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any], list[
         ("POST", f"/v1/cases/{case}/decision",
          {"moderator_id": str(uuid.uuid4()), "outcome": "keep", "policy": "p", "note": "n"},
          ["policy", "note"]),
+        ("POST", f"/v1/comments/{ids['comment']}/flags",
+         {"video_id": video, "model": "m", "score": 0.5, "reasons": ["r"]},
+         ["model", "reasons[]"]),
+        ("POST", f"/v1/comment-cases/{ids['comment_case']}/decision",
+         {"moderator_id": str(uuid.uuid4()), "outcome": "keep", "note": "n"}, ["note"]),
     ]  # fmt: skip
 
 
@@ -153,7 +159,13 @@ def _setup(http: httpx.Client, base: str) -> dict[str, str]:
     report = http.post(f"{base}/v1/videos/{vid}/reports",
                        json={"reporter_id": str(uuid.uuid4()), "reason": "spam"})  # fmt: skip
     assert report.status_code in (200, 201), report.text
-    return {"creator": cid, "video": vid, "case": report.json()["id"]}
+    comment = str(uuid.uuid4())  # a case needs its video, not the comment's event
+    flagged = http.post(f"{base}/v1/comments/{comment}/reports",
+                        json={"video_id": vid, "reporter_id": str(uuid.uuid4()),
+                              "reason": "spam"})  # fmt: skip
+    assert flagged.status_code in (200, 201), flagged.text
+    return {"creator": cid, "video": vid, "case": report.json()["id"], "comment": comment,
+            "comment_case": str(CommentCase.create_id(uuid.UUID(comment)))}  # fmt: skip
 
 
 def test_every_text_field_of_the_api_is_covered(server):
@@ -171,7 +183,8 @@ def test_every_text_field_of_the_api_is_covered(server):
     assert not missing, f"text fields no fuzz case sends: {sorted(missing)}"
 
 
-_FAKE_IDS = {"creator": "{creator_id}", "video": "{video_id}", "case": "{case_id}"}
+_FAKE_IDS = {"creator": "{creator_id}", "video": "{video_id}", "case": "{case_id}",
+             "comment": "{comment_id}", "comment_case": "{case_id}"}  # fmt: skip
 _SAME_AS_VIEWS = {
     (p, "client_event_id")
     for p in ("/v1/videos/{video_id}/likes", "/v1/videos/{video_id}/unlikes",
