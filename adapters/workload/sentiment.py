@@ -102,10 +102,15 @@ def sentiment_turns(sim: "_Simulation") -> None:
     rng = random.Random(f"{sim.config.seed}/sentiment-turns")
     writer = sim.comments
     low, high = TURN_AFTER_PUBLISH
+    # Drip campaigns' videos may turn too: the drips are optional (bot_drips), and the
+    # audience's story must not move with them (organic traffic is compared with and
+    # without bots; tests/unit/test_workload_bots.py).
+    drips = {b.video_id for b in sim.bursts if b.kind == "drip"}
+    taken = {i for i in sim.special if sim.videos[i].id not in drips}
     pool = [
         i
         for i, v in enumerate(sim.videos)
-        if i not in sim.special and v.published + low < sim.horizon - PILE_ON_HOURS[1] * 3600
+        if i not in taken and v.published + low < sim.horizon - PILE_ON_HOURS[1] * 3600
     ]
     for _ in range(round(TURNS_PER_DAY * sim.config.days)):
         if not pool:

@@ -93,6 +93,10 @@ class _EarlyEngagement:
     def __init__(self, sim: "_Simulation") -> None:
         self.sim, self.cursor = sim, 0
         self.index = {v.id: (i, v.published) for i, v in enumerate(sim.videos)}
+        # Bots' signals do not count: the phases that inject them ran before this one, and
+        # organic traffic must not move with them (the evaluation compares runs with and
+        # without bots; tests/unit/test_workload_bots.py).
+        self.bots = frozenset(b for burst in sim.bursts for b in burst.bot_ids)
         self.counts: dict[int, list[int]] = {}  # views, completions, likes, shares
 
     def score(self, index: int) -> float:
@@ -102,7 +106,7 @@ class _EarlyEngagement:
             if cls is not Signal:
                 continue
             found = self.index.get(kw.get("video_id"))
-            if found is None or t >= found[1] + HOUR:
+            if found is None or t >= found[1] + HOUR or kw.get("viewer_id") in self.bots:
                 continue
             slot = {"view": 0, "like": 2, "share": 3}.get(kw["kind"])
             if slot is not None:
