@@ -19,7 +19,7 @@ def evaluate_cmd(
         int, typer.Option(min=1, max=20, help="Held-out seeds to report on (101, 102, ...)")
     ] = 3,
     first_seed: Annotated[int, typer.Option(help="The first held-out seed")] = 101,
-    days: Annotated[int, typer.Option(min=1, max=30, help="Simulated days per seed")] = 3,
+    days: Annotated[int, typer.Option(min=1, max=30, help="Simulated days per seed")] = 7,
     bot_bursts: Annotated[int, typer.Option(min=0, help="Injected bot bursts per seed")] = 30,
     report_waves: Annotated[int, typer.Option(min=0, help="Injected report waves per seed")] = 80,
     model: Annotated[

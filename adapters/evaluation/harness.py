@@ -21,7 +21,10 @@ from adapters.workload.model import WorkloadConfig
 
 TUNING_SEED = 42
 HELD_OUT_FIRST = 101
-EVALUATION_CONFIG = WorkloadConfig(seed=TUNING_SEED, days=3, bot_bursts=30, report_waves=80)
+# A week per seed: virality's labels come 24 h after publication and its scores count
+# once it learned from 50 of them, so a d-day run scores about d - 1.3 days of videos
+# (3 days: ~230 predictions and 21-28 positives a seed, too few for a stable AUC).
+EVALUATION_CONFIG = WorkloadConfig(seed=TUNING_SEED, days=7, bot_bursts=30, report_waves=80)
 
 # The name a model's figures carry -> its scorer module, which has `score(run: Run) ->
 # list[Figure]` and `predict(events) -> list[Prediction]` (every output of its model, for
