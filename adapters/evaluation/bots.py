@@ -20,16 +20,17 @@ run of flagged minutes less than `run_gap_minutes` apart, raised when the minute
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from adapters.evaluation.core import Figure, Prediction, Run, Target, precision_recall
-from adapters.workload.evaluation import CollectingView, count_minute_views, minute_runs
 from adapters.workload.model import BotBurst, GroundTruth
+from domain.engagement import Engagement
+from projections.alerting import Alert
 from projections.bot_cohorts import CohortScore
-from projections.bot_detector import BotDetectorParams, BotDetectorProjection
+from projections.bot_detector import BotDetectorParams, BotDetectorProjection, BotDetectorView
 
 MODEL = "bot_detector"
 GRACE = timedelta(minutes=5)
@@ -45,6 +46,21 @@ TARGETS = {
 }
 
 Alerted = tuple[UUID, datetime]  # (video, raised at)
+
+
+class CollectingView(BotDetectorView):
+    """Keeps alerts and the number of scored minutes in memory (backtests, evaluation)."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+        self.minutes = 0
+
+    def score(self, video_id: UUID, minute_at: datetime, score: float,
+              vector: dict[str, float], **totals: Any) -> None:  # fmt: skip
+        self.minutes += 1
+
+    def raise_alert(self, alert: Alert) -> None:
+        self.alerts.append(alert)
 
 
 class PredictingView(CollectingView):
@@ -122,6 +138,30 @@ def measures(alerts: Sequence[Alerted], truth: GroundTruth) -> dict[str, tuple[f
         out[f"precision.{kind}"] = (precision, tp + false)
         out[f"recall.{kind}"] = (recall, len(ids))
     return out
+
+
+def count_minute_views(events: Iterable[Any]) -> Counter[tuple[UUID, datetime]]:
+    """Views per (video, event-time minute): only minutes with activity, as the model sees."""
+    counts: Counter[tuple[UUID, datetime]] = Counter()
+    for e in events:
+        if isinstance(e, Engagement.Viewed):
+            minute = e.occurred_at.astimezone(UTC).replace(second=0, microsecond=0)
+            counts[(e.video_id, minute)] += 1
+    return counts
+
+
+def minute_runs(
+    flagged: Iterable[tuple[UUID, datetime]], gap: timedelta
+) -> list[tuple[UUID, datetime]]:
+    """One alert per run of flagged minutes of a video (as the model groups them), raised
+    when the run's first minute ends."""
+    alerts, last = [], {}
+    for video_id, minute in sorted(flagged, key=lambda f: (f[1], f[0])):
+        previous = last.get(video_id)
+        if previous is None or minute - previous >= gap:
+            alerts.append((video_id, minute + timedelta(minutes=1)))
+        last[video_id] = minute
+    return alerts
 
 
 def random_alerts(minute_views: Counter[tuple[UUID, datetime]], count: int, gap: timedelta,

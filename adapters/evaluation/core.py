@@ -196,7 +196,6 @@ def precision_recall(
     )
 
 
-def describe_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+def median(values: Sequence[float]) -> float:
+    """The median, NaN for none (a figure with no sample)."""
+    return statistics.median(values) if values else math.nan

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from adapters.evaluation.core import Figure, Prediction, Run, Summary, summarize
+from adapters.evaluation.core import Figure, Prediction, Run, Summary, mean_spread, summarize
 from adapters.workload.model import WorkloadConfig
 
 TUNING_SEED = 42
@@ -141,8 +141,6 @@ def _summary_json(s: Summary) -> dict[str, Any]:
 def summarize_values(values: Sequence[float]) -> dict[str, float | None] | None:
     if not values:
         return None
-    from adapters.evaluation.core import mean_spread
-
     mean, spread = mean_spread(values)
     return {"mean": _clean(mean), "spread": _clean(spread)}
 

@@ -20,7 +20,6 @@ Baselines, on the same events:
 """
 
 import bisect
-import statistics
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from adapters.evaluation.core import (
     Prediction,
     Run,
     Target,
+    median,
     precision_recall,
 )
 from adapters.workload.model import GroundTruth
@@ -124,10 +124,6 @@ def hits(detections: Sequence[Detection], truth: GroundTruth, grace: timedelta =
     return {"precision": precision, "recall": recall, "delays": delays, "f1": f1}
 
 
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def score(run: Run) -> list[Figure]:
     if run.truth is None:
         return []  # every figure here is against the generator's waves
@@ -144,8 +140,8 @@ def score(run: Run) -> list[Figure]:
         # in it): recall is held to its floor only, precision is where they differ.
         Figure(MODEL, "recall", m["recall"], t["recall"], r["recall"], waves,
                Target(minimum=0.7, beat_baselines=False), **names),
-        Figure(MODEL, "median minutes to alert", _median(m["delays"]), _median(t["delays"]),
-               _median(r["delays"]), len(m["delays"]), REPORTED, **names),
+        Figure(MODEL, "median minutes to alert", median(m["delays"]), median(t["delays"]),
+               median(r["delays"]), len(m["delays"]), REPORTED, **names),
     ]  # fmt: skip
 
 

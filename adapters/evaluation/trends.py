@@ -22,7 +22,6 @@ Baselines, on the same events and the same 10-minute buckets, raised at a bucket
 """
 
 import random
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from adapters.evaluation.core import (
     Prediction,
     Run,
     Target,
+    median,
     precision_recall,
 )
 from adapters.workload.model import GroundTruth
@@ -209,13 +209,9 @@ def score(run: Run, params: TrendParams | None = None) -> list[Figure]:
         Figure(MODEL, "f1", m.f1, t.f1, r.f1, trends, REPORTED, **names),
         Figure(MODEL, "recall, rule at the model's alert count", m.recall, t.recall,
                rb.recall, trends, REPORTED, **names),
-        Figure(MODEL, "median lead hours", _median(m.leads), _median(t.leads),
-               _median(r.leads), len(m.leads), REPORTED, **names),
+        Figure(MODEL, "median lead hours", median(m.leads), median(t.leads),
+               median(r.leads), len(m.leads), REPORTED, **names),
     ]  # fmt: skip
-
-
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def predict(events: Sequence[tuple[int, Any]]) -> list[Prediction]:
