@@ -128,6 +128,14 @@ def test_every_change_of_an_open_case_writes_a_prediction_with_its_features():
     assert last["max_flag_score"] == 0.7
     assert last["log_reach"] == pytest.approx(math.log1p(9))
     assert last["log_hours_open"] == pytest.approx(math.log1p(85 / 60))
+    # Agreement: the top reason's reports and the others apart; the flag names "hate",
+    # which is not what most reporters said.
+    assert last["log_top_reason_reports"] == pytest.approx(math.log1p(2))
+    assert last["log_other_reason_reports"] == pytest.approx(math.log1p(1))
+    assert last["agreement"] == pytest.approx(2 / 3 * math.log1p(3))
+    assert last["flag_names_top_reason"] == 0.0
+    assert last["flag_score_vision"] == 0.7  # each flagging model's own feature
+    assert "flag_score_vision" not in risks[-2][5]  # not before its flag
     assert "text" not in last  # only numbers go to the read model
     assert not view.of("metric") and not view.of("decided")
 
@@ -255,3 +263,45 @@ def test_an_empty_checkpoint_starts_afresh():
     run(projection, synthetic(5)[0], RecordingView())
     projection.load_state(None)
     assert projection.state.score.labels == 0 and not projection.state.cases
+
+
+def test_a_flag_naming_the_reason_reporters_agree_on_counts_and_models_score_apart():
+    w = World()
+    video = w.video(w.creator(T0), T0)
+    case = w.case(video, T0)
+    for minute in range(3):
+        w.report(case, "spam", T0 + timedelta(minutes=minute))
+    case.auto_flag(model="text", score=0.2, reasons=["hate"], occurred_at=T0 + timedelta(minutes=5))
+    case.auto_flag(
+        model="vision", score=0.9, reasons=["spam"], occurred_at=T0 + timedelta(minutes=6)
+    )
+    case.auto_flag(
+        model="vision", score=0.4, reasons=["spam"], occurred_at=T0 + timedelta(minutes=7)
+    )
+    w.flush(case)
+    view = RecordingView()
+
+    run(ModerationRiskProjection(), w.events, view)
+
+    last = view.of("risk")[-1][5]
+    assert last["flag_names_top_reason"] == 1.0
+    assert last["log_other_reason_reports"] == 0.0
+    assert (last["flag_score_text"], last["flag_score_vision"]) == (0.2, 0.9)  # highest each
+    assert list(last).index("flag_score_text") < list(last).index("flag_score_vision")
+
+
+def test_a_version_1_checkpoint_without_per_model_scores_still_loads_and_runs():
+    events, _ = synthetic(20, seed=7)
+    projection = ModerationRiskProjection()
+    run(projection, events[: len(events) // 2], RecordingView())
+    for case in projection.state.cases.values():
+        del case.__dict__["model_scores"]  # as a case pickled by version 1 was
+    restored = ModerationRiskProjection()
+    restored.load_state(projection.dump_state())
+
+    view = RecordingView()
+    run(restored, events, view, start=len(events) // 2)
+
+    assert view.of("risk") and all(
+        c.model_scores is not None for c in restored.state.cases.values()
+    )
