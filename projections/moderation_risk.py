@@ -10,18 +10,20 @@ the model learns the decision from the features of that prediction (not from fea
 recomputed at decision time, which would leak how long the moderator took).
 
 Text: report reasons (one token per report, so the mix of reasons counts), flag models
-and reasons, caption words and hashtags, as TF-IDF. Behaviour: reports, distinct
-reporters, reports in the last hour, flags and their max score, reach (views of the
-video), the creator's active strikes and prior restrict/remove decisions, how long the
-case has been open, its escalation. Agreement (issue 17): reporters who agree on one
-reason are worth more than as many who do not, so the reports of the top reason and the
-others count apart, and whether a flag names the reason most reporters gave; each
-flagging model's highest score is its own feature (`flag_score_<model>`), because one
-model's 0.6 is not another's. Adam, not plain SGD: a case is decided a few hundred times
-a week, and the adaptive steps learn the rarer signals (a flag on a case with one
-report) from those few labels. Time comes only from events; the model and every
-counter live in the pickled state checkpointed with the position, so a restart or a
-rebuild reproduces the same predictions.
+and reasons, as TF-IDF. Not the caption's words and hashtags (version 1 had them): a
+week's 150-180 decisions cannot teach a vocabulary, and with Adam every rare word took a
+weight as large as the strongest signal's (noise that cost ranking on the tuning seeds).
+Behaviour: reports, distinct reporters, reports in the last hour, flags and their max
+score, reach (views of the video), the creator's active strikes and prior
+restrict/remove decisions, how long the case has been open, its escalation. Agreement
+(issue 17): reporters who agree on one reason are worth more than as many who do not, so
+the reports of the top reason and the others count apart, and whether a flag names the
+reason most reporters gave; each flagging model's highest score is its own feature
+(`flag_score_<model>`), because one model's 0.6 is not another's. Adam, not plain SGD: a
+case is decided a few hundred times a week, and the adaptive steps learn the rarer
+signals (a flag on a case with one report) from those few labels. Time comes only from
+events; the model and every counter live in the pickled state checkpointed with the
+position, so a restart or a rebuild reproduces the same predictions.
 """
 
 import math
@@ -40,7 +42,6 @@ from river import compose, feature_extraction, linear_model, optim, preprocessin
 from domain.creator import Creator
 from domain.engagement import Engagement
 from domain.moderation import PRIORITIES, AppealResolution, ModerationCase, Outcome
-from domain.video import Video
 from projections.base import Projection
 from projections.progressive import ProgressiveScore
 
@@ -159,7 +160,6 @@ class ModerationRiskState:
     score: ProgressiveScore = field(default_factory=ProgressiveScore)
     cases: dict[UUID, _Case] = field(default_factory=dict)
     views: dict[int, int] = field(default_factory=dict)  # reach per video (by UUID.int)
-    video_text: dict[UUID, str] = field(default_factory=dict)  # caption and hashtags
     strikes: dict[UUID, int] = field(default_factory=dict)  # active strikes per creator
     prior_harmful: dict[UUID, int] = field(default_factory=dict)  # per creator
 
@@ -170,8 +170,7 @@ class ModerationRiskProjection(Projection[ModerationRiskView]):
     topics = tuple(
         get_topic(cls)
         for cls in (
-            *CASE_EVENTS, Video.Published, Video.CaptionEdited, Creator.StrikeIssued,
-            Creator.StrikeWithdrawn, Engagement.Viewed,
+            *CASE_EVENTS, Creator.StrikeIssued, Creator.StrikeWithdrawn, Engagement.Viewed,
         )
     )  # fmt: skip
 
@@ -197,9 +196,6 @@ class ModerationRiskProjection(Projection[ModerationRiskView]):
             s.views[video] = s.views.get(video, 0) + 1
             return
         match event:
-            case Video.Published() | Video.CaptionEdited():
-                tags = " ".join(f"tag_{t}" for t in event.hashtags)
-                s.video_text[event.originator_id] = f"{event.caption} {tags}"
             case Creator.StrikeIssued():
                 s.strikes[event.originator_id] = s.strikes.get(event.originator_id, 0) + 1
             case Creator.StrikeWithdrawn():
@@ -268,7 +264,6 @@ class ModerationRiskProjection(Projection[ModerationRiskView]):
         reports = " ".join(
             f"report_{reason}" for reason, n in sorted(case.reasons.items()) for _ in range(n)
         )
-        caption = s.video_text.get(case.video_id, "")
         return {
             "log_reports": math.log1p(case.reports),
             "log_reporters": math.log1p(len(case.reporters)),
@@ -287,7 +282,7 @@ class ModerationRiskProjection(Projection[ModerationRiskView]):
             "agreement": (top / case.reports) * math.log1p(case.reports) if case.reports else 0.0,
             "flag_names_top_reason": float(f"flag_{top_reason}" in case.flag_tokens),
             **{f"{FLAG_SCORE}{m}": score for m, score in sorted(case.model_scores.items())},
-            "text": f"{reports} {' '.join(case.flag_tokens)} {caption}",
+            "text": f"{reports} {' '.join(case.flag_tokens)}",
         }
 
     def _predict(self, case_id: UUID, case: _Case, at: datetime, view: ModerationRiskView) -> None:
