@@ -53,16 +53,25 @@ def load_models(languages: tuple[str, ...] = LANGUAGES) -> None:
 class VaderScorer:
     """CommentScorer: py3langid for the language, VADER's compound for English.
 
-    The models load in a background thread from construction on (about a second, once
-    per process), so that the projection's first comment does not stall every projection
-    sharing its thread; the first score waits for them if needed."""
+    Constructing one loads nothing: every process that builds the projection specs
+    builds one, and most never score a comment (a core rebuild, a Kafka worker, the CLI).
+    The models load in a background thread from `prepare()` on, which the projection
+    calls when its runner starts it (about 0.55 s of CPU, once per process), so that the
+    first comment does not stall every projection sharing the runner's thread; the first
+    score waits for them if they are not there yet (and loads them itself if nobody
+    called `prepare()`)."""
 
     def __init__(self, *, min_other: float = 0.4, languages: tuple[str, ...] = LANGUAGES) -> None:
         self.min_other = min_other
         self.languages = languages
         self._langid: Any = None
         self._vader: Any = None
-        threading.Thread(target=_load_models, args=(languages,), daemon=True).start()
+        self._preparing = False
+
+    def prepare(self) -> None:
+        if not self._preparing and self._vader is None:
+            self._preparing = True
+            threading.Thread(target=_load_models, args=(self.languages,), daemon=True).start()
 
     def _load(self) -> None:
         self._langid, self._vader = _load_models(self.languages)

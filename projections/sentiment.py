@@ -72,6 +72,12 @@ class CommentScore:
 
 
 class CommentScorer(Protocol):
+    def prepare(self) -> None:
+        """Start getting ready to score (loading a model, in the background): called when
+        the projection starts, not when it is built, so a process that never runs the
+        projection never pays for it."""
+        ...
+
     def score(self, text: str) -> CommentScore:
         """Score one comment (cheap: it runs on every comment as it arrives)."""
         ...
@@ -154,6 +160,9 @@ class SentimentProjection(Projection[SentimentView]):
         return pickle.dumps(self.state, protocol=5)
 
     def load_state(self, data: bytes | None) -> None:
+        """The runner's first call when it starts the projection (with its checkpoint, or
+        None): the scorer starts getting ready here."""
+        self.scorer.prepare()
         self.state = pickle.loads(data) if data else SentimentState(self.params)
         self.params = self.state.params
 
