@@ -9,7 +9,10 @@ Aggregates: every comment counts for its video, the video's creator, each of its
 hashtags and its sound, in tumbling event-time buckets (15 minutes): comments, scored,
 positive / negative / neutral and the compound sum. The view keeps the buckets of the
 last `retention_hours`, so readers sum any window up to that (1 h, 24 h) ending at the
-newest comment.
+newest comment. A deleted comment leaves them: its row goes, and while its bucket is kept
+it is taken out of the tallies it was counted in (the projection remembers, per comment
+of the kept buckets, the keys, bucket and score it counted). It stays in the turn rule's
+recent comments: the audience did say it, and the alert may already have been raised.
 
 "Turning negative": a video whose recent comments (the last `recent_hours`) average
 `drop` below its own earlier baseline, with at least `min_recent` of them and a recent
@@ -118,6 +121,14 @@ class SentimentView(AlertSink):
         """A video's turning-negative state after a scored comment at `at`."""
 
     @abstractmethod
+    def deleted(
+        self, comment_id: str, keys: tuple[Key, ...], bucket: datetime | None,
+        label: str | None, compound: float | None, at: datetime,
+    ) -> None:  # fmt: skip
+        """A comment was deleted: its row goes, and when its bucket is still kept (not
+        None) it leaves that bucket's tallies for each of `keys`, as `count` added it."""
+
+    @abstractmethod
     def expire(self, before: datetime) -> None:
         """Buckets starting before `before` are outside every window: drop them."""
 
@@ -139,15 +150,30 @@ class SentimentState:
     # video (UUID.int) -> the keys its comments count for: video, creator, hashtags, sound
     videos: dict[int, tuple[Key, ...]] = field(default_factory=dict)
     moods: dict[int, _VideoMood] = field(default_factory=dict)
+    # comment (UUID.int) -> (keys, bucket number, compound) it was counted with, for the
+    # kept buckets only, in arrival order (pruned from the front as buckets expire)
+    counted: dict[int, tuple[tuple[Key, ...], int, float | None]] = field(default_factory=dict)
     comments: int = 0
     scored: int = 0
     expired_before: int | None = None  # bucket number
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A checkpoint from before deletions were handled has no `counted`: comments it
+        # counted are then deleted from their rows only.
+        state.setdefault("counted", {})
+        self.__dict__.update(state)
 
 
 class SentimentProjection(Projection[SentimentView]):
     name = "sentiment"
     topics = tuple(
-        get_topic(c) for c in (Video.Published, Video.CaptionEdited, Engagement.Commented)
+        get_topic(c)
+        for c in (
+            Video.Published,
+            Video.CaptionEdited,
+            Engagement.Commented,
+            Engagement.CommentDeleted,
+        )
     )
 
     def __init__(self, scorer: CommentScorer, params: SentimentParams | None = None) -> None:
@@ -171,6 +197,8 @@ class SentimentProjection(Projection[SentimentView]):
         match event:
             case Engagement.Commented():
                 self._comment(event, position, view)
+            case Engagement.CommentDeleted():
+                self._deleted(event, view)
             case Video.Published():
                 creator = (KIND_CREATOR, str(event.creator_id))
                 self.state.videos[event.originator_id.int] = self._keys(
@@ -198,6 +226,7 @@ class SentimentProjection(Projection[SentimentView]):
         at = event.occurred_at
         bucket = int(at.timestamp() // (p.bucket_minutes * 60))
         s.comments += 1
+        s.counted[event.comment_id.int] = (keys, bucket, result.compound)
         view.comment(
             str(event.comment_id), str(event.video_id), result.language, result.label,
             result.compound, at,
@@ -210,6 +239,19 @@ class SentimentProjection(Projection[SentimentView]):
         polarity = POLARITY[label_of(result.compound)]
         self._watch(video, str(event.video_id), polarity, at, position, view)
 
+    def _deleted(self, event: Any, view: SentimentView) -> None:
+        s = self.state
+        found = s.counted.pop(event.comment_id.int, None)
+        if found is not None and s.expired_before is not None and found[1] < s.expired_before:
+            found = None  # a late comment, counted into a bucket already expired
+        if found is None:  # its bucket expired (or a redelivered deletion): the row only
+            view.deleted(str(event.comment_id), (), None, None, None, event.occurred_at)
+            return
+        keys, bucket, compound = found
+        label = None if compound is None else label_of(compound)
+        start = self._bucket_start(bucket)
+        view.deleted(str(event.comment_id), keys, start, label, compound, event.occurred_at)
+
     def _bucket_start(self, bucket: int) -> datetime:
         return EPOCH + timedelta(minutes=bucket * self.params.bucket_minutes)
 
@@ -220,6 +262,12 @@ class SentimentProjection(Projection[SentimentView]):
         if s.expired_before is None or limit > s.expired_before:
             s.expired_before = limit
             view.expire(self._bucket_start(limit))
+            counted = s.counted
+            while counted:  # arrival order: stop at the first comment still kept
+                first = next(iter(counted))
+                if counted[first][1] >= limit:
+                    break
+                del counted[first]
 
     def _watch(
         self, video: int, video_id: str, polarity: float, at: datetime, position: int,

@@ -83,6 +83,9 @@ class CollectingSentimentView(SentimentView):
     def video_status(self, *args: Any) -> None:
         pass
 
+    def deleted(self, *args: Any) -> None:
+        pass
+
     def expire(self, before: datetime) -> None:
         pass
 

@@ -40,6 +40,7 @@ class SqlSentimentView(SqlAlertSink, SentimentView):
         self.comments: dict[UUID, tuple[Any, ...]] = {}
         self.buckets: dict[tuple[str, str, datetime], list[Any]] = {}
         self.videos: dict[UUID, tuple[Any, ...]] = {}
+        self.gone: set[UUID] = set()  # deleted comments whose rows go
         self.expire_before: datetime | None = None
 
     def comment(
@@ -65,6 +66,26 @@ class SqlSentimentView(SqlAlertSink, SentimentView):
                 row[5] += compound
             row[6] = max(row[6], at)
 
+    def deleted(
+        self, comment_id: str, keys: tuple[Key, ...], bucket: datetime | None,
+        label: str | None, compound: float | None, at: datetime,
+    ) -> None:  # fmt: skip
+        cid = UUID(comment_id)
+        if self.comments.pop(cid, None) is None:  # not inserted in this batch: delete it
+            self.gone.add(cid)
+        if bucket is None:
+            return
+        bucket = bucket.astimezone(UTC)
+        for kind, key in keys:  # negative tallies, added to the stored ones at flush
+            row = self.buckets.get((kind, key, bucket))
+            if row is None:
+                row = self.buckets[(kind, key, bucket)] = [0, 0, 0, 0, 0, 0.0, bucket]
+            row[0] -= 1
+            if label is not None and compound is not None:
+                row[1] -= 1
+                row[_LABEL_INDEX[label]] -= 1
+                row[5] -= compound
+
     def video_status(
         self, video_id: str, status: str, recent_comments: int, recent_mean: float,
         baseline: float, turns: int, turned_at: datetime | None, at: datetime,
@@ -80,6 +101,9 @@ class SqlSentimentView(SqlAlertSink, SentimentView):
 
     def flush(self) -> set[str]:
         conn = self.conn
+        if self.gone:
+            t = rm_comment_sentiment
+            conn.execute(t.delete().where(t.c.comment_id.in_(sorted(self.gone))))
         if self.comments:
             upsert(conn, rm_comment_sentiment, COMMENT_COLUMNS, list(self.comments.values()),
                    key=COMMENT_COLUMNS[:1])  # fmt: skip
@@ -94,7 +118,7 @@ class SqlSentimentView(SqlAlertSink, SentimentView):
         if self.expire_before is not None:
             t = rm_sentiment_buckets
             conn.execute(t.delete().where(t.c.bucket_start < self.expire_before))
-        if self.comments or self.buckets or self.videos:
+        if self.comments or self.buckets or self.videos or self.gone:
             self.changed.add(CHANGED)
         changed = self.changed
         self.changed = set()

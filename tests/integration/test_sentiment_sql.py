@@ -129,3 +129,25 @@ def test_a_video_turning_negative_is_auto_flagged_exactly_once(world: World):
     assert world.worker.run_until_idle() == 1
     assert world.auto_flags() == 1  # the idempotency key replayed the first result
     assert world.alerts()[0].action_result.startswith("replayed")
+
+
+def test_a_deleted_comment_leaves_its_row_and_the_tallies_even_in_a_later_batch(world: World):
+    video = world.video()
+    at = T0 + timedelta(minutes=10)
+    kept, gone = (uuid4(), uuid4()), (uuid4(), uuid4())  # (viewer, comment)
+    said = [Signal("comment", v, video, occurred_at=at, comment_id=c, text=t)
+            for (v, c), t in ((kept, "love this"), (gone, "the worst"))]  # fmt: skip
+    assert world.c.engagement.ingest(said).recorded == 2
+    world.runner.run_until_idle()  # counted in one batch...
+    delete = Signal("delete_comment", gone[0], video, occurred_at=at + timedelta(minutes=1),
+                    comment_id=gone[1])  # fmt: skip
+    assert world.c.engagement.ingest([delete]).recorded == 1
+    world.runner.run_until_idle()  # ...taken out in a later one
+
+    with world.c.read_engine.connect() as conn:
+        rows = conn.execute(sa.select(rm_comment_sentiment.c.comment_id)).scalars().all()
+        assert [UUID(str(r)) for r in rows] == [kept[1]]
+        for kind, key in (("video", str(video)), ("hashtag", "cats"), ("sound", "snd-9")):
+            day = sentiment_reader.sentiment(conn, kind, key, 1440)
+            assert (day.comments, day.scored, day.positive, day.negative) == (1, 1, 1, 0)
+            assert day.mean is not None and day.mean > 0.5

@@ -49,6 +49,7 @@ class View(CollectingSentimentView):
         self.counts: list[tuple[Any, ...]] = []
         self.states: list[tuple[Any, ...]] = []
         self.expired: list[datetime] = []
+        self.deletions: list[tuple[Any, ...]] = []
 
     def count(self, keys, bucket, label, compound, at):  # type: ignore[no-untyped-def]
         self.counts.append((keys, bucket, label, compound, at))
@@ -58,6 +59,9 @@ class View(CollectingSentimentView):
 
     def expire(self, before: datetime) -> None:
         self.expired.append(before)
+
+    def deleted(self, comment_id, keys, bucket, label, compound, at):  # type: ignore[no-untyped-def]
+        self.deletions.append((comment_id, keys, bucket, label, compound))
 
 
 def published(at: datetime = START, video: UUID = VIDEO) -> Any:
@@ -73,6 +77,14 @@ def commented(text: str, at: datetime, n: int, video: UUID = VIDEO) -> Any:
         originator_id=UUID(int=1000 + n), originator_version=2, timestamp=at,
         video_id=video, viewer_id=UUID(int=1000 + n), comment_id=UUID(int=5000 + n),
         text=text, client_event_id=None, occurred_at=at,
+    )  # fmt: skip
+
+
+def deleted(n: int, at: datetime, video: UUID = VIDEO) -> Any:
+    return Engagement.CommentDeleted(
+        originator_id=UUID(int=1000 + n), originator_version=3, timestamp=at,
+        video_id=video, viewer_id=UUID(int=1000 + n), comment_id=UUID(int=5000 + n),
+        occurred_at=at,
     )  # fmt: skip
 
 
@@ -242,3 +254,46 @@ print("ok")
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_deleted_comment_leaves_the_tallies_it_was_counted_in_while_its_bucket_is_kept():
+    params = SentimentParams(retention_hours=1)
+    at = START + timedelta(minutes=20)
+    events = [published(), commented("-0.5 bad", at, 1), commented("es: hola", at, 2),
+              deleted(1, at + timedelta(minutes=1)), deleted(1, at + timedelta(minutes=2)),
+              deleted(2, at + timedelta(minutes=3)),
+              commented("+0.5 ok", at + timedelta(hours=3), 3),  # expires the first buckets
+              deleted(3, at + timedelta(hours=3, minutes=1)),
+              commented("+0.5 old", at, 4),  # late, into an expired bucket
+              deleted(4, at + timedelta(hours=3, minutes=2))]  # fmt: skip
+    view = feed(SentimentProjection(StubScorer(), params), events)
+
+    keys, bucket = view.counts[0][0], START.replace(minute=15)
+    assert view.deletions == [
+        (str(UUID(int=5001)), keys, bucket, "negative", -0.5),  # as counted
+        (str(UUID(int=5001)), (), None, None, None),  # again: its row only
+        (str(UUID(int=5002)), keys, bucket, None, None),  # counted, never scored
+        (str(UUID(int=5003)), keys, START.replace(hour=15, minute=15), "positive", 0.5),
+        (str(UUID(int=5004)), (), None, None, None),  # its bucket had expired
+    ]
+
+
+def test_the_comments_remembered_for_deletion_are_those_of_the_kept_buckets_only():
+    params = SentimentParams(retention_hours=1)
+    events = [published()]
+    events += [commented("+0.1 a", START + timedelta(minutes=10 * i), i) for i in range(60)]
+    projection = SentimentProjection(StubScorer(), params)
+    feed(projection, events)
+    # 10 hours of comments, 1 hour (plus the current bucket) kept
+    assert 6 <= len(projection.state.counted) <= 8
+    assert max(projection.state.counted) == UUID(int=5059).int
+
+
+def test_a_checkpoint_from_before_deletions_still_loads():
+    projection = SentimentProjection(StubScorer())
+    feed(projection, story())
+    del projection.state.__dict__["counted"]
+    restored = SentimentProjection(StubScorer())
+    restored.load_state(projection.dump_state())
+    view = feed(restored, [deleted(1, START + timedelta(hours=12))])
+    assert view.deletions == [(str(UUID(int=5001)), (), None, None, None)]
