@@ -21,21 +21,26 @@ trending.
 """
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
-OTHER = ""  # the lift of every hashtag not listed (hashtags are never empty)
+TOTAL = ""  # the read model's row of all tagged views among the hashtags' (never a hashtag)
+K = TypeVar("K", bound=Hashable)  # a hashtag: its interned index, or its name
 
 
 def lifts(
-    counts: Mapping[int, float], n: float, tag_views: Sequence[float], total: float, a: float
-) -> tuple[dict[int, float], float]:
-    """The viewer's lift per hashtag it watched, and the lift of any other hashtag."""
-    tags = len(tag_views)
+    counts: Mapping[K, float], n: float, tag_views: Mapping[K, float] | Sequence[float],
+    total: float, a: float, tags: int | None = None,
+) -> tuple[dict[K, float], float]:  # fmt: skip
+    """The viewer's lift per hashtag it watched, and the lift of any other hashtag.
+    `tag_views[t]`: hashtag t's views, for every t in `counts`; `tags`: how many hashtags
+    there are (len(tag_views) when it lists them all)."""
+    tags = len(tag_views) if tags is None else tags
     out = {t: (c * (total + tags) / (tag_views[t] + 1.0) + a) / (n + a) for t, c in counts.items()}
     return out, a / (n + a)
 
 
-def video_lift(tags: Sequence[int], lift: Mapping[int, float], other: float) -> float:
+def video_lift(tags: Sequence[K], lift: Mapping[K, float], other: float) -> float:
     if not tags:
         return 1.0
     return sum(map(lift.get, tags, itertools.repeat(other, len(tags)))) / len(tags)

@@ -36,6 +36,11 @@ Per event the projection learns and keeps its counters; the rows it reports (an 
 or a viewer's, the error metrics) are callables that the view evaluates once per key per
 batch, when it writes: they read the state as the batch's last event for that key left
 it (the rating model's learning step is in reco_model.py).
+
+The rows hold what the read path needs to serve exactly the list `recommend` makes as of
+the batch's end: a viewer's views per hashtag (not its lifts, which move with every
+hashtag's share), every hashtag's views and interned index (`hashtag`), and the shared
+row (`shared`): the event-time watermark, the tagged views and the candidate pools.
 """
 
 import collections
@@ -65,6 +70,7 @@ from projections.reco_model import add_error, learn, predict, predict_dot
 MODEL = "recommendations"
 BASELINE = "recommendations_baseline"
 SOURCES = ("personal", "trending", "following")  # the reasons an item is listed for
+POPULAR, RECENT = "", "#"  # pool names that no hashtag has (hashtags are words)
 BANDIT_NAME = "taste_weight"
 ERASED_VIEWER = UUID(int=0)  # stands in for a forgotten viewer in the interned ids
 
@@ -112,10 +118,6 @@ def arm_name(weight: float) -> str:
 DEFAULT_PARAMS = RecommendationParams()
 
 
-def as_is(row: "ViewerRow") -> "ViewerRow":
-    return row
-
-
 def decayed(value: float, since: float, now: float, tau: float) -> float:
     return value * math.exp(-max(now - since, 0.0) / tau)
 
@@ -126,11 +128,20 @@ class ItemRow(NamedTuple):
     bias: float  # the rating model's item bias (how much of it people watch)
     topics: dict[str, float]  # hashtag -> 1/k for its k hashtags
     popularity: float  # views per hour at the row's event time
+    position: int  # the video's interned index: ties in a list go to the lower
 
 
 class ViewerRow(NamedTuple):
-    other: float  # the taste lift of any hashtag not in `lifts`
-    lifts: dict[str, float]  # hashtag -> taste lift, for the hashtags the viewer watched
+    tagged: float  # the viewer's tagged views (n in reco_taste.lifts)
+    counts: dict[str, float]  # hashtag -> the viewer's views of it (1/k per video)
+
+
+class SharedRow(NamedTuple):
+    """What every list reads besides the video's and the viewer's rows, as of `now`."""
+
+    now: datetime  # the event-time watermark: popularities decay to it
+    total: float  # all tagged views
+    pools: dict[str, list[UUID]]  # candidate pools: POPULAR, RECENT, hashtag -> its popular
 
 
 class Recommendation(NamedTuple):
@@ -154,12 +165,18 @@ class RecommendationsView(ABC):
 
     @abstractmethod
     def viewer(
-        self, viewer_id: UUID, at: datetime, row: Callable[[ViewerRow], ViewerRow],
-        taste: ViewerRow,
-    ) -> None:  # fmt: skip
-        """The viewer's row is made at the event (`row` returns it as is): its lifts rest
-        on every hashtag's share, which moves with every view, so made later it would not
-        be the row as of the event."""
+        self, viewer_id: UUID, at: datetime, row: Callable[[int], ViewerRow], u: int
+    ) -> None: ...
+
+    @abstractmethod
+    def hashtag(self, name: str, position: int, views: float) -> None:
+        """The hashtag's views so far (1/k per view of a video with k hashtags) and its
+        interned index (the order in which strongest hashtags tie)."""
+
+    @abstractmethod
+    def shared(self, at: datetime, row: Callable[[], SharedRow]) -> None:
+        """The watermark, the tagged views and the candidate pools, as the batch's last
+        event left them (the latest call wins)."""
 
     @abstractmethod
     def seen(self, viewer_id: UUID, video_id: UUID) -> None: ...
@@ -277,7 +294,7 @@ class RecoState:
 
 class RecommendationsProjection(Projection[RecommendationsView]):
     name = "recommendations"
-    version = 2  # one score (issue 17): the rows hold hashtags and taste lifts
+    version = 3  # the reader ranks as the projection: per-hashtag views, pools (issue 17)
     topics = tuple(
         get_topic(cls)
         for cls in (
@@ -309,6 +326,8 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         }
         # Bound once: attribute access would make a new bound method per event.
         self._item_row: Callable[[int, float], ItemRow] = self.item_row
+        self._viewer_row: Callable[[int], ViewerRow] = self.viewer_row
+        self._shared_row: Callable[[], SharedRow] = self.shared_row
 
     def _new_state(self) -> RecoState:
         hits = dict.fromkeys((*self.arms, "served"), 0)
@@ -332,6 +351,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event, t, view)
+        view.shared(event.occurred_at, self._shared_row)
 
     def _published(self, event: Video.Published, t: float, view: RecommendationsView) -> None:
         s = self.state
@@ -346,7 +366,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         s.duration.append(max(event.duration_seconds, 0.1))
         s.pop_value.append(0.0)
         s.pop_at.append(t)
-        s.video_tags.append(self._tags(event.hashtags))
+        s.video_tags.append(self._tags(event.hashtags, view))
         s.creator_videos.setdefault(c, []).append(i)
         s.recent.append(i)
         del s.recent[: -self.params.recent_size]
@@ -358,10 +378,10 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         """New hashtags count for the views from now on (past views keep what they were)."""
         s = self.state
         if (i := s.video_index.get(event.originator_id.int)) is not None:
-            s.video_tags[i] = self._tags(event.hashtags)
+            s.video_tags[i] = self._tags(event.hashtags, view)
             view.item(event.originator_id, event.occurred_at, self._item_row, i, t)
 
-    def _tags(self, hashtags: list[str]) -> tuple[int, ...]:
+    def _tags(self, hashtags: list[str], view: RecommendationsView) -> tuple[int, ...]:
         s, out = self.state, []
         for name in dict.fromkeys(hashtags):
             tag = s.tag_index.get(name)
@@ -369,6 +389,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
                 tag = s.tag_index[name] = len(s.tag_names)
                 s.tag_names.append(name)
                 s.tag_views.append(0.0)
+                view.hashtag(name, tag, 0.0)  # it counts among the hashtags (lifts)
             out.append(tag)
         return tuple(out)
 
@@ -414,7 +435,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
             self._sample(u, i, event.occurred_at, view)
         learn(s.model, u, i, rating, dot)  # _sample only read the state
         self._add_view(i, t)
-        self._add_taste(u, i)
+        self._add_taste(u, i, view)
         seen = s.seen.get(u)
         if seen is None:
             seen = s.seen[u] = set()
@@ -428,9 +449,9 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         ):  # fmt: skip
             view.metric(model, name, s.views, metric.get)
 
-    def _add_taste(self, u: int, i: int) -> None:
+    def _add_taste(self, u: int, i: int, view: RecommendationsView) -> None:
         """The view counts for the viewer's hashtags and every hashtag's share."""
-        s = self.state
+        s, names = self.state, self.state.tag_names
         tags = s.video_tags[i]
         if not tags:
             return
@@ -441,6 +462,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         for tag in tags:
             counts[tag] = counts.get(tag, 0.0) + share
             s.tag_views[tag] += share
+            view.hashtag(names[tag], tag, s.tag_views[tag])
         s.tasted[u] = s.tasted.get(u, 0.0) + 1.0
         s.tag_total += 1.0
 
@@ -456,7 +478,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
     def _learned(self, event: Any, u: int, i: int, t: float, view: RecommendationsView) -> None:
         """The item's and the viewer's rows changed (the item's popularity, the taste)."""
         view.item(event.video_id, event.occurred_at, self._item_row, i, t)
-        view.viewer(event.viewer_id, event.occurred_at, as_is, self.viewer_row(u))
+        view.viewer(event.viewer_id, event.occurred_at, self._viewer_row, u)
 
     # -- progressive hit rates: the bandit's full feedback ----------------------------------
     def _sample(self, u: int, i: int, at: datetime, view: RecommendationsView) -> None:
@@ -642,13 +664,26 @@ class RecommendationsProjection(Projection[RecommendationsView]):
             float(m.i_biases.get(i, 0.0)),
             {s.tag_names[tag]: 1.0 / len(tags) for tag in tags},
             self._popularity(i, t),
+            i,
         )
 
     def viewer_row(self, u: int) -> ViewerRow:
-        """The viewer's taste lifts (the hashtag shares as of now)."""
-        lift, other = self.taste_of(u)
-        names = self.state.tag_names
-        return ViewerRow(other, {names[t]: value for t, value in lift.items()})
+        """The viewer's views per hashtag: with the hashtags' views (`hashtag`) and the
+        total (`shared`), the taste lifts as of any later time (reco_taste.lifts)."""
+        s = self.state
+        names = s.tag_names
+        counts = {names[t]: value for t, value in s.taste.get(u, {}).items()}
+        return ViewerRow(s.tasted.get(u, 0.0), counts)
+
+    def shared_row(self) -> SharedRow:
+        s = self.state
+        ids = s.video_ids
+        pools = {POPULAR: [UUID(int=ids[i]) for i in s.pool],
+                 RECENT: [UUID(int=ids[i]) for i in s.recent]}  # fmt: skip
+        names = s.tag_names
+        for tag, pool in s.tag_pools.items():
+            pools[names[tag]] = [UUID(int=ids[i]) for i in pool]
+        return SharedRow(datetime.fromtimestamp(s.now, UTC), s.tag_total, pools)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,12 @@ class NullView(RecommendationsView):
     def forget_viewer(self, *args: Any) -> None:
         pass
 
+    def hashtag(self, *args: Any) -> None:
+        pass
+
+    def shared(self, *args: Any) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class Sample:

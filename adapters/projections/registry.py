@@ -94,6 +94,8 @@ OWNED_ROWS: dict[str, tuple[Owned, ...]] = {
         Owned(t.rm_reco_viewers),
         Owned(t.rm_reco_seen),
         Owned(t.rm_reco_bandit),
+        Owned(t.rm_reco_tags),
+        Owned(t.rm_reco_pools),
         _metrics_of("recommendations", "recommendations_baseline"),
     ),
     "moderation_risk": (

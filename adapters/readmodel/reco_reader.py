@@ -1,14 +1,17 @@
-"""recommendations(viewer, first): one list, ordered by one score, over the read model.
+"""recommendations(viewer, first): the projection's list, from the read model.
 
 The score is the projection's (projections/reco_taste.py): the video's views per hour
-(decayed to the newest event time recorded) times the viewer's taste lift for its
+(decayed to the projection's event-time watermark) times the viewer's taste lift for its
 hashtags raised to the taste weight, times the follow boost when the viewer follows its
 creator. Every item carries that score and the reason that lifted it (following,
-personal, trending), and the list is ordered by the score (ties by video id).
+personal, trending), and the list is ordered by the score (ties to the older video).
 
-Candidates are bounded pools of the read model: the most popular videos (by stored
-rate), the newest ones and the newest of the creators the viewer follows. Seen videos
-(rm_reco_seen) and videos that are not active (rm_videos.status) are left out. An
+The reader ranks what the projection ranks, as of the projection's last batch: the
+viewer's lifts are computed now from its views per hashtag (rm_reco_viewers) and the
+hashtags' views (rm_reco_tags), exactly as the projection computes them, and the
+candidates are the projection's pools (rm_reco_pools: popular, newest, the viewer's
+strongest hashtags' popular) plus the latest videos of the creators the viewer follows,
+less seen videos (rm_reco_seen) and videos that are not active (rm_videos.status). An
 unknown viewer has lift 1 everywhere: the list is the popular one.
 
 With `explore` the stored bandit draws the taste weight (its arms are weights, learned
@@ -18,11 +21,13 @@ count, so it is stable for one viewer until the policy learns again, and varies 
 viewers.
 """
 
+import heapq
 import math
 import pickle
 import random
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -31,18 +36,17 @@ from adapters.readmodel.tables import (
     rm_follow_pairs,
     rm_reco_bandit,
     rm_reco_items,
+    rm_reco_pools,
     rm_reco_seen,
+    rm_reco_tags,
     rm_reco_viewers,
     rm_videos,
 )
 from adapters.readmodel.times import as_utc
 from projections import reco_taste
-from projections.recommendations import BANDIT_NAME, DEFAULT_PARAMS
+from projections.recommendations import BANDIT_NAME, DEFAULT_PARAMS, POPULAR, RECENT
 
 MAX_FIRST = 100
-POOL = 300  # popular candidates read (before decay re-orders them)
-RECENT = 100
-FOLLOW_VIDEOS = 100
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,15 @@ def recommendations(
 ) -> list[RecommendationDTO]:
     if not 1 <= first <= MAX_FIRST:
         raise ValueError(f"first must be between 1 and {MAX_FIRST}")
-    items = _candidates(conn, viewer_id)
-    if not items:
-        return []
-    now = max(as_utc(r.updated_at) for r in items.values())
-    me = conn.execute(
-        sa.select(rm_reco_viewers).where(rm_reco_viewers.c.viewer_id == viewer_id)
-    ).first()
-    lifts, other = (dict(me.factors), me.bias) if me is not None else ({}, 1.0)
-    creators = _followed_creators(conn, viewer_id)
     p = DEFAULT_PARAMS
+    pools, now = _pools(conn)
+    if now is None:
+        return []
+    lifts, other, strongest = _taste(conn, viewer_id)
+    creators = _followed_creators(conn, viewer_id)
+    wanted = [*pools.get(POPULAR, []), *pools.get(RECENT, [])]
+    wanted += [v for tag in strongest for v in pools.get(tag, [])]
+    items = _items(conn, viewer_id, {UUID(v) for v in wanted}, creators)
     weight = _drawn_weight(conn, viewer_id) if explore else p.taste_weight
     scored = []
     for video, r in items.items():
@@ -76,38 +79,78 @@ def recommendations(
             _decayed(r.popularity, as_utc(r.updated_at), now), lift, follows,
             floor=p.popularity_floor, taste_weight=weight, follow_boost=p.follow_boost,
         )  # fmt: skip
-        scored.append((value, video, reco_taste.reason(lift, follows, weight)))
-    scored.sort(key=lambda s: (-s[0], str(s[1])))
-    return [RecommendationDTO(video, value, source) for value, video, source in scored[:first]]
+        scored.append((value, r.position, video, reco_taste.reason(lift, follows, weight)))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    return [RecommendationDTO(video, value, why) for value, _, video, why in scored[:first]]
 
 
-def _candidates(conn: sa.Connection, viewer_id: UUID) -> dict[UUID, sa.Row]:
-    available = (
+def _pools(conn: sa.Connection) -> tuple[dict[str, list[str]], datetime | None]:
+    """The projection's pools and its watermark (every row is written at once)."""
+    rows = conn.execute(sa.select(rm_reco_pools)).all()
+    if not rows:
+        return {}, None
+    return {r.pool: r.videos for r in rows}, max(as_utc(r.updated_at) for r in rows)
+
+
+def _taste(conn: sa.Connection, viewer_id: UUID) -> tuple[dict[str, float], float, list[str]]:
+    """The viewer's lift per hashtag it watched, the lift of the others and its strongest
+    hashtags, as the projection computes them (RecommendationsProjection.taste_of)."""
+    me = conn.execute(
+        sa.select(rm_reco_viewers.c.bias, rm_reco_viewers.c.factors).where(
+            rm_reco_viewers.c.viewer_id == viewer_id
+        )
+    ).first()
+    counts: dict[str, float] = dict(me.factors) if me is not None else {}
+    tagged = me.bias if me is not None else 0.0
+    t = rm_reco_tags.c
+    rows = conn.execute(
+        sa.select(t.hashtag, t.position, t.views).where(t.hashtag.in_([*counts, reco_taste.TOTAL]))
+    ).all()
+    views = {r.hashtag: r.views for r in rows}
+    position = {r.hashtag: r.position for r in rows}
+    tags = conn.execute(
+        sa.select(sa.func.count()).where(t.hashtag != reco_taste.TOTAL)
+    ).scalar_one()
+    p = DEFAULT_PARAMS
+    lifts, other = reco_taste.lifts(
+        counts, tagged, views, views.get(reco_taste.TOTAL, 0.0), p.taste_smoothing, tags=tags
+    )
+    strongest = heapq.nlargest(p.taste_tags, lifts, key=lambda h: (lifts[h], -position[h]))
+    return lifts, other, strongest
+
+
+def _items(
+    conn: sa.Connection, viewer_id: UUID, pooled: set[UUID], creators: set[UUID]
+) -> dict[UUID, Any]:
+    """The candidates' rows: the pooled videos and the followed creators' latest
+    (`follow_videos_per_creator` each, whatever their status), active and unseen."""
+    i = rm_reco_items.c
+    latest = (
+        sa.select(
+            i.video_id,
+            sa.func.row_number()
+            .over(partition_by=i.creator_id, order_by=i.position.desc())
+            .label("n"),
+        )
+        .where(i.creator_id.in_(creators))
+        .subquery()
+    )
+    mine = sa.select(latest.c.video_id).where(
+        latest.c.n <= DEFAULT_PARAMS.follow_videos_per_creator
+    )
+    query = (
         sa.select(rm_reco_items)
-        .join(rm_videos, rm_videos.c.video_id == rm_reco_items.c.video_id)
+        .join(rm_videos, rm_videos.c.video_id == i.video_id)
         .where(rm_videos.c.status == "active")
+        .where(i.video_id.in_(pooled) | i.video_id.in_(mine))
         .where(
             ~sa.exists().where(
                 rm_reco_seen.c.viewer_id == viewer_id,
-                rm_reco_seen.c.video_id == rm_reco_items.c.video_id,
+                rm_reco_seen.c.video_id == i.video_id,
             )
         )
     )
-    follows = sa.select(rm_follow_pairs.c.creator_id).where(
-        rm_follow_pairs.c.viewer_id == viewer_id, rm_follow_pairs.c.following.is_(True)
-    )
-    queries = [
-        available.order_by(rm_reco_items.c.popularity.desc()).limit(POOL),
-        available.order_by(rm_reco_items.c.published_at.desc()).limit(RECENT),
-        available.where(rm_reco_items.c.creator_id.in_(follows))
-        .order_by(rm_reco_items.c.published_at.desc())
-        .limit(FOLLOW_VIDEOS),
-    ]
-    items: dict[UUID, sa.Row] = {}
-    for q in queries:
-        for r in conn.execute(q):
-            items[r.video_id] = r
-    return items
+    return {r.video_id: r for r in conn.execute(query)}
 
 
 def _followed_creators(conn: sa.Connection, viewer_id: UUID) -> set[UUID]:

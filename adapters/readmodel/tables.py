@@ -370,6 +370,7 @@ rm_reco_items = sa.Table(
     sa.Column("factors", sa.JSON, nullable=False),
     sa.Column("popularity", sa.Float, nullable=False, server_default="0"),
     sa.Column("updated_at", Ts, nullable=False),  # event time
+    sa.Column("position", sa.Integer, nullable=True),  # interned index: ties go to the lower
 )
 
 rm_reco_viewers = sa.Table(
@@ -378,6 +379,25 @@ rm_reco_viewers = sa.Table(
     sa.Column("viewer_id", sa.Uuid, primary_key=True),
     sa.Column("bias", sa.Float, nullable=False, server_default="0"),
     sa.Column("factors", sa.JSON, nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+# A hashtag's views (and the row TOTAL = "": all tagged views) and its interned index.
+rm_reco_tags = sa.Table(
+    "rm_reco_tags",
+    metadata,
+    sa.Column("hashtag", sa.String(100), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("views", sa.Float, nullable=False),
+)
+
+# The projection's candidate pools (popular "", newest "#", per hashtag), as of updated_at,
+# the projection's event-time watermark.
+rm_reco_pools = sa.Table(
+    "rm_reco_pools",
+    metadata,
+    sa.Column("pool", sa.String(100), primary_key=True),
+    sa.Column("videos", sa.JSON, nullable=False),  # video ids, most popular first
     sa.Column("updated_at", Ts, nullable=False),
 )
 

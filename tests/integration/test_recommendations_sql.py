@@ -1,11 +1,13 @@
 """recommendations() over SQLite: a small workload through the applications and projections."""
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
+from eventsourcing.utils import get_topic
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.evaluation.recommendations import NullView
@@ -111,37 +113,61 @@ def test_explore_lets_the_stored_bandit_draw_the_taste_weight(container: Contain
     assert {("recommendations", "hit_rate_at_10"), ("recommendations_baseline", "mae")} <= metrics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 17 notes): the read path scores from rows that store a viewer's "
-    "lifts for some hashtags and one 'other' lift for the rest, so its score for a video can "
-    "differ from the projection's by 25 %; the served list is not exactly the evaluated one",
-)
-def test_the_reader_ranks_as_the_projection_does(container: Container):
-    """The read path's score is the projection's formula over the stored rows. They differ
-    by what a row freezes (the viewer's lifts as of its last event: the hashtag shares
-    moved since; the newest row's time as now) and by the candidate pools. A viewer who
-    was active in the last hour, so that the frozen lifts are current: for a viewer last
-    seen a day ago the read scores drift from the projection's (25 % seen here), a limit
-    of the read model (docs/features.md)."""
+def caught_up_projection(container: Container) -> RecommendationsProjection:
+    """A projection fed the events its runner was (its topics only: every event moves the
+    watermark and the pools' refresh)."""
     projection = RecommendationsProjection()
-    events = list(stored_events(container.store, container.content.mapper))
-    for position, event in events:
-        projection.process(event, position, NullView())
-    at = events[-1][1].occurred_at
+    for position, event in stored_events(container.store, container.content.mapper):
+        if get_topic(type(event)) in projection.topics:
+            projection.process(event, position, NullView())
+    return projection
+
+
+def least_recent_viewer(conn: sa.Connection) -> object:
+    """A viewer with a few views whose row is the oldest: every hashtag's views moved
+    since it last watched (a row that froze its lifts would be off by now)."""
+    seen = (
+        sa.select(rm_reco_seen.c.viewer_id)
+        .group_by(rm_reco_seen.c.viewer_id)
+        .having(sa.func.count() >= 3)
+    )
+    return conn.execute(
+        sa.select(rm_reco_viewers.c.viewer_id)
+        .where(rm_reco_viewers.c.viewer_id.in_(seen))
+        .order_by(rm_reco_viewers.c.updated_at, rm_reco_viewers.c.viewer_id)
+        .limit(1)
+    ).scalar_one()
+
+
+def test_the_reader_ranks_as_the_projection_does(container: Container):
+    """The read path serves the projection's list: the same videos in the same order
+    with the same scores and reasons, for the busiest viewer, one last seen long ago and
+    an unknown one. The reader computes the lifts from the viewer's views per hashtag and
+    the hashtags' views, as of the projection's watermark, over the projection's pools."""
+    projection = caught_up_projection(container)
+    at = datetime.fromtimestamp(projection.state.now, UTC)
     with container.read_engine.connect() as conn:
-        viewer = busy_recent_viewer(conn)
-        read = recommendations(conn, viewer, first=10)
-    mine = projection.recommend(viewer, at)
-    assert "personal" in {r.source for r in mine}
-    scores = {r.video_id: r.score for r in mine}
-    # The projection ranks its bounded pools (popular, newest, the viewer's strongest
-    # hashtags' popular, followed creators'); the reader reads wider ones. Among the
-    # projection's candidates, the reader's first five are in the projection's top 10.
-    s = projection.state
-    candidates = projection._candidates(s.viewer_index[viewer.int], at.timestamp()).items
-    pooled = [r for r in read if s.video_index[r.video_id.int] in candidates]
-    assert len(pooled) >= 5 and {r.video_id for r in pooled[:5]} <= set(scores)
-    for r in read:
-        if r.video_id in scores:
-            assert r.score == pytest.approx(scores[r.video_id], rel=0.1)
+        viewers = [busiest_viewer(conn), least_recent_viewer(conn), uuid4()]
+        read = {v: recommendations(conn, v, first=50) for v in viewers}
+    served = {v: projection.recommend(v, at) for v in viewers}
+    assert "personal" in {r.source for r in served[viewers[0]]}
+    for viewer in viewers:
+        k = DEFAULT_PARAMS.top_k
+        assert [r.video_id for r in read[viewer][:k]] == [r.video_id for r in served[viewer]]
+        for mine, theirs in zip(read[viewer], served[viewer], strict=False):
+            assert mine.source == theirs.source
+            assert mine.score == pytest.approx(theirs.score, rel=1e-9)
+
+
+def test_a_wider_list_continues_the_projection_ranking(container: Container):
+    """first=50 is the projection's ranking of the same candidates, cut at 50."""
+    projection = caught_up_projection(container)
+    at = datetime.fromtimestamp(projection.state.now, UTC)
+    with container.read_engine.connect() as conn:
+        viewer = busiest_viewer(conn)
+        read = recommendations(conn, viewer, first=50)
+    wide = replace(DEFAULT_PARAMS, top_k=50)
+    projection.params = wide
+    served = projection.recommend(viewer, at)
+    assert len(read) == 50
+    assert [r.video_id for r in read] == [r.video_id for r in served]

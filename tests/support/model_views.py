@@ -68,7 +68,7 @@ class CallLog:
 
 
 # What a SQL view keeps one row of per batch: by default the first argument.
-KEY_ARGS = {"metric": 2, "seen": 2, "trend": 2}
+KEY_ARGS = {"metric": 2, "seen": 2, "trend": 2, "shared": 0}
 
 
 def key_of(name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
