@@ -97,6 +97,14 @@ class SentimentParams:
     prior: float = 0.0  # a video's baseline before its comments say otherwise: neutral
     prior_weight: float = 4.0  # that many pseudo-comments at `prior` in the baseline
 
+    def __post_init__(self) -> None:
+        if self.bucket_minutes < 1 or self.retention_hours < 1 or self.min_recent < 1:
+            raise ValueError("bucket_minutes, retention_hours and min_recent must be at least 1")
+        if self.recent_hours <= 0 or self.drop <= 0 or self.prior_weight < 0:
+            raise ValueError("recent_hours and drop must be positive, prior_weight not negative")
+        if not (-1 <= self.prior <= 1 and -1 <= self.max_recent_mean <= 1):
+            raise ValueError("prior and max_recent_mean are polarities between -1 and 1")
+
 
 class SentimentView(AlertSink):
     @abstractmethod

@@ -65,6 +65,11 @@ REPLAY_WINDOW = 1000  # labels
 MIN_SLOPE = 0.05
 SHARE_WEIGHT = 3.0
 PRIOR_VIEWS = 4.0  # pseudo-views at the platform's rates: smoothed rates of a quiet hour
+FEATURE_NAMES = (  # what ViralityProjection.features computes (ViralityParams.inputs picks)
+    "log_views_1h", "log_views_share_1h", "log_completions_1h", "completion_rate_1h",
+    "watched_share_1h", "log_engaged_1h", "engagement_rate_1h", "log_creator_followers",
+    "log_creator_recent_views",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,9 @@ class ViralityParams:
             raise ValueError("learning rates must be positive and l2 non-negative")
         if self.replay < 0 or (self.inputs is not None and not self.inputs):
             raise ValueError("replay must be non-negative and inputs, if given, not empty")
+        unknown = [name for name in self.inputs or () if name not in FEATURE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown input {unknown[0]!r} (known: {', '.join(FEATURE_NAMES)})")
 
 
 class ViralityView(ABC):

@@ -13,6 +13,7 @@ import dataclasses
 import math
 import re
 import tomllib
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -26,6 +27,8 @@ from projections.emerging_trends import TrendParams
 from projections.moderation_queue import PriorityWeights
 from projections.moderation_risk import ModerationRiskParams
 from projections.recommendations import RecommendationParams
+from projections.sentiment import SentimentParams
+from projections.virality import ViralityParams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +55,9 @@ SECTIONS: dict[str, type[Any]] = {
     "moderation": PriorityWeights,
     "moderation_risk": ModerationRiskParams,
     "recommendations": RecommendationParams,
+    "sentiment": SentimentParams,
     "trending": TrendingWindows,
+    "virality": ViralityParams,
 }
 REPORT_SECTIONS = frozenset({"trending"})  # shape the report, not a projection
 
@@ -83,8 +88,21 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
 
 
+def _optional(kind: Any) -> Any:
+    """X for `X | None`, else None."""
+    args = typing.get_args(kind)
+    if len(args) == 2 and type(None) in args and typing.get_origin(kind) in (
+        typing.Union, types.UnionType,
+    ):  # fmt: skip
+        return next(a for a in args if a is not type(None))
+    return None
+
+
 def _coerce(kind: Any, value: Any) -> Any:
     """`value` (a string from --set, or a TOML value) as a `kind` value."""
+    inner = _optional(kind)
+    if inner is not None:  # `none` (any case) is None; anything else is an X
+        return None if str(value).strip().lower() == "none" else _coerce(inner, value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -114,6 +132,9 @@ def _coerce(kind: Any, value: Any) -> Any:
 
 
 def _describe(kind: Any) -> str:
+    inner = _optional(kind)
+    if inner is not None:
+        return f"{_describe(inner)}, or none"
     if kind is timedelta:
         return "a duration like 90s, 30m, 1.5h"
     if typing.get_origin(kind) is tuple:

@@ -25,6 +25,7 @@ from adapters.readmodel.db import create_read_engine, upgrade
 from adapters.readmodel.moderation_view import moderation_view_factory
 from adapters.replay.params import REPORT_SECTIONS, SECTIONS
 from projections.moderation_queue import ModerationQueueProjection
+from projections.sentiment import SentimentProjection
 
 Applied = tuple[int, str, Any]  # position, topic, decoded domain event
 
@@ -53,7 +54,10 @@ def replay_specs(names: Sequence[str], params: Mapping[str, Any]) -> list[Projec
         if name not in names:
             continue
         if name in SECTIONS and name not in REPORT_SECTIONS:
-            projection = type(spec.projection)(params[name])
+            if isinstance(spec.projection, SentimentProjection):  # it also takes its scorer
+                projection = SentimentProjection(spec.projection.scorer, params[name])
+            else:
+                projection = type(spec.projection)(params[name])
             make_view = spec.make_view
             if isinstance(projection, ModerationQueueProjection):
                 make_view = moderation_view_factory(projection)

@@ -15,8 +15,11 @@ from adapters.replay.params import (
     parse_assignments,
     parse_duration,
 )
+from adapters.replay.sandbox import replay_specs
 from projections.alert_rules import AlertThresholds
 from projections.moderation_queue import PriorityWeights
+from projections.sentiment import SentimentProjection
+from projections.virality import ViralityProjection
 
 
 def test_assignments_are_parsed_by_field_type_and_later_ones_win() -> None:
@@ -82,6 +85,29 @@ def test_values_are_validated_by_the_params_class() -> None:
         build(parse_assignments(["emerging_trends.detector=magic"]))
     with pytest.raises(ParamError, match="bandit must be one of thompson, ucb, epsilon"):
         build(parse_assignments(["recommendations.bandit=greedy"]))
+    with pytest.raises(ParamError, match="invalid virality parameters: unknown input 'views'"):
+        build(parse_assignments(["virality.inputs=views"]))
+    with pytest.raises(ParamError, match="invalid sentiment parameters: bucket_minutes"):
+        build(parse_assignments(["sentiment.bucket_minutes=0"]))
+
+
+def test_sentiment_and_virality_replay_with_their_parameters() -> None:
+    overrides = parse_assignments([
+        "virality.inputs=log_views_1h,log_creator_followers", "virality.replay=0",
+        "sentiment.drop=0.3", "sentiment.recent_hours=2",
+    ])  # fmt: skip
+    specs = {
+        s.name: s.projection for s in replay_specs(["sentiment", "virality"], build(overrides))
+    }
+
+    virality, sentiment = specs["virality"], specs["sentiment"]
+    assert isinstance(virality, ViralityProjection) and isinstance(sentiment, SentimentProjection)
+    assert virality.params.inputs == ("log_views_1h", "log_creator_followers")
+    assert virality.params.replay == 0
+    assert (sentiment.params.drop, sentiment.params.recent_hours) == (0.3, 2.0)
+    assert sentiment.scorer is not None  # the registry's scorer, kept
+    # An optional field takes `none` (virality: learn from every feature).
+    assert build(parse_assignments(["virality.inputs=none"]))["virality"].inputs is None
 
 
 def test_toml_file(tmp_path: Path) -> None:
