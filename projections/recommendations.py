@@ -328,6 +328,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         self._item_row: Callable[[int, float], ItemRow] = self.item_row
         self._viewer_row: Callable[[int], ViewerRow] = self.viewer_row
         self._shared_row: Callable[[], SharedRow] = self.shared_row
+        self._uuids: list[UUID] = []  # video ids by interned index, made once (not state)
 
     def _new_state(self) -> RecoState:
         hits = dict.fromkeys((*self.arms, "served"), 0)
@@ -339,6 +340,7 @@ class RecommendationsProjection(Projection[RecommendationsView]):
 
     def load_state(self, data: bytes | None) -> None:
         self.state = pickle.loads(data) if data else self._new_state()  # our own checkpoint
+        self._uuids = []
 
     # -- events ---------------------------------------------------------------------------
     def process(self, event: Any, position: int, view: RecommendationsView) -> None:
@@ -676,13 +678,12 @@ class RecommendationsProjection(Projection[RecommendationsView]):
         return ViewerRow(s.tasted.get(u, 0.0), counts)
 
     def shared_row(self) -> SharedRow:
-        s = self.state
-        ids = s.video_ids
-        pools = {POPULAR: [UUID(int=ids[i]) for i in s.pool],
-                 RECENT: [UUID(int=ids[i]) for i in s.recent]}  # fmt: skip
+        s, ids = self.state, self._uuids
+        ids += [UUID(int=v) for v in s.video_ids[len(ids) :]]
+        pools = {POPULAR: [ids[i] for i in s.pool], RECENT: [ids[i] for i in s.recent]}
         names = s.tag_names
         for tag, pool in s.tag_pools.items():
-            pools[names[tag]] = [UUID(int=ids[i]) for i in pool]
+            pools[names[tag]] = [ids[i] for i in pool]
         return SharedRow(datetime.fromtimestamp(s.now, UTC), s.tag_total, pools)
 
 
