@@ -142,6 +142,7 @@ GRAPHQL_POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "moderationCase": CASES,
         "alerts": frozenset({MODERATOR, ANALYST, ADMIN}),
         "viewerSessions": IDENTITIES,
+        "commentCases": IDENTITIES,  # comment text and author ids, as GET /v1/comment-cases
         "recommendations": frozenset({INGEST, MODERATOR, ADMIN}),
     },
     "Subscription": {

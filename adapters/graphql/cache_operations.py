@@ -8,9 +8,9 @@ a hit never gets here.
 Not cacheable, and why:
 - `alerts`: the alert-action worker writes `action_status`/`action_result`/`acted_at`
   outside any projection, so no position moves when they change;
-- `viewerSessions`, `recommendations`: viewer data that an erasure purges outside the
-  projections (adapters/erasure/service.py); recommendations with `explore` also draw at
-  random;
+- `viewerSessions`, `recommendations`, `commentCases`: viewer data that an erasure purges
+  outside the projections (adapters/erasure/service.py: comment text and authors too);
+  recommendations with `explore` also draw at random;
 - `ModerationCase.timeline` at any depth: reporter ids purged by an erasure the same way,
   and a field whose visibility depends on the role;
 - mutations and subscriptions (the schema has no mutations; subscriptions stream).

@@ -77,6 +77,20 @@ async def call(fn: Any, *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_read_pool, run, fn, *args)
 
 
+def _on_connection(engine: Any, fn: Any, *args: Any) -> Any:
+    with engine.connect() as conn:
+        return fn(conn, *args)
+
+
+async def read(info: Any, fn: Any, *args: Any) -> Any:
+    """`fn(conn, *args)` on a read-model connection, in the read pool; a ValueError (a
+    reader refusing an argument) is the caller's error, not the server's."""
+    try:
+        return await call(_on_connection, info.context.container.read_engine, fn, *args)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 @dataclass
 class GraphQLContext(BaseContext):
     container: Container

@@ -24,6 +24,7 @@ from strawberry.types import Info
 from strawberry.utils.logging import StrawberryLogger
 
 from adapters.graphql.access import AccessExtension, check_creator_owns
+from adapters.graphql.comment_moderation import CommentModerationQuery
 from adapters.graphql.context import GraphQLContext, UserError, call, page_size
 from adapters.graphql.cost import DEFAULT_MAX_COST, CostLimitExtension
 from adapters.graphql.extensions import ConsistencyExtension, masking
@@ -222,7 +223,7 @@ async def _queue(
 
 
 @strawberry.type
-class Query(IntelligenceQuery, SentimentQuery):
+class Query(IntelligenceQuery, SentimentQuery, CommentModerationQuery):
     @strawberry.field(
         description="A video with its stats, creator and moderation case (null if unknown)"
     )

@@ -9,14 +9,13 @@ Video and Creator fields)."""
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
-import sqlalchemy as sa
 import strawberry
 from strawberry.types import Info
 
-from adapters.graphql.context import GraphQLContext, UserError, call, page_size
+from adapters.graphql.context import GraphQLContext, page_size, read
 from adapters.readmodel import sentiment_reader
 from adapters.readmodel.sentiment_reader import SentimentDTO, VideoSentimentDTO
 
@@ -105,22 +104,10 @@ class VideoSentiment:
         return Video.of(found) if found else None
 
 
-def _read(engine: sa.Engine, fn: Any, *args: Any) -> Any:
-    with engine.connect() as conn:
-        return fn(conn, *args)
-
-
-async def query(info: Info[GraphQLContext, None], fn: Any, *args: Any) -> Any:
-    try:
-        return await call(_read, info.context.container.read_engine, fn, *args)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-
-
 async def sentiment_of(
     info: Info[GraphQLContext, None], kind: str, key: str, window: SentimentWindow
 ) -> Sentiment:
-    return Sentiment.of(await query(info, sentiment_reader.sentiment, kind, key, window.value))
+    return Sentiment.of(await read(info, sentiment_reader.sentiment, kind, key, window.value))
 
 
 @strawberry.type
@@ -136,7 +123,7 @@ class SentimentQuery:
     async def platform_sentiment(
         self, info: Info[GraphQLContext, None], window: SentimentWindow = SentimentWindow.DAY
     ) -> Sentiment:
-        return Sentiment.of(await query(info, sentiment_reader.overall, window.value))
+        return Sentiment.of(await read(info, sentiment_reader.overall, window.value))
 
     @strawberry.field(
         description="Videos, creators, hashtags or sounds by mean sentiment (most negative first "
@@ -148,7 +135,7 @@ class SentimentQuery:
         order: SentimentOrder = SentimentOrder.MOST_NEGATIVE, first: int = 10,
         min_scored: int = 3,
     ) -> list[Sentiment]:  # fmt: skip
-        rows = await query(info, sentiment_reader.ranking, kind.value, window.value,
+        rows = await read(info, sentiment_reader.ranking, kind.value, window.value,
                            order.value, page_size(first), min_scored)  # fmt: skip
         return [Sentiment.of(r) for r in rows]
 
@@ -158,5 +145,5 @@ class SentimentQuery:
     async def turning_negative_videos(
         self, info: Info[GraphQLContext, None], first: int = 10
     ) -> list[VideoSentiment]:
-        rows = await query(info, sentiment_reader.turning_negative, page_size(first))
+        rows = await read(info, sentiment_reader.turning_negative, page_size(first))
         return [VideoSentiment.of(r) for r in rows]

@@ -9,12 +9,11 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from adapters.graphql.context import GraphQLContext, call, page_size
+from adapters.graphql.context import GraphQLContext, call, page_size, read
 from adapters.graphql.sentiment import (
     Sentiment,
     SentimentWindow,
     VideoSentiment,
-    query,
     sentiment_of,
 )
 from adapters.readmodel import sentiment_reader
@@ -110,7 +109,7 @@ class Video:
 
     @strawberry.field(description="Whether its audience is turning negative (null: no comment)")
     async def sentiment_status(self, info: Info[GraphQLContext, None]) -> VideoSentiment | None:
-        found = await query(info, sentiment_reader.video_state, self.id)
+        found = await read(info, sentiment_reader.video_state, self.id)
         return VideoSentiment.of(found) if found else None
 
 

@@ -9,6 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from support.auth import HEADERS
 
+from adapters.auth.keys import ApiKeyStore
+from adapters.auth.principal import Role
 from adapters.bootstrap import Container, bootstrap
 from adapters.http.app import create_app
 from adapters.settings import Settings
@@ -123,3 +125,46 @@ def test_bad_queue_queries_are_422(served):
     client, _ = served
     for params in ({"status": "closed"}, {"first": 0}, {"first": 101}, {"video_id": "x"}):
         error(client.get("/v1/comment-cases", params=params), 422, "invalid_input")
+
+
+CASES = """query($status: CommentCaseStatus!, $video: UUID) {
+  commentCases(status: $status, videoId: $video) {
+    caseId commentId videoId authorId text status reports reasons flags flagScore outcome
+    decidedAt
+  }
+}"""
+
+
+def test_graphql_reads_the_queue_as_rest_does_and_only_for_moderators(served):
+    client, container = served
+    v = video(client)
+    c = comment(client, v, "nobody asked for your opinion")
+    case = ok(report(client, c, video_id=v))["id"]
+    container.run_projections_until_idle()
+
+    def cases(status: str, headers: dict | None = None, video_id: str | None = None) -> dict:
+        body = {"query": CASES, "variables": {"status": status, "video": video_id}}
+        r = client.post("/graphql", json=body, headers=headers or {})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    [row] = cases("OPEN")["data"]["commentCases"]
+    [rest] = ok(client.get("/v1/comment-cases"))
+    assert (row["caseId"], row["commentId"], row["videoId"]) == (case, c, v)
+    assert (row["text"], row["authorId"]) == (rest["text"], rest["author_id"])
+    assert (row["status"], row["reports"], row["reasons"]) == ("OPEN", 1, {"harassment": 1})
+    assert (row["flags"], row["flagScore"], row["outcome"]) == (0, None, None)
+
+    decided = {"moderator_id": str(uuid.uuid4()), "outcome": "keep", "note": ""}
+    ok(client.post(f"/v1/comment-cases/{case}/decision", json=decided))
+    container.run_projections_until_idle()
+    assert cases("OPEN")["data"]["commentCases"] == []
+    [row] = cases("DECIDED", video_id=v)["data"]["commentCases"]
+    assert (row["outcome"], row["decidedAt"] is not None) == ("keep", True)
+    assert cases("DECIDED", video_id=str(uuid.uuid4()))["data"]["commentCases"] == []
+
+    analyst, _ = ApiKeyStore(container.read_engine).create(Role.ANALYST)
+    refused = cases("OPEN", headers={"X-API-Key": analyst})
+    assert refused["data"] is None
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "commentCases" in refused["errors"][0]["message"]
