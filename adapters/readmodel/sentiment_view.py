@@ -54,17 +54,7 @@ class SqlSentimentView(SqlAlertSink, SentimentView):
         self, keys: tuple[Key, ...], bucket: datetime, label: str | None,
         compound: float | None, at: datetime,
     ) -> None:  # fmt: skip
-        bucket, at = bucket.astimezone(UTC), at.astimezone(UTC)
-        for kind, key in keys:
-            row = self.buckets.get((kind, key, bucket))
-            if row is None:
-                row = self.buckets[(kind, key, bucket)] = [0, 0, 0, 0, 0, 0.0, at]
-            row[0] += 1
-            if label is not None and compound is not None:
-                row[1] += 1
-                row[_LABEL_INDEX[label]] += 1
-                row[5] += compound
-            row[6] = max(row[6], at)
+        self._tally(keys, bucket.astimezone(UTC), label, compound, 1, at.astimezone(UTC))
 
     def deleted(
         self, comment_id: str, keys: tuple[Key, ...], bucket: datetime | None,
@@ -73,18 +63,26 @@ class SqlSentimentView(SqlAlertSink, SentimentView):
         cid = UUID(comment_id)
         if self.comments.pop(cid, None) is None:  # not inserted in this batch: delete it
             self.gone.add(cid)
-        if bucket is None:
-            return
-        bucket = bucket.astimezone(UTC)
-        for kind, key in keys:  # negative tallies, added to the stored ones at flush
+        if bucket is not None:  # negative tallies; the bucket's start leaves last_at as is
+            bucket = bucket.astimezone(UTC)
+            self._tally(keys, bucket, label, compound, -1, bucket)
+
+    def _tally(
+        self, keys: tuple[Key, ...], bucket: datetime, label: str | None,
+        compound: float | None, sign: int, at: datetime,
+    ) -> None:  # fmt: skip
+        """Add (sign 1) or take out (-1) one comment in `bucket` for each key: added to
+        the stored tallies at flush."""
+        for kind, key in keys:
             row = self.buckets.get((kind, key, bucket))
             if row is None:
-                row = self.buckets[(kind, key, bucket)] = [0, 0, 0, 0, 0, 0.0, bucket]
-            row[0] -= 1
+                row = self.buckets[(kind, key, bucket)] = [0, 0, 0, 0, 0, 0.0, at]
+            row[0] += sign
             if label is not None and compound is not None:
-                row[1] -= 1
-                row[_LABEL_INDEX[label]] -= 1
-                row[5] -= compound
+                row[1] += sign
+                row[_LABEL_INDEX[label]] += sign
+                row[5] += sign * compound
+            row[6] = max(row[6], at)
 
     def video_status(
         self, video_id: str, status: str, recent_comments: int, recent_mean: float,
